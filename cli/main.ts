@@ -1,0 +1,71 @@
+// herd's command-line entry: a table of subcommands, each a module exporting run(argv) → exit code.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type Run = (argv: string[]) => Promise<number>;
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+// Subcommands load lazily, so `herd --help` never pays for the native addon or Kubernetes.
+const commands: Record<string, { summary: string; load: () => Promise<Run> }> = {
+  version: {
+    summary: "print herd's version",
+    load: async () => async () => {
+      console.log(`herd ${version()}`);
+      return 0;
+    },
+  },
+  backends: {
+    summary: "list the native engine's compute backends and CUDA devices",
+    load: async () => (await import("./backends.ts")).run,
+  },
+  demo: {
+    summary: "run the most complete job herd has, on this machine",
+    load: async () => (await import("./demo.ts")).run,
+  },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    "herd — train and evaluate LLaMA models on Kubernetes",
+    "",
+    "Usage: herd <command> [options]",
+    "",
+    "Commands:",
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    "",
+    "Options:",
+    "  -h, --help     show this help",
+    "  -v, --version  print the version",
+  ].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "-h" || name === "--help" || name === "help") {
+    console.log(usage());
+    return 0;
+  }
+  const command = commands[name === "-v" || name === "--version" ? "version" : name];
+  if (!command) {
+    console.error(`herd: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await (
+      await command.load()
+    )(rest);
+  } catch (err) {
+    console.error(`herd ${name}: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}

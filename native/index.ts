@@ -1,0 +1,30 @@
+// Typed entry point to the native engine. Every other module imports the addon from here.
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+export type Backend = "cpu" | "cuda";
+
+export interface NativeEngine {
+  /** Compute backends this build carries: always "cpu", and "cuda" when the CUDA library was built. */
+  backends(): Backend[];
+  /** CUDA devices visible to the CUDA backend; 0 without a GPU or driver. */
+  cudaDeviceCount(): number;
+  /** C = A·B for row-major fp32 matrices (A m×k, B k×n), computed off the JavaScript thread. */
+  matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Promise<Float32Array>;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const addonPath = path.join(here, "build", "herd_native.node");
+
+function load(): NativeEngine {
+  if (!existsSync(addonPath)) {
+    throw new Error(
+      `herd's native engine is not built (${addonPath} is missing): run 'npm run provision'`,
+    );
+  }
+  return createRequire(import.meta.url)(addonPath) as NativeEngine;
+}
+
+export const native: NativeEngine = load();
