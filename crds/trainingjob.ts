@@ -1,0 +1,278 @@
+// TrainingJob (herd.dev/v1alpha1): train a LLaMA model, durably, surviving preemption.
+// This file is the single source of truth for the kind: the CRD manifest, the operator,
+// the workers and `herd train --local` all validate with these schemas.
+import { z } from "zod";
+import { apiVersion, condition, objectMeta, resources, storageUri } from "./common.ts";
+import { presetNames } from "./presets.ts";
+
+export const modelSpec = z
+  .object({
+    preset: z
+      .enum(presetNames)
+      .optional()
+      .describe("A named size (crds/presets.ts). Explicit fields below override it."),
+    dim: z.int().positive().optional().describe("Model width (embedding size)."),
+    nLayers: z.int().positive().optional().describe("Number of transformer blocks."),
+    nHeads: z.int().positive().optional().describe("Attention heads; dim must be divisible by it."),
+    nKvHeads: z
+      .int()
+      .positive()
+      .optional()
+      .describe("Key/value heads for grouped-query attention; divides nHeads. Defaults to nHeads."),
+    ffnMultipleOf: z
+      .int()
+      .positive()
+      .optional()
+      .describe("SwiGLU hidden size is 2/3·4·dim rounded up to a multiple of this."),
+    vocabSize: z
+      .int()
+      .positive()
+      .optional()
+      .describe("Vocabulary size; defaults to the tokenizer's."),
+    maxSeqLen: z.int().positive().optional().describe("Longest sequence the rotary tables cover."),
+    normEps: z.number().positive().default(1e-5).describe("RMSNorm epsilon."),
+    ropeTheta: z.number().positive().default(10000).describe("Rotary embedding base."),
+    tiedEmbeddings: z
+      .boolean()
+      .default(false)
+      .describe("Share the token embedding with the output projection."),
+  })
+  .describe("The model: a preset and/or explicit dimensions.");
+
+export const tokenizerSpec = z
+  .object({
+    type: z
+      .enum(["sentencepiece", "bytes"])
+      .default("sentencepiece")
+      .describe(
+        "sentencepiece: a SentencePiece model file; bytes: raw UTF-8 bytes, vocabulary 256 (demos and tests).",
+      ),
+    uri: storageUri
+      .optional()
+      .describe("The SentencePiece model file; required when type is sentencepiece."),
+  })
+  .refine((t) => t.type !== "sentencepiece" || t.uri !== undefined, {
+    message: "tokenizer.uri is required when tokenizer.type is sentencepiece",
+    path: ["uri"],
+  })
+  .describe("How text becomes token ids.");
+
+export const dataSource = z
+  .object({
+    name: z.string().min(1).describe("Source name, e.g. CommonCrawl, C4, GitHub."),
+    uri: storageUri.describe(
+      "A folder of token shards made by `herd data prepare`, or a text file when format is text.",
+    ),
+    format: z
+      .enum(["shards", "text"])
+      .default("shards")
+      .describe(
+        "shards: herd token shards; text: a plain text file tokenized when training starts.",
+      ),
+    weight: z
+      .number()
+      .positive()
+      .default(1)
+      .describe("Sampling weight of this source in the mixture (normalised over all sources)."),
+  })
+  .describe("One data source of the mixture.");
+
+export const dataSpec = z
+  .object({
+    sources: z
+      .array(dataSource)
+      .min(1)
+      .describe("The mixture's sources (the paper's Table 1 mixes seven)."),
+    seqLen: z.int().positive().default(2048).describe("Tokens per training sequence."),
+  })
+  .describe("Training data: a weighted mixture of token-shard sources.");
+
+export const optimizerSpec = z
+  .object({
+    peakLr: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Peak learning rate; defaults to the preset's."),
+    minLrRatio: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe("The cosine schedule ends at peakLr · minLrRatio."),
+    warmupSteps: z
+      .int()
+      .min(0)
+      .default(2000)
+      .describe("Linear warm-up steps before the cosine decay."),
+    beta1: z.number().min(0).lt(1).default(0.9).describe("AdamW β1."),
+    beta2: z.number().min(0).lt(1).default(0.95).describe("AdamW β2."),
+    eps: z.number().positive().default(1e-8).describe("AdamW ε."),
+    weightDecay: z
+      .number()
+      .min(0)
+      .default(0.1)
+      .describe("Decoupled weight decay, applied to matrices only."),
+    gradClip: z
+      .number()
+      .positive()
+      .default(1.0)
+      .describe("Global gradient-norm clipping threshold."),
+  })
+  .describe("AdamW with the LLaMA paper's defaults and a cosine schedule.");
+
+export const trainingSpec = z
+  .object({
+    steps: z.int().positive().optional().describe("Optimizer steps to train; or give tokens."),
+    tokens: z
+      .int()
+      .positive()
+      .optional()
+      .describe("Training tokens; steps = tokens / globalBatchTokens, rounded up."),
+    globalBatchTokens: z
+      .int()
+      .positive()
+      .describe("Tokens per optimizer step across all workers (the paper uses 4M)."),
+    microBatch: z
+      .int()
+      .positive()
+      .default(1)
+      .describe(
+        "Sequences per forward/backward pass on one device; gradients accumulate up to the global batch.",
+      ),
+    optimizer: optimizerSpec.prefault({}),
+    precision: z
+      .enum(["fp32", "bf16"])
+      .default("fp32")
+      .describe("fp32 on CPU; bf16 compute with fp32 master weights on CUDA."),
+    activationCheckpointing: z
+      .boolean()
+      .default(false)
+      .describe("Recompute activations in the backward pass to save memory."),
+    seed: z
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        "Seed for initialisation and data order; same seed, data and threads give identical weights.",
+      ),
+  })
+  .refine((t) => t.steps !== undefined || t.tokens !== undefined, {
+    message: "give training.steps or training.tokens",
+    path: ["steps"],
+  })
+  .describe("How long and how to train.");
+
+export const parallelismSpec = z
+  .object({
+    workers: z
+      .int()
+      .positive()
+      .default(1)
+      .describe("Worker pods (data-parallel ranks across pods)."),
+    gpusPerWorker: z.int().min(0).default(0).describe("GPUs per worker pod; 0 trains on CPU."),
+  })
+  .describe("Data-parallel layout.");
+
+export const checkpointSpec = z
+  .object({
+    uri: storageUri.describe(
+      "Where checkpoints go: a folder (a PVC mount in the cluster) or s3://bucket/prefix.",
+    ),
+    intervalSteps: z
+      .int()
+      .positive()
+      .default(100)
+      .describe("Write a checkpoint every this many steps (and on SIGTERM)."),
+    keep: z
+      .int()
+      .positive()
+      .default(3)
+      .describe("Durable checkpoints to keep; older ones are pruned after a newer one is durable."),
+  })
+  .describe("Durable checkpoints: see docs/formats.md.");
+
+export const retrySpec = z
+  .object({
+    preemptionBudget: z
+      .int()
+      .min(0)
+      .default(100)
+      .describe("Preemptions tolerated before the job fails; counted apart from failures."),
+    failureLimit: z
+      .int()
+      .min(0)
+      .default(3)
+      .describe("Retries after crashes, with exponential back-off."),
+    backoffSeconds: z
+      .int()
+      .positive()
+      .default(10)
+      .describe("First back-off delay; doubles after each failure."),
+  })
+  .describe("What to tolerate before failing.");
+
+export const trainingJobSpec = z
+  .object({
+    model: modelSpec,
+    tokenizer: tokenizerSpec,
+    data: dataSpec,
+    training: trainingSpec,
+    parallelism: parallelismSpec.prefault({}),
+    resources: resources.prefault({}),
+    checkpoint: checkpointSpec,
+    retry: retrySpec.prefault({}),
+    suspend: z
+      .boolean()
+      .default(false)
+      .describe("Suspend the job: pods are deleted after a checkpoint; clear to resume."),
+  })
+  .describe("What to train, on what data, and how.");
+
+export const trainingJobPhase = z.enum(["Pending", "Running", "Suspended", "Succeeded", "Failed"]);
+
+export const trainingJobStatus = z
+  .object({
+    phase: trainingJobPhase
+      .optional()
+      .describe("Pending, Running, Suspended, Succeeded or Failed."),
+    conditions: z.array(condition).optional().describe("Observations of the job's state."),
+    step: z.int().min(0).optional().describe("Optimizer steps completed."),
+    totalSteps: z.int().min(0).optional().describe("Steps the job will train in all."),
+    tokensSeen: z.int().min(0).optional().describe("Training tokens consumed."),
+    loss: z.number().optional().describe("Training loss at the last reported step."),
+    learningRate: z.number().optional().describe("Learning rate at the last reported step."),
+    tokensPerSecond: z
+      .number()
+      .optional()
+      .describe("Recent training throughput, all workers together."),
+    lastCheckpoint: z
+      .object({ step: z.int().min(0), uri: z.string(), time: z.string() })
+      .optional()
+      .describe("The newest durable checkpoint."),
+    attempts: z.int().min(0).optional().describe("Attempts started (pod sets created)."),
+    preemptions: z.int().min(0).optional().describe("Attempts ended by preemption."),
+    failures: z.int().min(0).optional().describe("Attempts ended by failure."),
+    workflowId: z.string().optional().describe("The Temporal workflow driving this job."),
+    observedGeneration: z
+      .int()
+      .min(0)
+      .optional()
+      .describe("The spec generation the status reflects."),
+    startTime: z.string().optional().describe("When training first started."),
+    completionTime: z.string().optional().describe("When the job succeeded or failed."),
+    message: z.string().optional().describe("Why the job is in its phase, in words."),
+  })
+  .describe("Observed state, written by the job's workflow only.");
+
+export const trainingJob = z.object({
+  apiVersion: z.literal(apiVersion),
+  kind: z.literal("TrainingJob"),
+  metadata: objectMeta,
+  spec: trainingJobSpec,
+  status: trainingJobStatus.optional(),
+});
+
+export type TrainingJob = z.output<typeof trainingJob>;
+export type TrainingJobSpec = z.output<typeof trainingJobSpec>;
+export type TrainingJobStatus = z.output<typeof trainingJobStatus>;
