@@ -31,6 +31,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "train, inspect and run SentencePiece tokenizers (LLaMA settings)",
     load: async () => (await import("./tokenizer.ts")).run,
   },
+  data: {
+    summary: "prepare token shards from text (dedup, quality filters, tokenization), verify them",
+    load: async () => (await import("./data.ts")).run,
+  },
   demo: {
     summary: "run the most complete job herd has, on this machine",
     load: async () => (await import("./demo.ts")).run,
