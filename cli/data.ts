@@ -14,7 +14,6 @@ import {
   type PrepareOptions,
   type PrepareStats,
 } from "../native/data.ts";
-import { loadTokenizer } from "../native/tokenizer.ts";
 import { expandInputs, sha256File } from "./tokenizer.ts";
 
 const usage = `Usage:
@@ -182,7 +181,6 @@ export async function prepare(
     format: formatOf(f, run.format),
   }));
   const inputBytes = sources.reduce((a, s) => a + s.bytes, 0);
-  const tokenizer = loadTokenizer(run.native.tokenizer);
   const t0 = Date.now();
   const preparer = createPreparer(run.native);
   const progress = new Progress(inputBytes, run.quiet);
@@ -219,7 +217,7 @@ export async function prepare(
     tokenizer: {
       path: run.native.tokenizer,
       sha256: sha256File(run.native.tokenizer),
-      vocabSize: tokenizer.vocabSize,
+      vocabSize: stats.vocabSize,
     },
     sources,
     options: {

@@ -148,3 +148,35 @@ test("a missing shard or folder is a clear error", async () => {
     /shard folder \/nonexistent does not exist/,
   );
 });
+
+test("random damage and truncation: every read either succeeds or names the file", async () => {
+  await withShard(async (file, bytes, dir) => {
+    let seed = 99;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648);
+    let refused = 0;
+    for (let t = 0; t < 200; t++) {
+      const b = Buffer.from(bytes.subarray(0, t % 5 === 0 ? rnd() % bytes.length : bytes.length));
+      for (let j = 0; j < 1 + (rnd() % 4); j++) if (b.length > 0) b[rnd() % b.length] = rnd() % 256;
+      writeFileSync(file, b);
+      for (const attempt of [
+        () => verifyShard(file),
+        () =>
+          createMixtureLoader({ sources: [{ name: "s", weight: 1, folder: dir }] }).batch(
+            0,
+            0,
+            1,
+            4,
+            100,
+          ),
+      ]) {
+        try {
+          await attempt();
+        } catch (err) {
+          assert.ok((err as Error).message.includes(file), (err as Error).message);
+          refused++;
+        }
+      }
+    }
+    assert.ok(refused > 200, `only ${refused} of 400 damaged reads refused`);
+  });
+});

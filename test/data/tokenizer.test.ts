@@ -1,11 +1,12 @@
 // The SentencePiece binding against the reference Python package, on LLaMA's own model.
 import { test } from "node:test";
+import { spawnSync } from "node:child_process";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { loadTokenizer } from "../../native/tokenizer.ts";
-import { llamaModel, referenceEncode, shakespeare } from "./helpers.ts";
+import { llamaModel, referenceEncode, root, shakespeare } from "./helpers.ts";
 
 const tricky = [
   "",
@@ -103,6 +104,48 @@ test("a malformed or missing tokenizer file is a clear error, not a crash", () =
       () => loadTokenizer(path.join(dir, "absent.model")),
       /cannot open .*absent\.model/,
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("models with random damage load or fail with a message, and never crash the process", () => {
+  // In a child process, so a crash inside libsentencepiece fails this test instead of the run.
+  const script = `
+    import { readFileSync, writeFileSync } from "node:fs";
+    import { loadTokenizer } from ${JSON.stringify(path.join(root, "native/tokenizer.ts"))};
+    const model = readFileSync(${JSON.stringify(llamaModel)});
+    const file = ${JSON.stringify(path.join(tmpdir(), `herd-damaged-${process.pid}.model`))};
+    let seed = 12345, loaded = 0, refused = 0;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648);
+    for (let t = 0; t < 60; t++) {
+      const b = Buffer.from(model);
+      for (let j = 0; j < 1 + (rnd() % 8); j++) b[rnd() % b.length] = rnd() % 256;
+      b[b.length - 1 - (rnd() % 300)] = rnd() % 256; // the trainer and normaliser specs
+      writeFileSync(file, b);
+      try {
+        const tok = loadTokenizer(file);
+        await tok.encode("Hello 123 world 🎉 日本", true, true);
+        loaded++;
+      } catch (err) {
+        if (!String(err.message).includes(file)) throw new Error("unnamed: " + err.message);
+        refused++;
+      }
+    }
+    console.log(JSON.stringify({ loaded, refused }));
+  `;
+  const dir = mkdtempSync(path.join(tmpdir(), "herd-tokfuzz-"));
+  try {
+    const file = path.join(dir, "fuzz.mts");
+    writeFileSync(file, script);
+    const r = spawnSync(process.execPath, ["--import", "tsx", file], {
+      cwd: root,
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, `child exited ${r.status} ${r.signal}: ${r.stderr}`);
+    const { loaded, refused } = JSON.parse(r.stdout) as { loaded: number; refused: number };
+    assert.equal(loaded + refused, 60);
+    assert.ok(refused > 0, "no damaged model was refused");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

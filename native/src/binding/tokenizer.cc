@@ -4,6 +4,7 @@
 
 #include "binding/async.h"
 #include "binding/registry.h"
+#include "data/parallel.h"
 #include "data/tokenizer.h"
 
 namespace {
@@ -89,8 +90,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
         [tok, texts, bos, eos] {
           Out out(texts->size());
           const int64_t n = int64_t(texts->size());
-#pragma omp parallel for schedule(dynamic, 16)
-          for (int64_t i = 0; i < n; i++) out[i] = tok->encode((*texts)[i], bos, eos);
+          herd::data::parallel_for(n, 0, 16, [&](int64_t i) { out[i] = tok->encode((*texts)[i], bos, eos); });
           return out;
         },
         [](Napi::Env e, Out& out) -> Napi::Value {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "data/parallel.h"
 #include "data/shard.h"
 
 namespace herd::data {
@@ -152,15 +153,14 @@ void Preparer::add(std::vector<std::string> texts) {
   for (int64_t i = 0; i < n; i++) docs[i].text = std::move(texts[i]);
 
   // A: split and hash, in parallel.
-#pragma omp parallel for schedule(dynamic, 8) num_threads(o_.threads)
-  for (int64_t i = 0; i < n; i++) {
+  parallel_for(n, o_.threads, 8, [&](int64_t i) {
     Doc& d = docs[i];
     d.split();
     d.record(0);
     if (o_.dedup_docs) d.hash = fnv1a64(d.text.data(), d.text.size());
     if (o_.dedup_lines)
       for (const auto& l : d.lines) d.line_hashes.push_back(fnv1a64(l.begin, size_t(l.end - l.begin)));
-  }
+  });
 
   // B: deduplicate against everything seen so far, in input order.
   for (auto& d : docs) {
@@ -175,8 +175,7 @@ void Preparer::add(std::vector<std::string> texts) {
   }
 
   // C: filters and tokenization, in parallel.
-#pragma omp parallel for schedule(dynamic, 1) num_threads(o_.threads)
-  for (int64_t i = 0; i < n; i++) {
+  parallel_for(n, o_.threads, 1, [&](int64_t i) {
     Doc& d = docs[i];
     if (d.alive && o_.max_line_chars > 0)
       for (const auto& l : d.lines)
@@ -211,7 +210,7 @@ void Preparer::add(std::vector<std::string> texts) {
     }
     d.record(7);
     if (d.alive) d.tokens = tok_->encode(d.kept_text(), o_.bos, o_.eos);
-  }
+  });
 
   // D: counts and tokens, in input order.
   for (auto& d : docs) {
