@@ -146,19 +146,24 @@ MixtureLoader::Block MixtureLoader::make_block(uint64_t b) const {
   return block;
 }
 
-MixtureLoader::Sample MixtureLoader::sample(uint64_t g, int seq_len) const {
-  const uint64_t m = o_.block_rows;
-  Block block = make_block(g / m);
-  int s = block.source[g % m];
+MixtureLoader::Sample MixtureLoader::locate(const Block& block, uint64_t block_id, uint64_t g,
+                                            int seq_len) const {
+  const uint64_t i = g % o_.block_rows;
+  const int s = block.source[i];
   const Source& src = sources_[s];
-  uint64_t k = (g / m) * src.quota + block.rank[g % m];
-  uint64_t windows = (src.tokens - 1) / uint64_t(seq_len);
+  const uint64_t k = block_id * src.quota + block.rank[i];
+  const uint64_t windows = (src.tokens - 1) / uint64_t(seq_len);
   if (windows == 0)
     throw std::runtime_error("mixture: source " + src.name + " has " + std::to_string(src.tokens) +
                              " tokens, fewer than one row of seq_len + 1 = " + std::to_string(seq_len + 1));
-  uint64_t epoch = k / windows;
-  uint64_t window = permute(k % windows, windows, key_of(o_.seed, kTagWindow, uint64_t(s), epoch));
+  const uint64_t epoch = k / windows;
+  const uint64_t window = permute(k % windows, windows, key_of(o_.seed, kTagWindow, uint64_t(s), epoch));
   return {s, k, epoch, window};
+}
+
+MixtureLoader::Sample MixtureLoader::sample(uint64_t g, int seq_len) const {
+  const uint64_t block_id = g / o_.block_rows;
+  return locate(make_block(block_id), block_id, g, seq_len);
 }
 
 void MixtureLoader::read_tokens(const Source& s, uint64_t start, uint64_t count, int32_t* out) const {
@@ -182,17 +187,11 @@ void MixtureLoader::batch(uint64_t step, int rank, int world, int batch, int seq
   Block block;
   uint64_t block_id = UINT64_MAX;
   for (int i = 0; i < batch; i++) {
-    uint64_t g = first + uint64_t(i);
+    const uint64_t g = first + uint64_t(i);
     if (g / m != block_id) block = make_block(block_id = g / m);
-    int s = block.source[g % m];
-    const Source& src = sources_[s];
-    uint64_t k = block_id * src.quota + block.rank[g % m];
-    uint64_t windows = (src.tokens - 1) / uint64_t(seq_len);
-    if (windows == 0)
-      throw std::runtime_error("mixture: source " + src.name + " has " + std::to_string(src.tokens) +
-                               " tokens, fewer than one row of seq_len + 1 = " + std::to_string(seq_len + 1));
-    uint64_t window = permute(k % windows, windows, key_of(o_.seed, kTagWindow, uint64_t(s), k / windows));
-    read_tokens(src, window * uint64_t(seq_len), uint64_t(seq_len) + 1, out + size_t(i) * size_t(seq_len + 1));
+    const Sample at = locate(block, block_id, g, seq_len);
+    read_tokens(sources_[at.source], at.window * uint64_t(seq_len), uint64_t(seq_len) + 1,
+                out + size_t(i) * size_t(seq_len + 1));
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!served_ || step >= served_step_) {

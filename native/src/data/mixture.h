@@ -78,6 +78,7 @@ class MixtureLoader : public TokenSource {
     std::vector<uint32_t> rank;    // rows of the same source before it in the block
   };
   Block make_block(uint64_t b) const;
+  Sample locate(const Block& block, uint64_t block_id, uint64_t global_row, int seq_len) const;
   uint64_t samples_before(int s, uint64_t global_rows) const;
   void read_tokens(const Source& s, uint64_t start, uint64_t count, int32_t* out) const;
 
