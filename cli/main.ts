@@ -27,6 +27,14 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "list the native engine's compute backends and CUDA devices",
     load: async () => (await import("./backends.ts")).run,
   },
+  tokenizer: {
+    summary: "train, inspect and run SentencePiece tokenizers (LLaMA settings)",
+    load: async () => (await import("./tokenizer.ts")).run,
+  },
+  data: {
+    summary: "prepare token shards from text (dedup, quality filters, tokenization), verify them",
+    load: async () => (await import("./data.ts")).run,
+  },
   demo: {
     summary: "run the most complete job herd has, on this machine",
     load: async () => (await import("./demo.ts")).run,

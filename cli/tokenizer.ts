@@ -1,0 +1,154 @@
+// `herd tokenizer`: train a SentencePiece BPE model with LLaMA's settings, inspect one, and
+// encode or decode text with it.
+import { createHash } from "node:crypto";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { loadTokenizer, trainTokenizer } from "../native/tokenizer.ts";
+
+const usage = `Usage:
+  herd tokenizer train --input <file|dir>... --out <model> [--vocab-size 32000] [--threads N]
+                       [--character-coverage 0.99995] [--input-sentence-size N] [--seed N] [--verbose]
+  herd tokenizer info --model <model>
+  herd tokenizer encode --model <model> [--bos] [--eos] [--pieces] [text...]   (stdin without text)
+  herd tokenizer decode --model <model> [id...]                               (stdin without ids)`;
+
+/** Files under each input, recursively, in sorted order; plain files pass through. */
+export function expandInputs(inputs: string[]): string[] {
+  const files: string[] = [];
+  const walk = (p: string) => {
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (!st) throw new Error(`input ${p} does not exist`);
+    if (st.isDirectory()) {
+      for (const name of readdirSync(p).sort()) walk(path.join(p, name));
+    } else if (st.isFile()) {
+      files.push(p);
+    }
+  };
+  for (const input of inputs) walk(input);
+  return files;
+}
+
+export function sha256File(file: string): string {
+  return createHash("sha256").update(readFileSync(file)).digest("hex");
+}
+
+function positiveInt(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new Error(`--${name} must be a positive integer, got '${value}'`);
+  return n;
+}
+
+async function train(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      input: { type: "string", multiple: true },
+      out: { type: "string" },
+      "vocab-size": { type: "string" },
+      threads: { type: "string" },
+      "character-coverage": { type: "string" },
+      "input-sentence-size": { type: "string" },
+      seed: { type: "string" },
+      verbose: { type: "boolean", default: false },
+    },
+  });
+  if (!values.input?.length || !values.out)
+    throw new Error(`train needs --input and --out\n${usage}`);
+  const inputs = expandInputs(values.input);
+  if (inputs.length === 0) throw new Error(`no files under ${values.input.join(", ")}`);
+  const coverage = values["character-coverage"];
+  const t0 = Date.now();
+  await trainTokenizer({
+    inputs,
+    modelPath: values.out,
+    vocabSize: positiveInt("vocab-size", values["vocab-size"]),
+    threads: positiveInt("threads", values.threads),
+    characterCoverage: coverage === undefined ? undefined : Number(coverage),
+    inputSentenceSize: positiveInt("input-sentence-size", values["input-sentence-size"]),
+    seed: positiveInt("seed", values.seed),
+    verbose: values.verbose,
+  });
+  const tok = loadTokenizer(values.out);
+  console.log(
+    `wrote ${values.out}: ${tok.vocabSize} pieces from ${inputs.length} file(s) in ` +
+      `${((Date.now() - t0) / 1000).toFixed(1)}s, sha256 ${sha256File(values.out)}`,
+  );
+  return 0;
+}
+
+function info(argv: string[]): number {
+  const { values } = parseArgs({ args: argv, options: { model: { type: "string" } } });
+  if (!values.model) throw new Error(`info needs --model\n${usage}`);
+  const tok = loadTokenizer(values.model);
+  let bytes = 0;
+  for (let id = 0; id < tok.vocabSize; id++) if (tok.isByte(id)) bytes++;
+  console.log(`model: ${values.model}`);
+  console.log(`sha256: ${sha256File(values.model)}`);
+  console.log(`vocab size: ${tok.vocabSize}`);
+  console.log(`unk/bos/eos: ${tok.unkId}/${tok.bosId}/${tok.eosId}`);
+  console.log(`byte pieces: ${bytes}`);
+  return 0;
+}
+
+async function encode(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      model: { type: "string" },
+      bos: { type: "boolean", default: false },
+      eos: { type: "boolean", default: false },
+      pieces: { type: "boolean", default: false },
+    },
+  });
+  if (!values.model) throw new Error(`encode needs --model\n${usage}`);
+  const tok = loadTokenizer(values.model);
+  const texts = positionals.length > 0 ? positionals : [readFileSync(0, "utf8")];
+  for (const ids of await tok.encodeBatch(texts, values.bos, values.eos)) {
+    const out = values.pieces ? [...ids].map((id) => tok.piece(id)) : [...ids];
+    console.log(out.join(" "));
+  }
+  return 0;
+}
+
+async function decode(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { model: { type: "string" } },
+  });
+  if (!values.model) throw new Error(`decode needs --model\n${usage}`);
+  const tok = loadTokenizer(values.model);
+  const words = positionals.length > 0 ? positionals : readFileSync(0, "utf8").split(/\s+/);
+  const ids = words
+    .filter((w) => w !== "")
+    .map((w) => {
+      const id = Number(w);
+      if (!Number.isInteger(id)) throw new Error(`'${w}' is not a token id`);
+      return id;
+    });
+  process.stdout.write(await tok.decode(ids));
+  return 0;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case "train":
+      return train(rest);
+    case "info":
+      return info(rest);
+    case "encode":
+      return encode(rest);
+    case "decode":
+      return decode(rest);
+    default:
+      console.error(
+        sub === undefined || sub === "--help" ? usage : `unknown subcommand '${sub}'\n${usage}`,
+      );
+      return sub === "--help" ? 0 : 2;
+  }
+}
