@@ -27,6 +27,14 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "list the native engine's compute backends and CUDA devices",
     load: async () => (await import("./backends.ts")).run,
   },
+  train: {
+    summary: "train a TrainingJob on this machine (--local), with checkpoints and resume",
+    load: async () => (await import("./train.ts")).run,
+  },
+  presets: {
+    summary: "list the model presets with their sizes and parameter counts",
+    load: async () => (await import("./presets.ts")).run,
+  },
   demo: {
     summary: "run the most complete job herd has, on this machine",
     load: async () => (await import("./demo.ts")).run,
