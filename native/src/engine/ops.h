@@ -11,6 +11,7 @@
 // same bits.
 #pragma once
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -22,16 +23,33 @@ namespace herd::ops {
 
 // ---------------------------------------------------------------------------------------------
 // Matrix products: C[m,n] = alpha · op(A) · op(B) + beta · C, row-major, through OpenBLAS.
+// OpenBLAS runs single-threaded (use_threads in trainer.cc sets it); the rows of C are split
+// into one fixed block per OpenMP thread instead, so the engine has one thread pool (two
+// pools fight over the cores) and each element is computed by one thread in a fixed order.
 
-inline void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
-                 int lda, const float* b, int ldb, float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+inline void blas_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
+                      const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+              k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
-inline void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double* a,
-                 int lda, const double* b, int ldb, double beta, double* c, int ldc) {
-  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+inline void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a,
+                      int lda, const double* b, int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+              k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda,
+          const T* b, int ldb, T beta, T* c, int ldc) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int parts = std::max(1, std::min(threads, m / 16));
+#pragma omp parallel for num_threads(parts) schedule(static) if (parts > 1)
+  for (int p = 0; p < parts; p++) {
+    const int i0 = int(int64_t(m) * p / parts), i1 = int(int64_t(m) * (p + 1) / parts);
+    const T* a_rows = trans_a ? a + i0 : a + size_t(i0) * lda;  // rows i0.. of op(A)
+    blas_gemm(trans_a, trans_b, i1 - i0, n, k, alpha, a_rows, lda, b, ldb, beta,
+              c + size_t(i0) * ldc, ldc);
+  }
 }
 
 // out[N,OC] = in[N,C] · W[OC,C]ᵀ

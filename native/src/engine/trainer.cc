@@ -9,7 +9,7 @@ namespace herd {
 
 void use_threads(int threads) {
   omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  openblas_set_num_threads(1);  // ops::gemm splits the work over OpenMP's threads itself
 }
 
 Trainer::Trainer(const TrainerConfig& config, std::unique_ptr<TokenSource> source)

@@ -28,8 +28,8 @@ struct StepResult {
   double lr;         // learning rate the step used
 };
 
-// Sets OpenMP's and OpenBLAS's thread counts for the calling thread (OpenMP's setting is
-// per thread, and engine calls arrive on Node's worker threads).
+// Sets OpenMP's thread count for the calling thread (the setting is per thread, and engine
+// calls arrive on Node's worker threads) and keeps OpenBLAS single-threaded (see ops::gemm).
 void use_threads(int threads);
 
 class Trainer {

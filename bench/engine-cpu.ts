@@ -1,0 +1,101 @@
+// CPU engine benchmark (not a test): training and forward-only tokens/s for two small presets,
+// herd's native engine beside PyTorch running the same model (test/engine/torch_reference.py)
+// with the same threads and batch, in the same run. Prints the ratios.
+//   node --import tsx bench/engine-cpu.ts [--threads N] [--steps N]
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, homedir, tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { parameterCount, resolveModel } from "../crds/model.ts";
+import { engine } from "../native/engine.ts";
+
+const root = path.resolve(import.meta.dirname, "..");
+const { values } = parseArgs({
+  options: { threads: { type: "string" }, steps: { type: "string" } },
+});
+const threads = Number(values.threads ?? availableParallelism());
+const steps = Number(values.steps ?? 10);
+const text = readFileSync(path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt"));
+const python = path.join(
+  process.env.HERD_CACHE ?? path.join(homedir(), ".cache/herd"),
+  "torch-venv/bin/python",
+);
+
+const cases = [
+  { preset: "llama-tiny", batch: 8, seqLen: 128 },
+  { preset: "llama-15m", batch: 4, seqLen: 256 },
+] as const;
+
+async function herd(c: (typeof cases)[number]) {
+  const model = resolveModel(
+    { preset: c.preset, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false },
+    256,
+  );
+  const trainer = engine.createTrainer({
+    model,
+    optimizer: {
+      peakLr: 1e-3,
+      minLrRatio: 0.1,
+      warmupSteps: 10,
+      totalSteps: 100,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0.1,
+      gradClip: 1,
+    },
+    seqLen: c.seqLen,
+    microBatch: c.batch,
+    accumSteps: 1,
+    seed: 0,
+    threads,
+    source: { kind: "text-bytes", text, seed: 0 },
+  });
+  const tokens = c.batch * c.seqLen;
+  await trainer.step(); // warm-up
+  let t0 = performance.now();
+  for (let i = 0; i < steps; i++) await trainer.step();
+  const train = (steps * tokens) / ((performance.now() - t0) / 1000);
+  const input = Int32Array.from(text.subarray(0, tokens));
+  await trainer.forward(input, c.batch, c.seqLen);
+  t0 = performance.now();
+  for (let i = 0; i < steps; i++) await trainer.forward(input, c.batch, c.seqLen);
+  const forward = (steps * tokens) / ((performance.now() - t0) / 1000);
+  return { model, train, forward };
+}
+
+function torch(c: (typeof cases)[number], model: object) {
+  const dir = mkdtempSync(path.join(tmpdir(), "herd-bench-"));
+  try {
+    const config = path.join(dir, "config.json");
+    writeFileSync(
+      config,
+      JSON.stringify({ model, batch: c.batch, seqLen: c.seqLen, steps, threads }),
+    );
+    const out = execFileSync(
+      python,
+      [path.join(root, "test/engine/torch_reference.py"), "--bench", config],
+      { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: String(threads) } },
+    );
+    return JSON.parse(out.trim().split("\n").at(-1)!) as {
+      trainTokensPerSecond: number;
+      forwardTokensPerSecond: number;
+      torch: string;
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+console.log(`herd CPU engine vs PyTorch, ${threads} threads, ${steps} timed steps each, fp32`);
+for (const c of cases) {
+  const h = await herd(c);
+  const t = torch(c, h.model);
+  const k = (x: number) => `${(x / 1000).toFixed(1)}k`;
+  console.log(
+    `${c.preset} (${parameterCount(h.model).toLocaleString("en-US")} params, batch ${c.batch}×${c.seqLen}):` +
+      ` train herd ${k(h.train)} tok/s, torch ${t.torch} ${k(t.trainTokensPerSecond)} tok/s, ratio ${(h.train / t.trainTokensPerSecond).toFixed(2)}×;` +
+      ` forward herd ${k(h.forward)} tok/s, torch ${k(t.forwardTokensPerSecond)} tok/s, ratio ${(h.forward / t.forwardTokensPerSecond).toFixed(2)}×`,
+  );
+}
