@@ -173,16 +173,19 @@ void rope_apply(T* x, const T* cos_t, const T* sin_t, int B, int Tn, int n_heads
 }
 
 // ---------------------------------------------------------------------------------------------
-// Causal attention without the T×T matrix (FlashAttention-2's algorithm on a CPU): each query
-// row walks the keys at or before it in tiles of kKeyTile, keeping a running maximum m, a
-// running normaliser l and a running weighted sum of values, rescaled whenever m grows
-// (online softmax, Milakov & Gimelshein 2018). Only a tile of scores is ever held. The
-// forward pass saves the row's log-sum-exp; the backward pass recomputes the probabilities
-// from it instead of storing them.
+// Causal attention without the T×T matrix (FlashAttention-2's algorithm on a CPU). Queries
+// are taken in blocks of kQueryTile rows; each block walks the keys at or before it in tiles
+// of kKeyTile, so only a kQueryTile × kKeyTile tile of scores S = Q·Kᵀ/√d exists at a time.
+// Per query row the forward pass keeps a running maximum m, a running normaliser l and a
+// running weighted sum of values, rescaled whenever m grows (online softmax, Milakov &
+// Gimelshein 2018), and saves the row's log-sum-exp. The backward pass recomputes each tile's
+// probabilities from it instead of storing them. The tile products are small matrix products
+// (gemm), the rest is row-wise arithmetic.
 //
 // q, out: [B·T, n_heads·hd]; k, v: [B·T, n_kv_heads·hd]; lse: [B, n_heads, T]. Query head h
 // reads key/value head h / (n_heads / n_kv_heads) (grouped-query attention).
 
+constexpr int kQueryTile = 64;
 constexpr int kKeyTile = 64;
 
 template <class T>
@@ -191,6 +194,16 @@ T dot(const T* a, const T* b, int n) {
 #pragma omp simd reduction(+ : s)
   for (int i = 0; i < n; i++) s += a[i] * b[i];
   return s;
+}
+
+// Scores of a tile, scaled, with keys after the query (causal mask) at −inf.
+template <class T>
+void attention_scores(T* S, const T* q, int qs, const T* k, int kvs, int i0, int bq, int j0,
+                      int bk, int hd, T scale) {
+  gemm(false, true, bq, bk, hd, scale, q, qs, k, kvs, T(0), S, kKeyTile);
+  for (int i = 0; i < bq; i++)
+    for (int j = std::max(0, i0 + i - j0 + 1); j < bk; j++)
+      S[i * kKeyTile + j] = -std::numeric_limits<T>::infinity();
 }
 
 template <class T>
@@ -203,41 +216,42 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int B
   for (int b = 0; b < B; b++)
     for (int h = 0; h < n_heads; h++) {
       const int kvh = h / group;
-      T score[kKeyTile];
-      std::vector<T> acc(hd);
-      for (int t = 0; t < Tn; t++) {
-        const T* qt = q + size_t(b * Tn + t) * qs + h * hd;
-        T m = -std::numeric_limits<T>::infinity(), l = 0;
+      std::vector<T> S(kQueryTile * kKeyTile), acc(size_t(kQueryTile) * hd), m(kQueryTile),
+          l(kQueryTile);
+      for (int i0 = 0; i0 < Tn; i0 += kQueryTile) {
+        const int bq = std::min(kQueryTile, Tn - i0);
+        const T* qb = q + size_t(b * Tn + i0) * qs + h * hd;
+        std::fill(m.begin(), m.end(), -std::numeric_limits<T>::infinity());
+        std::fill(l.begin(), l.end(), T(0));
         std::fill(acc.begin(), acc.end(), T(0));
-        for (int j0 = 0; j0 <= t; j0 += kKeyTile) {
-          const int j1 = std::min(j0 + kKeyTile, t + 1);
-          T tile_max = -std::numeric_limits<T>::infinity();
-          for (int j = j0; j < j1; j++) {
-            score[j - j0] = dot(qt, k + size_t(b * Tn + j) * kvs + kvh * hd, hd) * scale;
-            tile_max = std::max(tile_max, score[j - j0]);
+        for (int j0 = 0; j0 < i0 + bq; j0 += kKeyTile) {
+          const int bk = std::min(kKeyTile, i0 + bq - j0);
+          const T* kb = k + size_t(b * Tn + j0) * kvs + kvh * hd;
+          const T* vb = v + size_t(b * Tn + j0) * kvs + kvh * hd;
+          attention_scores(S.data(), qb, qs, kb, kvs, i0, bq, j0, bk, hd, scale);
+          for (int i = 0; i < bq; i++) {
+            T* s = S.data() + i * kKeyTile;
+            const T m_new = std::max(m[i], *std::max_element(s, s + bk));
+            const T correction = std::exp(m[i] - m_new);  // exp(−inf) = 0 on the first tile
+            T sum = 0;
+            for (int j = 0; j < bk; j++) sum += (s[j] = std::exp(s[j] - m_new));
+            l[i] = l[i] * correction + sum;
+            m[i] = m_new;
+            for (int x = 0; x < hd; x++) acc[size_t(i) * hd + x] *= correction;
           }
-          const T m_new = std::max(m, tile_max);
-          const T correction = std::exp(m - m_new);  // exp(−inf) = 0 on the first tile
-          l *= correction;
-          for (int i = 0; i < hd; i++) acc[i] *= correction;
-          for (int j = j0; j < j1; j++) {
-            const T p = std::exp(score[j - j0] - m_new);
-            l += p;
-            const T* vj = v + size_t(b * Tn + j) * kvs + kvh * hd;
-            for (int i = 0; i < hd; i++) acc[i] += p * vj[i];
-          }
-          m = m_new;
+          gemm(false, false, bq, hd, bk, T(1), S.data(), kKeyTile, vb, kvs, T(1), acc.data(), hd);
         }
-        T* ot = out + size_t(b * Tn + t) * qs + h * hd;
-        for (int i = 0; i < hd; i++) ot[i] = acc[i] / l;
-        lse[(size_t(b) * n_heads + h) * Tn + t] = m + std::log(l);
+        for (int i = 0; i < bq; i++) {
+          T* o = out + size_t(b * Tn + i0 + i) * qs + h * hd;
+          for (int x = 0; x < hd; x++) o[x] = acc[size_t(i) * hd + x] / l[i];
+          lse[(size_t(b) * n_heads + h) * Tn + i0 + i] = m[i] + std::log(l[i]);
+        }
       }
     }
 }
 
-// With P = softmax(S) recomputed from lse and Dₜ = dOₜ·Oₜ:
-//   dPₜⱼ = dOₜ·Vⱼ,  dSₜⱼ = Pₜⱼ(dPₜⱼ − Dₜ),  dQₜ += scale·Σⱼ dSₜⱼ Kⱼ,
-//   dKⱼ += scale·Σₜ dSₜⱼ Qₜ,  dVⱼ += Σₜ Pₜⱼ dOₜ.
+// With P = exp(S − lse) recomputed per tile and Dₜ = dOₜ·Oₜ:
+//   dP = dO·Vᵀ,  dS = P ⊙ (dP − D)/√d,  dQ += dS·K,  dK += dSᵀ·Q,  dV += Pᵀ·dO.
 // One thread owns a (batch, key/value head) pair and the query heads of its group, so dK and
 // dV are summed by one thread in a fixed order.
 template <class T>
@@ -250,27 +264,32 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < B; b++)
     for (int kvh = 0; kvh < n_kv_heads; kvh++) {
+      std::vector<T> P(kQueryTile * kKeyTile), dP(kQueryTile * kKeyTile), D(kQueryTile);
       for (int h = kvh * group; h < (kvh + 1) * group; h++)
-        for (int t = 0; t < Tn; t++) {
-          const size_t row = size_t(b * Tn + t);
-          const T* qt = q + row * qs + h * hd;
-          const T* dot_ = dout + row * qs + h * hd;
-          T* dqt = dq + row * qs + h * hd;
-          const T D = dot(dot_, out + row * qs + h * hd, hd);
-          const T row_lse = lse[(size_t(b) * n_heads + h) * Tn + t];
-          for (int j = 0; j <= t; j++) {
-            const size_t krow = size_t(b * Tn + j) * kvs + kvh * hd;
-            const T p = std::exp(dot(qt, k + krow, hd) * scale - row_lse);
-            const T dp = dot(dot_, v + krow, hd);
-            const T ds = p * (dp - D) * scale;
-            T* dkj = dk + krow;
-            T* dvj = dv + krow;
-            const T* kj = k + krow;
-            for (int i = 0; i < hd; i++) {
-              dqt[i] += ds * kj[i];
-              dkj[i] += ds * qt[i];
-              dvj[i] += p * dot_[i];
-            }
+        for (int i0 = 0; i0 < Tn; i0 += kQueryTile) {
+          const int bq = std::min(kQueryTile, Tn - i0);
+          const size_t row0 = size_t(b * Tn + i0) * qs + h * hd;
+          const T* row_lse = lse + (size_t(b) * n_heads + h) * Tn + i0;
+          for (int i = 0; i < bq; i++)
+            D[i] = dot(dout + row0 + size_t(i) * qs, out + row0 + size_t(i) * qs, hd);
+          for (int j0 = 0; j0 < i0 + bq; j0 += kKeyTile) {
+            const int bk = std::min(kKeyTile, i0 + bq - j0);
+            const size_t krow0 = size_t(b * Tn + j0) * kvs + kvh * hd;
+            attention_scores(P.data(), q + row0, qs, k + krow0, kvs, i0, bq, j0, bk, hd, scale);
+            gemm(false, true, bq, bk, hd, T(1), dout + row0, qs, v + krow0, kvs, T(0), dP.data(),
+                 kKeyTile);
+            for (int i = 0; i < bq; i++)
+              for (int j = 0; j < bk; j++) {
+                T& p = P[i * kKeyTile + j];
+                p = std::exp(p - row_lse[i]);  // masked scores give exp(−inf) = 0
+                dP[i * kKeyTile + j] = p * (dP[i * kKeyTile + j] - D[i]) * scale;  // now dS
+              }
+            gemm(false, false, bq, hd, bk, T(1), dP.data(), kKeyTile, k + krow0, kvs, T(1),
+                 dq + row0, qs);
+            gemm(true, false, bk, hd, bq, T(1), dP.data(), kKeyTile, q + row0, qs, T(1),
+                 dk + krow0, kvs);
+            gemm(true, false, bk, hd, bq, T(1), P.data(), kKeyTile, dout + row0, qs, T(1),
+                 dv + krow0, kvs);
           }
         }
     }
