@@ -94,7 +94,18 @@ test("N steps, stop, resume, N more gives the same checkpoint bits as 2N straigh
 
 test("SIGTERM in the middle of a step: checkpoint, exit 75, and the resumed run is exact", async () => {
   const out = path.join(work, "sigterm");
-  const slow = manifest("slow"); // same job; one run is stopped part-way
+  // Longer steps (16 sequences of 128 tokens), so the signal lands inside one.
+  const slow = manifest("slow");
+  writeFileSync(
+    slow,
+    readFileSync(slow, "utf8")
+      .replace("seqLen: 64", "seqLen: 128")
+      .replace("globalBatchTokens: 256", "globalBatchTokens: 2048")
+      .replace("microBatch: 2", "microBatch: 8")
+      .replace("steps: 12", "steps: 8"),
+  );
+  const slowStraight = path.join(work, "slow-straight");
+  assert.equal(train(slow, slowStraight, 8).status, 0);
   const child = spawn(process.execPath, [
     herdBin,
     "train",
@@ -121,11 +132,12 @@ test("SIGTERM in the middle of a step: checkpoint, exit 75, and the resumed run 
   const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
   assert.equal(code, 75, stdout);
   const stopped = Number(readFileSync(path.join(out, "LATEST"), "utf8").trim().slice(5));
-  assert.ok(stopped >= 4 && stopped < 12, `stopped at step ${stopped}`);
-  assert.match(stdout, /SIGTERM: finishing the step in flight/);
-  const r = train(slow, out, 12);
+  assert.match(stdout, /SIGTERM during step 4: finishing it, then writing a checkpoint/);
+  assert.equal(stopped, 4, "the step in flight was finished and checkpointed");
+  assert.match(stdout, /stopped by SIGTERM at step 4; exit 75/);
+  const r = train(slow, out, 8);
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(hashes(out, 12), hashes(straight, 12));
+  assert.deepEqual(hashes(out, 8), hashes(slowStraight, 8));
 });
 
 test("a damaged latest checkpoint: resume from the previous one with a warning, still exact", () => {

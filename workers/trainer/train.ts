@@ -343,86 +343,40 @@ export async function train(options: TrainOptions): Promise<number> {
 }
 
 async function run(p: Plan, log: Logger): Promise<number> {
-  let text: Buffer;
-  try {
-    text = readFileSync(p.sourceFile);
-  } catch (err) {
-    throw new UserError(
-      `spec.data.sources[0].uri: cannot read ${p.sourceFile}: ${(err as Error).message}`,
-    );
-  }
-  if (text.length < p.trainer.seqLen + 1)
-    throw new UserError(
-      `spec.data.sources[0].uri: ${p.sourceFile} has fewer than seqLen + 1 bytes`,
-    );
-  let trainer: Trainer;
-  try {
-    trainer = engine.createTrainer({
-      ...p.trainer,
-      source: { kind: "text-bytes", text, seed: p.trainer.seed },
-    });
-  } catch (err) {
-    throw new UserError((err as Error).message);
-  }
-
-  // Resume from the newest checkpoint that verifies.
-  const loaded = loadCheckpoint(
-    p.checkpointDir,
-    checkpointFiles,
-    (files) => openCheckpoint(files, trainer, p),
-    (msg) => log.warn(msg),
-  );
-  if (loaded) {
-    const r = loaded.value;
-    trainer.setTensors("params", r.params);
-    trainer.setTensors("m", r.m);
-    trainer.setTensors("v", r.v);
-    try {
-      trainer.setState({
-        step: r.state.step,
-        tokens: r.state.tokens,
-        adamStep: r.state.adamStep,
-        sourceState: JSON.stringify(r.state.dataSource),
-      });
-    } catch (err) {
-      throw new UserError((err as Error).message);
-    }
-    if (r.state.batch.threads !== p.trainer.threads)
-      log.warn(
-        `the checkpoint was trained with ${r.state.batch.threads} threads, this run uses ${p.trainer.threads}: results will not be bit-identical to an uninterrupted run`,
-      );
-    log.info(`resumed from ${loaded.path}`, { step: loaded.step });
-  } else {
-    log.info(`training from scratch: ${parameterCount(p.model)} parameters`, {
-      parameters: parameterCount(p.model),
-    });
-  }
-
+  // From here on SIGTERM/SIGINT ask for a stop: the step in flight (if any) runs to its end,
+  // a checkpoint is written, and the process exits 75.
   let stopSignal: NodeJS.Signals | undefined;
+  let inFlight: number | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
-    stopSignal ??= sig;
-    log.info(`${sig}: finishing the step in flight, then writing a checkpoint`);
+    if (stopSignal) return;
+    stopSignal = sig;
+    log.info(
+      inFlight === undefined
+        ? `${sig}: stopping; writing a checkpoint`
+        : `${sig} during step ${inFlight}: finishing it, then writing a checkpoint`,
+    );
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
+    const trainer = createAndResume(p, log);
     const tokensPerStep = p.trainer.seqLen * p.trainer.microBatch * p.trainer.accumSteps;
-    let lastSaved = loaded?.step ?? -1;
-    const save = (): string => {
-      const step = trainer.state().step;
+    let step = trainer.state().step;
+    let lastSaved = step;
+    const save = (): void => {
       const where = saveCheckpoint(p.checkpointDir, step, checkpointContents(trainer, p), p.keep);
       lastSaved = step;
       log.info(`checkpoint ${stepName(step)} written`, { event: "checkpoint", step, path: where });
-      return where;
     };
-    let step = trainer.state().step;
     const started = performance.now();
     const startStep = step;
+    if (step === 0) lastSaved = -1; // a fresh run always ends with a checkpoint
     while (step < p.stopAt && !stopSignal) {
+      inFlight = step + 1;
       const r = await trainer.step();
+      inFlight = undefined;
       step++;
-      const elapsed = (performance.now() - started) / 1000;
-      const perStep = elapsed / (step - startStep);
+      const perStep = (performance.now() - started) / 1000 / (step - startStep);
       log.step({
         step,
         loss: r.loss,
@@ -448,4 +402,61 @@ async function run(p: Plan, log: Logger): Promise<number> {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
   }
+}
+
+// Creates the engine's trainer for the plan and restores the newest usable checkpoint.
+function createAndResume(p: Plan, log: Logger): Trainer {
+  let text: Buffer;
+  try {
+    text = readFileSync(p.sourceFile);
+  } catch (err) {
+    throw new UserError(
+      `spec.data.sources[0].uri: cannot read ${p.sourceFile}: ${(err as Error).message}`,
+    );
+  }
+  if (text.length < p.trainer.seqLen + 1)
+    throw new UserError(
+      `spec.data.sources[0].uri: ${p.sourceFile} has fewer than seqLen + 1 bytes`,
+    );
+  let trainer: Trainer;
+  try {
+    trainer = engine.createTrainer({
+      ...p.trainer,
+      source: { kind: "text-bytes", text, seed: p.trainer.seed },
+    });
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+  const loaded = loadCheckpoint(
+    p.checkpointDir,
+    checkpointFiles,
+    (files) => openCheckpoint(files, trainer, p),
+    (msg) => log.warn(msg),
+  );
+  if (!loaded) {
+    log.info(`training from scratch: ${parameterCount(p.model)} parameters`, {
+      parameters: parameterCount(p.model),
+    });
+    return trainer;
+  }
+  const r = loaded.value;
+  trainer.setTensors("params", r.params);
+  trainer.setTensors("m", r.m);
+  trainer.setTensors("v", r.v);
+  try {
+    trainer.setState({
+      step: r.state.step,
+      tokens: r.state.tokens,
+      adamStep: r.state.adamStep,
+      sourceState: JSON.stringify(r.state.dataSource),
+    });
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+  if (r.state.batch.threads !== p.trainer.threads)
+    log.warn(
+      `the checkpoint was trained with ${r.state.batch.threads} threads, this run uses ${p.trainer.threads}: results will not be bit-identical to an uninterrupted run`,
+    );
+  log.info(`resumed from ${loaded.path}`, { step: loaded.step });
+  return trainer;
 }
