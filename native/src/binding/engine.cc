@@ -332,17 +332,15 @@ Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo& info) {
   auto b = std::make_shared<Batch>(readBatch(
       info, "forward(tokens: Int32Array, batch, seqLen, targets?: Int32Array)", false));
   auto out = std::make_shared<ForwardOut>();
-  const bool copy_logits = !(info.Length() > 4 && info[4].IsBoolean() && !info[4].ToBoolean());
   auto* w = new EngineWorker(
       info.Env(), this,
-      [this, b, out, copy_logits] {
+      [this, b, out] {
         herd::use_threads(trainer_->config().threads);
         auto& model = trainer_->model();
         out->loss = model.forward(b->tokens.data(), b->targets.empty() ? nullptr : b->targets.data(),
                                   b->B, b->T);
-        if (copy_logits)
-          out->logits.assign(model.logits(),
-                             model.logits() + size_t(b->B) * b->T * model.config().vocab_size);
+        out->logits.assign(model.logits(),
+                           model.logits() + size_t(b->B) * b->T * model.config().vocab_size);
       },
       [out](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
