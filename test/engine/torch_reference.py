@@ -172,17 +172,21 @@ def bench(cfg):
         opt.step()
 
     train_step()  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         train_step()
     train_tps = steps * B * T / (time.perf_counter() - t0)
+    train_cpu = steps * B * T / (time.process_time() - c0)
     with torch.no_grad():
         model(tokens[:, :-1])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             model(tokens[:, :-1])
         fwd_tps = steps * B * T / (time.perf_counter() - t0)
-    print(json.dumps({"trainTokensPerSecond": train_tps, "forwardTokensPerSecond": fwd_tps, "torch": torch.__version__}))
+        fwd_cpu = steps * B * T / (time.process_time() - c0)
+    print(json.dumps({"trainTokensPerSecond": train_tps, "forwardTokensPerSecond": fwd_tps,
+                      "trainTokensPerCpuSecond": train_cpu, "forwardTokensPerCpuSecond": fwd_cpu,
+                      "torch": torch.__version__}))
 
 
 if __name__ == "__main__":
