@@ -185,6 +185,20 @@ test("a malformed manifest or tensor file in the only checkpoint is a clear erro
   }
 });
 
+test("resuming a checkpoint of a different model exits 64 and keeps the checkpoint", () => {
+  const out = path.join(work, "other-model");
+  assert.equal(train(job, out, 2).status, 0);
+  const wider = manifest("wider");
+  writeFileSync(
+    wider,
+    readFileSync(wider, "utf8").replace("preset: llama-tiny }", "preset: llama-tiny, nLayers: 3 }"),
+  );
+  const r = train(wider, out, 4);
+  assert.equal(r.status, 64, r.stderr);
+  assert.match(r.stderr, /the checkpoint's model .* differs from the job's/);
+  assert.equal(readFileSync(path.join(out, "LATEST"), "utf8"), "step-000000002\n");
+});
+
 test("a bad manifest exits 64 naming the field", () => {
   const bad = manifest("bad");
   writeFileSync(bad, readFileSync(bad, "utf8").replace("seqLen: 64", "seqLen: 100000"));

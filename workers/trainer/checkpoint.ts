@@ -23,6 +23,7 @@ import {
   writeSync,
 } from "node:fs";
 import path from "node:path";
+import { SafetensorsError } from "./safetensors.ts";
 
 export class CheckpointError extends Error {
   override name = "CheckpointError";
@@ -202,8 +203,8 @@ export interface Loaded<T> {
 
 /**
  * Opens the newest usable checkpoint: LATEST first, then older ones, newest first. `open`
- * turns verified files into a value and may throw (a malformed tensor file) — that checkpoint
- * is then skipped too. Each skip is reported through `warn`. Returns undefined when `dir`
+ * turns verified files into a value and may throw CheckpointError or SafetensorsError (a
+ * malformed file) — that checkpoint is then skipped too; other errors propagate. Each skip is reported through `warn`. Returns undefined when `dir`
  * holds no checkpoint; throws when checkpoints exist but none is usable.
  */
 export function loadCheckpoint<T>(
@@ -231,7 +232,9 @@ export function loadCheckpoint<T>(
         warn(`falling back to checkpoint ${stepName(step)}: ${reasons.join("; ")}`);
       return { step, path: where, value };
     } catch (err) {
-      if (!(err instanceof Error)) throw err;
+      // Damage (a file that does not verify or parse) means: try the next one. Anything else
+      // — say, a checkpoint of a different model — is not fixed by an older checkpoint.
+      if (!(err instanceof CheckpointError || err instanceof SafetensorsError)) throw err;
       reasons.push(err.message);
     }
   }

@@ -39,6 +39,14 @@ int intField(const Napi::Object& o, const char* key, const std::string& where,
   return int(x);
 }
 
+// Seeds are any integer JavaScript represents exactly (0 ≤ seed < 2^53).
+uint64_t seedField(const Napi::Object& o, const char* key, const std::string& where) {
+  double x = numberField(o, key, where, 0.0);
+  if (x != double(int64_t(x)) || x < 0 || x > 9007199254740991.0)
+    throw Napi::RangeError::New(o.Env(), where + "." + key + " must be an integer in [0, 2^53)");
+  return uint64_t(x);
+}
+
 herd::TrainerConfig readConfig(const Napi::Object& o) {
   herd::TrainerConfig c;
   Napi::Object m = objectField(o, "model", "options");
@@ -65,7 +73,7 @@ herd::TrainerConfig readConfig(const Napi::Object& o) {
   c.seq_len = intField(o, "seqLen", "options");
   c.micro_batch = intField(o, "microBatch", "options", 1);
   c.accum_steps = intField(o, "accumSteps", "options", 1);
-  c.seed = uint64_t(intField(o, "seed", "options", 0));
+  c.seed = seedField(o, "seed", "options");
   c.threads = intField(o, "threads", "options", 1);
   c.rank = intField(o, "rank", "options", 0);
   c.world = intField(o, "world", "options", 1);
@@ -82,8 +90,7 @@ std::unique_ptr<herd::TokenSource> readSource(const Napi::Object& o) {
       throw Napi::TypeError::New(o.Env(), "source.text must be a Uint8Array");
     auto bytes = text.As<Napi::Uint8Array>();
     std::vector<uint8_t> copy(bytes.Data(), bytes.Data() + bytes.ElementLength());
-    return std::make_unique<herd::ByteTextSource>(std::move(copy),
-                                                  uint64_t(intField(s, "seed", "source", 0)));
+    return std::make_unique<herd::ByteTextSource>(std::move(copy), seedField(s, "seed", "source"));
   }
   throw Napi::TypeError::New(o.Env(), "source.kind '" + kind + "' is not known (text-bytes)");
 }
