@@ -97,7 +97,14 @@ export interface Trainer {
 }
 
 export interface EngineBinding {
+  /** A trainer with freshly initialised weights (from options.seed); load a checkpoint with setTensors/setState. */
   createTrainer(options: TrainerOptions): Trainer;
 }
 
-export const engine = native as unknown as EngineBinding;
+const { Trainer: TrainerClass } = native as unknown as {
+  Trainer: new (options: TrainerOptions) => Trainer;
+};
+
+export const engine: EngineBinding = {
+  createTrainer: (options) => new TrainerClass(options),
+};

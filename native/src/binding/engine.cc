@@ -1,4 +1,4 @@
-// createTrainer(options) -> Trainer: the CPU engine's training loop body as a JavaScript object.
+// new Trainer(options): the CPU engine's training loop body as a JavaScript object.
 // Heavy calls (step, forward, lossAndGrads, update) run on Node's worker pool and return
 // Promises; one call at a time per trainer (a second one while busy throws). Tensors cross as
 // copies, named as in the checkpoint (docs/formats.md, "Checkpoints").
@@ -402,15 +402,7 @@ Napi::Value TrainerWrap::Update(const Napi::CallbackInfo& info) {
   return w->Promise();
 }
 
-Napi::FunctionReference* trainerConstructor = nullptr;
-
 }  // namespace
 
-HERD_BINDING(InitEngine) {
-  Napi::Function ctor = TrainerWrap::Define(env);
-  trainerConstructor = new Napi::FunctionReference(Napi::Persistent(ctor));
-  exports.Set("Trainer", ctor);
-  exports.Set("createTrainer", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
-                return trainerConstructor->New({info.Length() > 0 ? info[0] : info.Env().Undefined()});
-              }));
-}
+// The class only; native/engine.ts wraps `new Trainer(options)` as createTrainer().
+HERD_BINDING(InitEngine) { exports.Set("Trainer", TrainerWrap::Define(env)); }
