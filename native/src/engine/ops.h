@@ -360,7 +360,8 @@ void cross_entropy_forward(T* losses, const T* logits, const int32_t* targets, i
     const T* z = logits + size_t(n) * V;
     T m = *std::max_element(z, z + V);
     T sum = 0;
-    for (int i = 0; i < V; i++) sum += std::exp(z[i] - m);
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < V; i++) sum += fast_exp(z[i] - m);
     losses[n] = m + std::log(sum) - z[targets[n]];
   }
 }
@@ -374,11 +375,13 @@ void cross_entropy_backward_inplace(T* logits, const int32_t* targets, int N, in
     T* z = logits + size_t(n) * V;
     T m = *std::max_element(z, z + V);
     T sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int i = 0; i < V; i++) {
-      z[i] = std::exp(z[i] - m);
+      z[i] = fast_exp(z[i] - m);
       sum += z[i];
     }
-    for (int i = 0; i < V; i++) z[i] = z[i] / sum * dloss;
+    const T scale = dloss / sum;
+    for (int i = 0; i < V; i++) z[i] *= scale;
     z[targets[n]] -= dloss;
   }
 }
