@@ -51,6 +51,8 @@ export interface Plan {
   checkpointDir: string;
   intervalSteps: number;
   keep: number;
+  /** Settings this trainer does not apply, said once at start. */
+  warnings: string[];
 }
 
 const checkpointFiles = ["model.safetensors", "optimizer.safetensors", "trainer.json"];
@@ -74,6 +76,19 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
       "spec.data.sources: with the bytes tokenizer, give exactly one source with format: text",
     );
   const model = resolveModel(spec.model, 256);
+  const warnings: string[] = [];
+  if (spec.training.precision !== "fp32")
+    warnings.push(
+      `spec.training.precision: ${spec.training.precision} is for CUDA; the CPU trains in fp32`,
+    );
+  if (spec.training.activationCheckpointing)
+    warnings.push(
+      "spec.training.activationCheckpointing: not implemented on the CPU backend; ignored",
+    );
+  if (spec.parallelism.workers > 1 || spec.parallelism.gpusPerWorker > 0)
+    warnings.push(
+      "spec.parallelism: --local trains in one process on the CPU, with the same global batch",
+    );
   const t = spec.training;
   const seqLen = spec.data.seqLen;
   if (seqLen > model.maxSeqLen)
@@ -122,6 +137,7 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
       : localPath(spec.checkpoint.uri, manifestDir, "spec.checkpoint.uri"),
     intervalSteps: spec.checkpoint.intervalSteps,
     keep: spec.checkpoint.keep,
+    warnings,
   };
 }
 
@@ -359,6 +375,7 @@ async function run(p: Plan, log: Logger): Promise<number> {
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
+    for (const w of p.warnings) log.warn(w);
     const trainer = createAndResume(p, log);
     const tokensPerStep = p.trainer.seqLen * p.trainer.microBatch * p.trainer.accumSteps;
     let step = trainer.state().step;
