@@ -72,13 +72,16 @@ export interface TrainerState {
 export interface Trainer {
   /** One optimizer step on the source's batch for the current step, off the JS thread. */
   step(): Promise<StepResult>;
-  /** Logits [batch·seqLen, vocab] and, with targets, the mean loss. No gradients. */
+  /**
+   * Logits [batch·seqLen, vocab]; with targets also the mean loss and each token's
+   * cross-entropy −log p(target) (tokenLosses, [batch·seqLen]). No gradients.
+   */
   forward(
     tokens: Int32Array,
     batch: number,
     seqLen: number,
     targets?: Int32Array,
-  ): Promise<{ logits: Float32Array; loss: number }>;
+  ): Promise<{ logits: Float32Array; loss: number; tokenLosses?: Float32Array }>;
   /** Forward and backward of the mean loss; gradients replace tensors("grads"). */
   lossAndGrads(
     tokens: Int32Array,

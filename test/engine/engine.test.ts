@@ -102,6 +102,24 @@ test("tensors, setTensors and setState restore a trainer exactly", async () => {
   assert.equal(b.state().tokens, 3 * 4 * 32);
 });
 
+test("forward gives each token's −log p(target), consistent with the logits and the mean", async () => {
+  const t = engine.createTrainer(options());
+  const tokens = Int32Array.from(text.subarray(0, 64));
+  const targets = Int32Array.from(text.subarray(1, 65));
+  const { logits, loss, tokenLosses } = await t.forward(tokens, 2, 32, targets);
+  assert.ok(tokenLosses, "no tokenLosses with targets");
+  assert.equal(tokenLosses.length, 64);
+  const mean = tokenLosses.reduce((a, b) => a + b, 0) / 64;
+  assert.ok(Math.abs(mean - loss) < 1e-5, `${mean} vs ${loss}`);
+  for (const n of [0, 31, 63]) {
+    const row = logits.subarray(n * 256, (n + 1) * 256);
+    const max = Math.max(...row);
+    const lse = max + Math.log(row.reduce((a, z) => a + Math.exp(z - max), 0));
+    assert.ok(Math.abs(lse - row[targets[n]!]! - tokenLosses[n]!) < 1e-4, `token ${n}`);
+  }
+  assert.equal((await t.forward(tokens, 2, 32)).tokenLosses, undefined);
+});
+
 test("bad input is a clear error, never a crash", async () => {
   assert.throws(
     () => engine.createTrainer(options({ model: { ...options().model, nKvHeads: 3 } })),

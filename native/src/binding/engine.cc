@@ -330,10 +330,11 @@ Batch readBatch(const Napi::CallbackInfo& info, const char* usage, bool need_tar
 
 struct ForwardOut {
   double loss = 0;
-  std::vector<float> logits;
+  std::vector<float> logits, token_losses;
 };
 
-// forward(tokens, batch, seqLen, targets?) -> { logits, loss }: no gradients.
+// forward(tokens, batch, seqLen, targets?) -> { logits, loss, tokenLosses? }: no gradients;
+// with targets, tokenLosses[n] = −log p(target[n]) (what log-likelihood scoring needs).
 Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo& info) {
   checkIdle(info.Env());
   auto b = std::make_shared<Batch>(readBatch(
@@ -348,6 +349,8 @@ Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo& info) {
                                   b->B, b->T);
         out->logits.assign(model.logits(),
                            model.logits() + size_t(b->B) * b->T * model.config().vocab_size);
+        if (!b->targets.empty())
+          out->token_losses.assign(model.losses(), model.losses() + size_t(b->B) * b->T);
       },
       [out](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
@@ -355,6 +358,11 @@ Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo& info) {
         std::copy(out->logits.begin(), out->logits.end(), logits.Data());
         o.Set("logits", logits);
         o.Set("loss", out->loss);
+        if (!out->token_losses.empty()) {
+          auto losses = Napi::Float32Array::New(env, out->token_losses.size());
+          std::copy(out->token_losses.begin(), out->token_losses.end(), losses.Data());
+          o.Set("tokenLosses", losses);
+        }
         return o;
       });
   w->Queue();
