@@ -116,8 +116,12 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     if (info.Length() != 1 || !info[0].IsObject())
       throw Napi::TypeError::New(env, "createTrainer(options: TrainerOptions)");
     Napi::Object o = info[0].As<Napi::Object>();
+    herd::TrainerConfig config = readConfig(o);
     try {
-      trainer_ = std::make_unique<Trainer>(readConfig(o), readSource(o));
+      trainer_ = std::make_unique<Trainer>(config, readSource(o));
+    } catch (const std::bad_alloc&) {
+      throw Napi::Error::New(env, "not enough memory for this model and batch (weights, gradients and "
+                                  "AdamW's two moments are 16 bytes per parameter, plus activations)");
     } catch (const std::exception& e) {
       if (dynamic_cast<const Napi::Error*>(&e)) throw;
       throw Napi::Error::New(env, e.what());
