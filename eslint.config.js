@@ -4,7 +4,7 @@ import tseslint from "typescript-eslint";
 import globals from "globals";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "native/build/**", "**/*.d.ts", "charts/**"] },
+  { ignores: ["node_modules/**", "native/build/**", ".herd/**", "**/*.d.ts", "charts/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { languageOptions: { globals: globals.node } },
