@@ -27,6 +27,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "list the native engine's compute backends and CUDA devices",
     load: async () => (await import("./backends.ts")).run,
   },
+  dev: {
+    summary: "run a local control plane: Kubernetes, Temporal, S3 and a node agent",
+    load: async () => (await import("./dev.ts")).run,
+  },
   demo: {
     summary: "run the most complete job herd has, on this machine",
     load: async () => (await import("./demo.ts")).run,
