@@ -1,11 +1,13 @@
 // `herd dev up | down | status | env | node-ready | node-not-ready`: the local control plane
 // (etcd, Kubernetes, Temporal, S3, the node agent) on loopback. See docs/dev-cluster.md.
+import { rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import {
   defaultStateDir,
   down,
   endpoints,
   envExports,
+  startedByTestsMarker,
   status,
   up,
 } from "../test/cluster/controlplane.ts";
@@ -38,6 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   switch (command) {
     case "up": {
       const t0 = Date.now();
+      rmSync(startedByTestsMarker(dir), { force: true }); // a person's now: tests leave it up
       const before = await status(dir);
       if (before.every((c) => c.state === "ready")) {
         console.log(`herd dev: already up (state ${dir})`);
@@ -62,7 +65,9 @@ export async function run(argv: string[]): Promise<number> {
       for (const c of all) {
         const pid = c.pid ? `pid ${c.pid}` : "";
         const note = c.state === "died" ? `  died: see ${c.log}` : "";
-        console.log(`${c.name.padEnd(width)}  ${c.state.padEnd(8)}  ${pid.padEnd(11)} ${c.address}${note}`);
+        console.log(
+          `${c.name.padEnd(width)}  ${c.state.padEnd(8)}  ${pid.padEnd(11)} ${c.address}${note}`,
+        );
       }
       return all.every((c) => c.state === "ready") ? 0 : 1;
     }

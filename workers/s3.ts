@@ -37,10 +37,14 @@ export class S3Error extends Error {
 }
 
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
-const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();
+const hmac = (key: string | Buffer, data: string) =>
+  createHmac("sha256", key).update(data).digest();
 /** RFC 3986 encoding as SigV4 wants it: everything but unreserved characters. */
 const encode = (s: string) =>
-  encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  encodeURIComponent(s).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 
 type Body = Uint8Array | string | { stream: Readable; length: number };
 
@@ -168,7 +172,10 @@ export class S3 {
     const streamed = body !== undefined && typeof body === "object" && "stream" in body;
     const payload = streamed ? undefined : body;
     const payloadHash = streamed ? "UNSIGNED-PAYLOAD" : sha256(payload ?? "");
-    const now = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+    const now = new Date()
+      .toISOString()
+      .replace(/[-:]/g, "")
+      .replace(/\.\d{3}/, "");
     const date = now.slice(0, 8);
     const headers: Record<string, string> = {
       host: base.host,
@@ -191,7 +198,8 @@ export class S3 {
       signingKey = hmac(signingKey, part);
     }
     const signature = createHmac("sha256", signingKey).update(stringToSign).digest("hex");
-    const { host: _host, ...sent } = headers; // fetch sets Host itself, to the same value
+    const sent: Record<string, string> = { ...headers };
+    delete sent.host; // fetch sets Host itself, to the same value
     const init: RequestInit & { duplex?: "half" } = {
       method,
       headers: {

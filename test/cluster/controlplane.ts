@@ -92,7 +92,7 @@ const p = (ctx: Ctx, ...f: string[]) => path.join(ctx.dir, ...f);
 const loop = "127.0.0.1";
 
 /** Whether GET url answers 2xx; https with the admin certificate when asked. */
-function probe(url: string, pki?: Pki): Promise<boolean> {
+function probe(url: string, pki?: Pki, selfSigned = false): Promise<boolean> {
   return new Promise((resolve) => {
     const u = new URL(url);
     const opts: https.RequestOptions = { method: "GET", timeout: 2000 };
@@ -102,6 +102,8 @@ function probe(url: string, pki?: Pki): Promise<boolean> {
         ca: readFileSync(pki.ca),
         cert: readFileSync(admin.cert),
         key: readFileSync(admin.key),
+        // The scheduler and controller manager serve with certificates they make themselves.
+        rejectUnauthorized: !selfSigned,
       });
     }
     const request = u.protocol === "https:" ? https.request : http.request;
@@ -157,7 +159,7 @@ const kubeComponent = (name: string, port: keyof Ports, flags: (ctx: Ctx) => str
         ...flags(ctx),
       ],
     }),
-    ready: (ctx) => probe(`https://${loop}:${ctx.ports[port]}/healthz`, ctx.pki),
+    ready: (ctx) => probe(`https://${loop}:${ctx.ports[port]}/healthz`, ctx.pki, true),
     address: (ctx) => `https://${loop}:${ctx.ports[port]}`,
   }) satisfies Component;
 
@@ -212,6 +214,12 @@ export const components: Component[] = [
           `--kubelet-certificate-authority=${ctx.pki.ca}`,
           "--kubelet-preferred-address-types=InternalIP",
           "--allow-privileged=true",
+          // No front proxy; naming a CA keeps the components' authentication lookups quiet.
+          `--requestheader-client-ca-file=${ctx.pki.ca}`,
+          "--requestheader-allowed-names=herd-front-proxy",
+          "--requestheader-username-headers=X-Remote-User",
+          "--requestheader-group-headers=X-Remote-Group",
+          "--requestheader-extra-headers-prefix=X-Remote-Extra-",
           // Endpoints may not hold loopback addresses, so the `kubernetes` service gets none.
           "--endpoint-reconciler-type=none",
           "--profiling=false",
@@ -254,8 +262,7 @@ export const components: Component[] = [
         "--log-level=warn",
       ],
     }),
-    ready: (ctx) =>
-      probe(`http://${loop}:${ctx.ports.temporalHttp}/api/v1/namespaces/default`),
+    ready: (ctx) => probe(`http://${loop}:${ctx.ports.temporalHttp}/api/v1/namespaces/default`),
     address: (ctx) => `${loop}:${ctx.ports.temporal} (UI http://${loop}:${ctx.ports.temporalUi})`,
   },
   {
@@ -303,10 +310,16 @@ export const components: Component[] = [
     after: ["kube-apiserver"],
     command: (ctx) => ({
       bin: process.execPath,
-      args: ["--import", "tsx", path.join(root, "test/cluster/node-agent.ts"), ctx.dir],
+      args: [
+        "--import",
+        import.meta.resolve("tsx"),
+        path.join(root, "test/cluster/node-agent.ts"),
+        ctx.dir,
+      ],
     }),
     ready: (ctx) => probe(`http://${loop}:${ctx.ports.agent}/readyz`),
-    address: (ctx) => `kubelet https://${loop}:${ctx.ports.kubelet}, control http://${loop}:${ctx.ports.agent}`,
+    address: (ctx) =>
+      `kubelet https://${loop}:${ctx.ports.kubelet}, control http://${loop}:${ctx.ports.agent}`,
   },
 ];
 
@@ -375,6 +388,9 @@ function ensureS3Credentials(ctx: Ctx): void {
   });
 }
 
+/** Marks a plane that a test run (not a person) started, so scripts/test.sh stops it after. */
+export const startedByTestsMarker = (dir: string) => path.join(dir, "run", "started-by-tests");
+
 const pidFile = (dir: string, name: string) => path.join(dir, "run", `${name}.pid`);
 export const logFile = (dir: string, name: string) => path.join(dir, "logs", `${name}.log`);
 
@@ -408,7 +424,8 @@ export interface ComponentStatus {
 
 async function context(dir: string, keepPorts: boolean): Promise<Ctx> {
   mkdirSync(dir, { recursive: true });
-  for (const sub of ["run", "logs", "kube", "seaweedfs"]) mkdirSync(path.join(dir, sub), { recursive: true });
+  for (const sub of ["run", "logs", "kube", "seaweedfs"])
+    mkdirSync(path.join(dir, sub), { recursive: true });
   const ports = await ensurePorts(dir, keepPorts);
   const pki = ensurePki(path.join(dir, "pki"));
   return { dir, ports, pki };
@@ -496,7 +513,8 @@ export async function up(
     const id = user === "kube-scheduler" ? "scheduler" : "controller-manager";
     writeFileSync(p(ctx, "kube", `${user}.kubeconfig`), kubeconfigYaml(ctx, id), { mode: 0o600 });
   }
-  if (!existsSync(p(ctx, "agent.yaml"))) writeAgentConfig(p(ctx, "agent.yaml"), defaultAgentConfig());
+  if (!existsSync(p(ctx, "agent.yaml")))
+    writeAgentConfig(p(ctx, "agent.yaml"), defaultAgentConfig());
 
   const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
   const ready = new Set<string>();
@@ -529,7 +547,9 @@ export async function up(
     if (ready.size === components.length) break;
     if (Date.now() > deadline) {
       const waiting = components.filter((c) => !ready.has(c.name)).map((c) => c.name);
-      throw new Error(`not ready in time: ${waiting.join(", ")} (logs in ${path.join(dir, "logs")})`);
+      throw new Error(
+        `not ready in time: ${waiting.join(", ")} (logs in ${path.join(dir, "logs")})`,
+      );
     }
     await sleep(250);
   }
@@ -545,6 +565,7 @@ export async function down(dir = defaultStateDir(), say: (l: string) => void = (
     rmSync(pidFile(dir, c.name), { force: true });
     say(`stopped ${c.name}`);
   }
+  rmSync(startedByTestsMarker(dir), { force: true });
   // Pod processes whose agent did not get to stop them (it was killed): their pid files.
   const pods = path.join(dir, "agent", "pids");
   if (existsSync(pods)) {

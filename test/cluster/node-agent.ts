@@ -234,7 +234,14 @@ interface ContainerRun {
   spec: V1Container;
   proc?: ChildProcess;
   startedAt?: Date;
-  terminated?: { exitCode: number; signal?: number; reason: string; message?: string; finishedAt: Date; startedAt: Date };
+  terminated?: {
+    exitCode: number;
+    signal?: number;
+    reason: string;
+    message?: string;
+    finishedAt: Date;
+    startedAt: Date;
+  };
   lastTerminated?: ContainerRun["terminated"];
   waiting?: { reason: string; message?: string };
   restartCount: number;
@@ -255,8 +262,6 @@ interface PodRun {
   writes: Promise<void>;
 }
 const pods = new Map<string, PodRun>(); // by uid
-
-const exited = (c: ContainerRun) => !c.proc && c.restartTimer === undefined;
 
 function podPhase(run: PodRun): string {
   if (run.failure) return "Failed";
@@ -378,7 +383,8 @@ const podLabel = (pod: V1Pod) => `${pod.metadata?.namespace}/${pod.metadata?.nam
 function fieldValue(pod: V1Pod, ref: V1ObjectFieldSelector): string {
   const f = ref.fieldPath;
   const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(f);
-  if (m) return (m[1] === "labels" ? pod.metadata?.labels : pod.metadata?.annotations)?.[m[2]!] ?? "";
+  if (m)
+    return (m[1] === "labels" ? pod.metadata?.labels : pod.metadata?.annotations)?.[m[2]!] ?? "";
   const values: Record<string, string | undefined> = {
     "metadata.name": pod.metadata?.name,
     "metadata.namespace": pod.metadata?.namespace,
@@ -488,9 +494,17 @@ async function materialiseVolumes(run: PodRun): Promise<Record<string, string>> 
       out[v.name] = claim;
       continue;
     } else if (v.configMap) {
-      writeItems(dir, await configMapData(ns, v.configMap.name ?? "", v.configMap.optional), v.configMap.items);
+      writeItems(
+        dir,
+        await configMapData(ns, v.configMap.name ?? "", v.configMap.optional),
+        v.configMap.items,
+      );
     } else if (v.secret) {
-      writeItems(dir, await secretData(ns, v.secret.secretName ?? "", v.secret.optional), v.secret.items);
+      writeItems(
+        dir,
+        await secretData(ns, v.secret.secretName ?? "", v.secret.optional),
+        v.secret.items,
+      );
     } else if (v.downwardAPI) {
       const data: Record<string, Buffer> = {};
       for (const item of v.downwardAPI.items ?? []) {
@@ -516,9 +530,17 @@ async function materialiseVolumes(run: PodRun): Promise<Record<string, string>> 
           writeItems(dir, { [s.serviceAccountToken.path]: Buffer.from(token) }, undefined);
           writePodKubeconfig(run, token);
         } else if (s.configMap) {
-          writeItems(dir, await configMapData(ns, s.configMap.name ?? "", s.configMap.optional), s.configMap.items);
+          writeItems(
+            dir,
+            await configMapData(ns, s.configMap.name ?? "", s.configMap.optional),
+            s.configMap.items,
+          );
         } else if (s.secret) {
-          writeItems(dir, await secretData(ns, s.secret.name ?? "", s.secret.optional), s.secret.items);
+          writeItems(
+            dir,
+            await secretData(ns, s.secret.name ?? "", s.secret.optional),
+            s.secret.items,
+          );
         } else if (s.downwardAPI) {
           const data: Record<string, Buffer> = {};
           for (const item of s.downwardAPI.items ?? []) {
@@ -528,7 +550,9 @@ async function materialiseVolumes(run: PodRun): Promise<Record<string, string>> 
         }
       }
     } else {
-      throw new UnsupportedError(`volume ${v.name}: only emptyDir, hostPath, persistentVolumeClaim, configMap, secret, downwardAPI and projected volumes are supported`);
+      throw new UnsupportedError(
+        `volume ${v.name}: only emptyDir, hostPath, persistentVolumeClaim, configMap, secret, downwardAPI and projected volumes are supported`,
+      );
     }
     out[v.name] = dir;
   }
@@ -560,7 +584,12 @@ function expand(s: string, env: Record<string, string>): string {
   );
 }
 
-async function containerEnv(run: PodRun, c: V1Container, rewrite: (s: string) => string, pathMap: Record<string, string>) {
+async function containerEnv(
+  run: PodRun,
+  c: V1Container,
+  rewrite: (s: string) => string,
+  pathMap: Record<string, string>,
+) {
   const pod = run.pod;
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
@@ -571,7 +600,8 @@ async function containerEnv(run: PodRun, c: V1Container, rewrite: (s: string) =>
     HERD_POD_DIR: run.dir,
     HERD_PATH_MAP: JSON.stringify(pathMap),
   };
-  if (existsSync(path.join(run.dir, "kubeconfig"))) env.KUBECONFIG = path.join(run.dir, "kubeconfig");
+  if (existsSync(path.join(run.dir, "kubeconfig")))
+    env.KUBECONFIG = path.join(run.dir, "kubeconfig");
   for (const from of c.envFrom ?? []) {
     const data = from.configMapRef
       ? await configMapData(run.namespace, from.configMapRef.name ?? "", from.configMapRef.optional)
@@ -586,7 +616,8 @@ async function containerEnv(run: PodRun, c: V1Container, rewrite: (s: string) =>
     else if (e.valueFrom?.configMapKeyRef) {
       const r = e.valueFrom.configMapKeyRef;
       const v = (await configMapData(run.namespace, r.name ?? "", r.optional))[r.key];
-      if (v === undefined && !r.optional) throw new Error(`configmap ${r.name} has no key ${r.key}`);
+      if (v === undefined && !r.optional)
+        throw new Error(`configmap ${r.name} has no key ${r.key}`);
       if (v !== undefined) env[e.name] = v.toString();
     } else if (e.valueFrom?.secretKeyRef) {
       const r = e.valueFrom.secretKeyRef;
@@ -596,14 +627,20 @@ async function containerEnv(run: PodRun, c: V1Container, rewrite: (s: string) =>
     } else if (e.valueFrom?.resourceFieldRef) {
       const r = e.valueFrom.resourceFieldRef;
       const [kind, res] = r.resource.split(".") as ["limits" | "requests", string];
-      env[e.name] = String(c.resources?.[kind]?.[res] ?? (res === "cpu" ? os.cpus().length : os.totalmem()));
+      env[e.name] = String(
+        c.resources?.[kind]?.[res] ?? (res === "cpu" ? os.cpus().length : os.totalmem()),
+      );
     } else env[e.name] = "";
   }
   return env;
 }
 
 function podDir(pod: V1Pod): string {
-  return path.join(agentDir, "pods", `${pod.metadata?.namespace}_${pod.metadata?.name}_${pod.metadata?.uid}`);
+  return path.join(
+    agentDir,
+    "pods",
+    `${pod.metadata?.namespace}_${pod.metadata?.name}_${pod.metadata?.uid}`,
+  );
 }
 
 const logPath = (run: PodRun, container: string) => path.join(run.dir, "logs", `${container}.log`);
@@ -653,7 +690,14 @@ async function startContainer(run: PodRun, c: ContainerRun, volumes: Record<stri
     c.proc = undefined;
     rmSync(pidPath(run, spec.name), { force: true });
     if (c.terminated) c.lastTerminated = c.terminated;
-    c.terminated = { exitCode, reason, startedAt, finishedAt: new Date(), ...(message ? { message } : {}), ...(signal ? { signal } : {}) };
+    c.terminated = {
+      exitCode,
+      reason,
+      startedAt,
+      finishedAt: new Date(),
+      ...(message ? { message } : {}),
+      ...(signal ? { signal } : {}),
+    };
     onContainerExit(run, c, volumes);
   };
   proc.on("error", (err) => finish(128, "StartError", `${bin}: ${err.message}`));
@@ -673,7 +717,10 @@ function onContainerExit(run: PodRun, c: ContainerRun, volumes: Record<string, s
   if (restart) {
     // The kubelet's crash-loop back-off: 10 s doubling to 5 minutes.
     const delay = Math.min(10_000 * 2 ** c.restartCount, 300_000);
-    c.waiting = { reason: "CrashLoopBackOff", message: `back-off ${delay / 1000}s restarting failed container` };
+    c.waiting = {
+      reason: "CrashLoopBackOff",
+      message: `back-off ${delay / 1000}s restarting failed container`,
+    };
     c.restartTimer = setTimeout(() => {
       c.restartCount++;
       startContainer(run, c, volumes)
@@ -744,7 +791,8 @@ async function startPod(pod: V1Pod, recovered: boolean) {
         return;
       }
       // Like the kubelet, wait for a missing ConfigMap or Secret to appear.
-      for (const c of run.containers) c.waiting = { reason: "ContainerCreating", message: errText(err) };
+      for (const c of run.containers)
+        c.waiting = { reason: "ContainerCreating", message: errText(err) };
       await writeStatus(run);
       await sleep(2000);
     }
@@ -788,7 +836,8 @@ async function killPod(run: PodRun, graceSeconds: number, why: string) {
 
 /** The pod object is going away: stop it, then remove it for good (grace 0), as the kubelet does. */
 async function deletePod(run: PodRun, pod: V1Pod) {
-  const grace = pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
+  const grace =
+    pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
   await killPod(run, grace, "deleted");
   await run.writes;
   try {
@@ -799,7 +848,8 @@ async function deletePod(run: PodRun, pod: V1Pod) {
       body: { gracePeriodSeconds: 0, preconditions: { uid: run.uid } },
     });
   } catch (err) {
-    if (httpCode(err) !== 404 && httpCode(err) !== 409) log(`delete ${podLabel(pod)}: ${errText(err)}`);
+    if (httpCode(err) !== 404 && httpCode(err) !== 409)
+      log(`delete ${podLabel(pod)}: ${errText(err)}`);
   }
   forget(run);
 }
@@ -821,7 +871,12 @@ function reconcile(pod: V1Pod, recovered = false) {
     else if (!deleting.has(uid)) {
       deleting.add(uid);
       core
-        .deleteNamespacedPod({ name: pod.metadata.name!, namespace: pod.metadata.namespace!, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } })
+        .deleteNamespacedPod({
+          name: pod.metadata.name!,
+          namespace: pod.metadata.namespace!,
+          gracePeriodSeconds: 0,
+          body: { gracePeriodSeconds: 0, preconditions: { uid } },
+        })
         .catch(() => {})
         .finally(() => deleting.delete(uid));
     }
@@ -867,7 +922,12 @@ function serveLogs(req: http.IncomingMessage, res: http.ServerResponse) {
     const lines = content.toString().split("\n");
     if (lines.at(-1) === "") lines.pop();
     const n = Number(tailLines);
-    content = Buffer.from(lines.slice(Math.max(0, lines.length - n)).map((l) => `${l}\n`).join(""));
+    content = Buffer.from(
+      lines
+        .slice(Math.max(0, lines.length - n))
+        .map((l) => `${l}\n`)
+        .join(""),
+    );
   }
   const limit = url.searchParams.get("limitBytes");
   if (limit !== null) content = content.subarray(0, Number(limit));
@@ -902,7 +962,10 @@ async function control(req: http.IncomingMessage, res: http.ServerResponse) {
     for await (const chunk of req) body += chunk;
     if (url.pathname === "/readyz") return reply(synced ? 200 : 503, { synced });
     if (url.pathname === "/nodes" && req.method === "GET") {
-      return reply(200, [...nodes.values()].map((n) => ({ ...n.spec, ready: n.ready })));
+      return reply(
+        200,
+        [...nodes.values()].map((n) => ({ ...n.spec, ready: n.ready })),
+      );
     }
     if (url.pathname === "/nodes" && req.method === "POST") {
       const spec = JSON.parse(body) as NodeSpec;
@@ -916,7 +979,8 @@ async function control(req: http.IncomingMessage, res: http.ServerResponse) {
     if (m && !nodes.has(m[1]!)) return reply(404, { error: `no node ${m[1]} on this agent` });
     if (m && m[2] && req.method === "POST") {
       const { ready } = JSON.parse(body || "{}") as { ready?: boolean };
-      if (typeof ready !== "boolean") return reply(400, { error: 'body must be {"ready": true|false}' });
+      if (typeof ready !== "boolean")
+        return reply(400, { error: 'body must be {"ready": true|false}' });
       await setNodeReady(m[1]!, ready);
       return reply(200, { name: m[1], ready });
     }

@@ -17,12 +17,7 @@ export interface Pki {
 }
 
 export type CertName =
-  | "apiserver"
-  | "admin"
-  | "scheduler"
-  | "controller-manager"
-  | "kubelet-client"
-  | "kubelet";
+  "apiserver" | "admin" | "scheduler" | "controller-manager" | "kubelet-client" | "kubelet";
 
 interface CertSpec {
   subject: string;
@@ -44,7 +39,11 @@ const certs: Record<CertName, CertSpec> = {
     subject: "/O=system:masters/CN=kube-apiserver-kubelet-client",
     usage: "clientAuth",
   },
-  kubelet: { subject: "/CN=herd-node-agent", usage: "serverAuth", san: "IP:127.0.0.1,DNS:localhost" },
+  kubelet: {
+    subject: "/CN=herd-node-agent",
+    usage: "serverAuth",
+    san: "IP:127.0.0.1,DNS:localhost",
+  },
 };
 
 const openssl = (args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
@@ -54,21 +53,37 @@ export function ensurePki(dir: string): Pki {
   const p = (f: string) => path.join(dir, f);
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   if (!existsSync(p("ca.crt"))) {
-    openssl(["req", "-x509", ...ec, "-keyout", p("ca.key"), "-out", p("ca.crt")]
-      .concat(["-days", "3650", "-subj", "/CN=herd-dev-ca"]));
+    openssl(
+      ["req", "-x509", ...ec, "-keyout", p("ca.key"), "-out", p("ca.crt")].concat([
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=herd-dev-ca",
+      ]),
+    );
   }
   for (const [name, spec] of Object.entries(certs)) {
     if (existsSync(p(`${name}.crt`))) continue;
     const ext = ["-addext", "basicConstraints=critical,CA:FALSE"];
     ext.push("-addext", `extendedKeyUsage=${spec.usage}`);
     if (spec.san) ext.push("-addext", `subjectAltName=${spec.san}`);
-    openssl(["req", "-x509", ...ec, "-keyout", p(`${name}.key`), "-out", p(`${name}.crt`)]
-      .concat(["-days", "3650", "-subj", spec.subject, "-CA", p("ca.crt"), "-CAkey", p("ca.key")])
-      .concat(ext));
+    openssl(
+      ["req", "-x509", ...ec, "-keyout", p(`${name}.key`), "-out", p(`${name}.crt`)]
+        .concat(["-days", "3650", "-subj", spec.subject, "-CA", p("ca.crt"), "-CAkey", p("ca.key")])
+        .concat(ext),
+    );
   }
   // Service-account tokens are signed with RSA (RS256 is what every consumer accepts).
   if (!existsSync(p("sa.key"))) {
-    openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", p("sa.key")]);
+    openssl([
+      "genpkey",
+      "-algorithm",
+      "RSA",
+      "-pkeyopt",
+      "rsa_keygen_bits:2048",
+      "-out",
+      p("sa.key"),
+    ]);
     openssl(["pkey", "-in", p("sa.key"), "-pubout", "-out", p("sa.pub")]);
   }
   return {
