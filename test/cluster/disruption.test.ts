@@ -166,7 +166,7 @@ test("a NotReady node loses its pods through the controller manager's taint evic
   );
   assert.ok(
     disruptionReasons(record.versions("stranded")).includes("DeletionByTaintManager"),
-    "the pod carried DisruptionTarget with reason DeletionByTaintManager",
+    `the pod carried DisruptionTarget with reason DeletionByTaintManager: ${JSON.stringify(record.versions("stranded").map((p) => [p.metadata?.deletionTimestamp, p.status?.conditions?.map((x) => [x.type, x.status, x.reason])]))}`,
   );
   assert.equal(marker("stranded"), "SIGTERM");
 });

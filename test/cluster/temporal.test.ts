@@ -3,12 +3,13 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { Client, Connection } from "@temporalio/client";
-import { NativeConnection, Worker } from "@temporalio/worker";
+import { DefaultLogger, NativeConnection, Runtime, Worker } from "@temporalio/worker";
 import { cluster, unique } from "./harness.ts";
 import type { Cluster } from "./harness.ts";
 
 let c: Cluster;
 before(async () => {
+  Runtime.install({ logger: new DefaultLogger("WARN") });
   c = await cluster();
 });
 
