@@ -80,6 +80,8 @@ interface Component {
   command: (ctx: Ctx) => { bin: string; args: string[]; env?: NodeJS.ProcessEnv };
   ready: (ctx: Ctx) => Promise<boolean>;
   address: (ctx: Ctx) => string;
+  /** How long `down` waits after SIGTERM before SIGKILL (default 10 s). */
+  stopGraceMs?: number;
 }
 
 interface Ctx {
@@ -279,6 +281,9 @@ export const components: Component[] = [
         `-master.port.grpc=${ctx.ports.weedMasterGrpc}`,
         "-master.volumeSizeLimitMB=256",
         "-master.telemetry=false",
+        // One master: no reason to wait the default 10 s election timeout before leading.
+        "-master.electionTimeout=1s",
+        "-volume.preStopSeconds=0",
         `-volume.port=${ctx.ports.weedVolume}`,
         `-volume.port.grpc=${ctx.ports.weedVolumeGrpc}`,
         "-volume.max=0",
@@ -304,6 +309,9 @@ export const components: Component[] = [
       }
     },
     address: (ctx) => `http://${loop}:${ctx.ports.s3} (bucket ${checkpointBucket})`,
+    // Its graceful stop waits forever on the S3 gateway's own filer subscription. Blobs are
+    // append-only volume files and the filer store is journaled, so a kill loses nothing.
+    stopGraceMs: 3000,
   },
   {
     name: "node-agent",
@@ -556,15 +564,22 @@ export async function up(
   return endpoints(dir);
 }
 
-/** Stops the components in reverse order: SIGTERM to each process group, SIGKILL after 10 s. */
+/**
+ * Stops the node agent first (it stops its pods' processes), then every other component at
+ * once: SIGTERM to each process group, SIGKILL after its grace.
+ */
 export async function down(dir = defaultStateDir(), say: (l: string) => void = () => {}) {
-  for (const c of [...components].reverse()) {
+  const stop = async (c: Component) => {
     const pid = readPid(dir, c.name);
-    if (pid === undefined) continue;
-    await stopGroup(pid, 10_000);
+    if (pid === undefined) return;
+    const t0 = Date.now();
+    await stopGroup(pid, c.stopGraceMs ?? 10_000);
     rmSync(pidFile(dir, c.name), { force: true });
-    say(`stopped ${c.name}`);
-  }
+    say(`stopped ${c.name} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+  };
+  const agent = components.filter((c) => c.name === "node-agent");
+  await Promise.all(agent.map(stop));
+  await Promise.all(components.filter((c) => !agent.includes(c)).map(stop));
   rmSync(startedByTestsMarker(dir), { force: true });
   // Pod processes whose agent did not get to stop them (it was killed): their pid files.
   const pods = path.join(dir, "agent", "pids");
