@@ -51,7 +51,7 @@ test("herd dev env gives a shell kubectl, Temporal and S3", () => {
   const script = `${env.stdout}\nkubectl get nodes -o name && echo "$TEMPORAL_ADDRESS $HERD_S3_ENDPOINT $HERD_S3_BUCKET"`;
   const r = spawnSync("bash", ["-c", script], {
     encoding: "utf8",
-    env: { PATH: process.env.PATH },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
   });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /node\/herd-dev-1/);
