@@ -1,13 +1,11 @@
 // `herd dev up | down | status | env | node-ready | node-not-ready`: the local control plane
 // (etcd, Kubernetes, Temporal, S3, the node agent) on loopback. See docs/dev-cluster.md.
-import { rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import {
   defaultStateDir,
   down,
   endpoints,
   envExports,
-  startedByTestsMarker,
   status,
   up,
 } from "../test/cluster/controlplane.ts";
@@ -40,7 +38,6 @@ export async function run(argv: string[]): Promise<number> {
   switch (command) {
     case "up": {
       const t0 = Date.now();
-      rmSync(startedByTestsMarker(dir), { force: true }); // a person's now: tests leave it up
       const before = await status(dir);
       if (before.every((c) => c.state === "ready")) {
         console.log(`herd dev: already up (state ${dir})`);

@@ -39,12 +39,13 @@ export interface AgentConfig {
   images: ImageMapping[];
 }
 
+/** The checkout the agent runs from; `${checkout}` in a mapped path stands for it. */
 const checkout = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 export function defaultAgentConfig(): AgentConfig {
   const herdImage = (image: string): ImageMapping => ({
     image,
-    paths: { "/app": checkout },
+    paths: { "/app": "${checkout}" },
     workingDir: "/app",
   });
   return {
@@ -78,6 +79,9 @@ export function readAgentConfig(file: string): AgentConfig {
   for (const [i, m] of config.images.entries()) {
     if (!m?.image || typeof m.paths !== "object") {
       throw new Error(`${file}: images[${i}] needs an image glob and a paths map`);
+    }
+    for (const [from, to] of Object.entries(m.paths)) {
+      m.paths[from] = to.replaceAll("${checkout}", checkout);
     }
   }
   return config;

@@ -28,6 +28,7 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
+  StorageV1Api,
   V1MicroTime,
   makeInformer,
 } from "@kubernetes/client-node";
@@ -38,6 +39,8 @@ import type {
   V1Node,
   V1NodeCondition,
   V1ObjectFieldSelector,
+  V1PersistentVolume,
+  V1PersistentVolumeClaim,
   V1Pod,
   V1PodCondition,
   V1Volume,
@@ -62,6 +65,7 @@ const kc = new KubeConfig();
 kc.loadFromFile(path.join(stateDir, "kubeconfig"));
 const core = kc.makeApiClient(CoreV1Api);
 const coordination = kc.makeApiClient(CoordinationV1Api);
+const storage = kc.makeApiClient(StorageV1Api);
 
 const log = (msg: string) => console.log(`${new Date().toISOString()} ${msg}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -474,6 +478,94 @@ function writePodKubeconfig(run: PodRun, token: string) {
   writeFileSync(path.join(run.dir, "kubeconfig"), yaml, { mode: 0o600 });
 }
 
+// ----- persistent volumes: a StorageClass whose claims the agent provisions as folders
+
+const storageClass = "herd-local";
+const provisioner = "herd.dev/node-agent";
+
+/** The folder of a bound claim: its PersistentVolume's hostPath. */
+async function claimFolder(namespace: string, name: string): Promise<string> {
+  const pvc = await core.readNamespacedPersistentVolumeClaim({ name, namespace });
+  const volumeName = pvc.spec?.volumeName;
+  if (!volumeName) throw new Error(`persistentVolumeClaim ${namespace}/${name} is not bound`);
+  const pv = await core.readPersistentVolume({ name: volumeName });
+  const folder = pv.spec?.hostPath?.path ?? pv.spec?.local?.path;
+  if (!folder) {
+    throw new UnsupportedError(
+      `volume ${volumeName}: only hostPath and local volumes have folders`,
+    );
+  }
+  mkdirSync(folder, { recursive: true });
+  return folder;
+}
+
+/** The default StorageClass, so claims without a class get one that this agent provisions. */
+async function ensureStorageClass(): Promise<void> {
+  try {
+    await storage.createStorageClass({
+      body: {
+        metadata: {
+          name: storageClass,
+          annotations: { "storageclass.kubernetes.io/is-default-class": "true" },
+        },
+        provisioner,
+        reclaimPolicy: "Delete",
+        volumeBindingMode: "Immediate",
+      },
+    });
+  } catch (err) {
+    if (httpCode(err) !== 409) throw err;
+  }
+}
+
+/**
+ * A pending claim of our class gets a PersistentVolume: a folder under the state folder,
+ * pre-bound to the claim, which the controller manager's PV controller then binds.
+ */
+async function provisionClaim(pvc: V1PersistentVolumeClaim): Promise<void> {
+  if (pvc.spec?.storageClassName !== storageClass || pvc.spec.volumeName) return;
+  if (pvc.status?.phase && pvc.status.phase !== "Pending") return;
+  const { namespace, name, uid } = pvc.metadata ?? {};
+  if (!namespace || !name || !uid || provisioning.has(uid)) return;
+  provisioning.add(uid);
+  const folder = path.join(agentDir, "pvc", namespace, `${name}-${uid.slice(0, 8)}`);
+  try {
+    await core.createPersistentVolume({
+      body: {
+        metadata: {
+          name: `pvc-${uid}`,
+          annotations: { "pv.kubernetes.io/provisioned-by": provisioner },
+        },
+        spec: {
+          capacity: { storage: pvc.spec.resources?.requests?.storage ?? "1Gi" },
+          accessModes: pvc.spec.accessModes ?? ["ReadWriteOnce"],
+          hostPath: { path: folder, type: "DirectoryOrCreate" },
+          claimRef: { apiVersion: "v1", kind: "PersistentVolumeClaim", namespace, name, uid },
+          persistentVolumeReclaimPolicy: "Delete",
+          storageClassName: storageClass,
+        },
+      },
+    });
+    mkdirSync(folder, { recursive: true });
+    log(`provisioned ${folder} for claim ${namespace}/${name}`);
+  } catch (err) {
+    if (httpCode(err) !== 409) log(`provision ${namespace}/${name}: ${errText(err)}`);
+  }
+}
+const provisioning = new Set<string>();
+
+/** A released volume we provisioned is deleted with its folder (reclaim policy Delete). */
+async function reclaimVolume(pv: V1PersistentVolume): Promise<void> {
+  if (pv.metadata?.annotations?.["pv.kubernetes.io/provisioned-by"] !== provisioner) return;
+  if (pv.status?.phase !== "Released" || pv.spec?.persistentVolumeReclaimPolicy !== "Delete")
+    return;
+  const folder = pv.spec.hostPath?.path;
+  if (folder?.startsWith(path.join(agentDir, "pvc")))
+    rmSync(folder, { recursive: true, force: true });
+  await core.deletePersistentVolume({ name: pv.metadata.name! }).catch(() => {});
+  log(`reclaimed volume ${pv.metadata.name}`);
+}
+
 /** Makes each volume a local folder; returns volume name → folder. */
 async function materialiseVolumes(run: PodRun): Promise<Record<string, string>> {
   const pod = run.pod;
@@ -488,10 +580,7 @@ async function materialiseVolumes(run: PodRun): Promise<Record<string, string>> 
       if (v.hostPath.type === "DirectoryOrCreate") mkdirSync(v.hostPath.path, { recursive: true });
       continue;
     } else if (v.persistentVolumeClaim) {
-      // A claim is a folder that outlives its pods, shared by every pod that mounts it.
-      const claim = path.join(agentDir, "pvc", ns, v.persistentVolumeClaim.claimName);
-      mkdirSync(claim, { recursive: true });
-      out[v.name] = claim;
+      out[v.name] = await claimFolder(ns, v.persistentVolumeClaim.claimName);
       continue;
     } else if (v.configMap) {
       writeItems(
@@ -1048,6 +1137,27 @@ async function main() {
     setTimeout(() => void informer.start().catch(() => {}), 1000);
   });
   await informer.start();
+
+  await ensureStorageClass();
+  const claims = makeInformer<V1PersistentVolumeClaim>(kc, "/api/v1/persistentvolumeclaims", () =>
+    core.listPersistentVolumeClaimForAllNamespaces(),
+  );
+  for (const verb of ["add", "update"] as const) {
+    claims.on(verb, (pvc) => void provisionClaim(pvc));
+  }
+  claims.on("error", () => setTimeout(() => void claims.start().catch(() => {}), 1000));
+  await claims.start();
+  const volumes = makeInformer<V1PersistentVolume>(kc, "/api/v1/persistentvolumes", () =>
+    core.listPersistentVolume(),
+  );
+  for (const verb of ["add", "update"] as const) {
+    volumes.on(
+      verb,
+      (pv) => void reclaimVolume(pv).catch((err) => log(`reclaim: ${errText(err)}`)),
+    );
+  }
+  volumes.on("error", () => setTimeout(() => void volumes.start().catch(() => {}), 1000));
+  await volumes.start();
   synced = true;
   log(`node agent ready: kubelet port ${ports.kubelet}, control port ${ports.agent}`);
 }

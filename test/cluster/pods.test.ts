@@ -1,6 +1,9 @@
 // Pods on the node agent against the real control plane: exit codes, logs, env and volumes.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import {
   cleanup,
   cluster,
@@ -106,4 +109,112 @@ test("a pod that exits 0 Succeeds; ConfigMap, Secret and emptyDir volumes are fo
   assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 0);
   const logs = await c.kubectl("logs", "-n", ns, name);
   assert.match(logs.stdout, /hi from a configmap\ns3cr3t\nscratch\ncwd=.*scratch/);
+});
+
+test("herd's own image runs from the checkout through agent.yaml's mapping", async () => {
+  const name = "herd-image";
+  await c.core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name },
+      spec: {
+        ...node.placement,
+        restartPolicy: "Never",
+        containers: [
+          {
+            name: "herd",
+            image: "ghcr.io/example/herd:dev",
+            command: ["node", "/app/bin/herd.mjs", "version"],
+          },
+        ],
+      },
+    },
+  });
+  const pod = await finished(name);
+  assert.equal(pod.status?.phase, "Succeeded");
+  const logs = await c.kubectl("logs", "-n", ns, name);
+  assert.match(logs.stdout, /^herd \d+\.\d+\.\d+/);
+});
+
+test("OnFailure restarts a failed container; a PVC folder outlives the attempt", async () => {
+  const name = "retries";
+  const claim = unique("claim");
+  await c.core.createNamespacedPersistentVolumeClaim({
+    namespace: ns,
+    body: {
+      metadata: { name: claim },
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+    },
+  });
+  // The first attempt leaves a mark on the claim and fails; the second sees it and succeeds.
+  const script = "if [ -f /data/tried ]; then echo second; exit 0; fi; touch /data/tried; exit 1";
+  await c.core.createNamespacedPod({
+    namespace: ns,
+    body: shellPod(name, script, {
+      ...node.placement,
+      restartPolicy: "OnFailure",
+      volumes: [{ name: "data", persistentVolumeClaim: { claimName: claim } }],
+      containers: [
+        {
+          name: "main",
+          image: "busybox",
+          command: ["sh", "-c", script],
+          volumeMounts: [{ name: "data", mountPath: "/data" }],
+        },
+      ],
+    }),
+  });
+  const pod = await finished(name);
+  assert.equal(pod.status?.phase, "Succeeded");
+  const status = pod.status?.containerStatuses?.[0];
+  assert.equal(status?.restartCount, 1);
+  assert.equal(status?.lastState?.terminated?.exitCode, 1);
+  assert.equal(status?.state?.terminated?.exitCode, 0);
+});
+
+test("a process that ignores SIGTERM is killed when the grace period ends", async () => {
+  const name = "stubborn";
+  // $$$$ is the shell's $$: Kubernetes expands $$ in a command to $.
+  const script = "trap '' TERM; echo $$$$ > /tmp-pid/pid; while :; do sleep 0.1; done";
+  const pidDir = mkdtempSync(path.join(os.tmpdir(), "herd-pid-"));
+  await c.core.createNamespacedPod({
+    namespace: ns,
+    body: shellPod(name, script, {
+      ...node.placement,
+      terminationGracePeriodSeconds: 1,
+      volumes: [{ name: "pid", hostPath: { path: pidDir } }],
+      containers: [
+        {
+          name: "main",
+          image: "busybox",
+          command: ["sh", "-c", script],
+          volumeMounts: [{ name: "pid", mountPath: "/tmp-pid" }],
+        },
+      ],
+    }),
+  });
+  const pid = await waitFor("the pod's pid file", async () => {
+    const text = readFileSync(`${pidDir}/pid`, "utf8").trim();
+    return text ? Number(text) : undefined;
+  });
+  const alive = (p: number) => {
+    try {
+      process.kill(p, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  assert.ok(alive(pid));
+  await c.core.deleteNamespacedPod({ name, namespace: ns });
+  await waitFor("pod gone", async () => {
+    try {
+      await c.core.readNamespacedPod({ name, namespace: ns });
+      return undefined;
+    } catch (err) {
+      return (err as { code?: number }).code === 404 ? true : undefined;
+    }
+  });
+  assert.equal(alive(pid), false, "the process was killed before the pod went away");
+  rmSync(pidDir, { recursive: true, force: true });
 });
