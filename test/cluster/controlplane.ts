@@ -565,8 +565,8 @@ export async function up(
 }
 
 /**
- * Stops the node agent first (it stops its pods' processes), then every other component at
- * once: SIGTERM to each process group, SIGKILL after its grace.
+ * Stops the components, those that may stop together at once: SIGTERM to each process
+ * group, SIGKILL after its grace.
  */
 export async function down(dir = defaultStateDir(), say: (l: string) => void = () => {}) {
   const stop = async (c: Component) => {
@@ -577,9 +577,12 @@ export async function down(dir = defaultStateDir(), say: (l: string) => void = (
     rmSync(pidFile(dir, c.name), { force: true });
     say(`stopped ${c.name} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   };
-  const agent = components.filter((c) => c.name === "node-agent");
-  await Promise.all(agent.map(stop));
-  await Promise.all(components.filter((c) => !agent.includes(c)).map(stop));
+  // The agent first (it stops its pods), etcd last (the apiserver hangs without it).
+  const first = components.filter((c) => c.name === "node-agent");
+  const last = components.filter((c) => c.name === "etcd");
+  await Promise.all(first.map(stop));
+  await Promise.all(components.filter((c) => !first.includes(c) && !last.includes(c)).map(stop));
+  await Promise.all(last.map(stop));
   rmSync(startedByTestsMarker(dir), { force: true });
   // Pod processes whose agent did not get to stop them (it was killed): their pid files.
   const pods = path.join(dir, "agent", "pids");

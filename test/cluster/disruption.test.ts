@@ -107,6 +107,7 @@ test("a higher-priority pod makes the scheduler preempt a lower one", async () =
   await c.core.createNamespacedPod({ namespace: ns, body: preemptor });
   const winner = await running("preemptor");
   await gone("victim");
+  await record.deleted("victim");
   record.stop();
 
   assert.equal(winner.spec?.nodeName, n.name);
@@ -126,6 +127,7 @@ test("kubectl drain evicts a node's pods through the Eviction API", async () => 
   assert.equal(drain.code, 0, drain.stderr);
   assert.match(drain.stdout, /evicting pod .*drained/);
   await gone("drained");
+  await record.deleted("drained");
   record.stop();
   assert.ok(
     disruptionReasons(record.versions("drained")).includes("EvictionByEvictionAPI"),
@@ -155,6 +157,7 @@ test("a NotReady node loses its pods through the controller manager's taint evic
   const record = await recordPods(c, ns);
   await c.setNodeReady(n.name, false);
   await gone("stranded");
+  await record.deleted("stranded");
   record.stop();
 
   const tainted = await c.core.readNode({ name: n.name });

@@ -207,6 +207,11 @@ export async function recordPods(c: Cluster, namespace: string) {
   return {
     seen,
     versions: (name: string) => seen.filter((s) => s.pod.metadata?.name === name).map((s) => s.pod),
+    /** Waits until the watch, which can trail a GET, has delivered the pod's deletion. */
+    deleted: (name: string) =>
+      waitFor(`the watch to deliver ${name}'s deletion`, async () =>
+        seen.some((s) => s.type === "DELETED" && s.pod.metadata?.name === name) ? true : undefined,
+      ),
     stop: () => req.abort(),
   };
 }
