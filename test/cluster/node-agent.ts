@@ -59,6 +59,7 @@ const config: AgentConfig = readAgentConfig(path.join(stateDir, "agent.yaml"));
 const agentDir = path.join(stateDir, "agent");
 const pidDir = path.join(agentDir, "pids");
 mkdirSync(pidDir, { recursive: true });
+mkdirSync(path.join(agentDir, "pods"), { recursive: true });
 const pki = (f: string) => path.join(stateDir, "pki", f);
 
 const kc = new KubeConfig();
@@ -207,6 +208,22 @@ async function registerNode(spec: NodeSpec): Promise<void> {
   log(`registered node ${spec.name} ${JSON.stringify(spec.capacity)}`);
 }
 
+/**
+ * Nodes an earlier agent registered that this one does not own (a test's node whose test
+ * never removed it): their pods have no process, so they go, and the pod GC removes the pods.
+ */
+async function removeStaleNodes(): Promise<void> {
+  const owned = new Set(config.nodes.map((n) => n.name));
+  const list = await core.listNode({ labelSelector: "herd.dev/node-agent=true" });
+  for (const node of list.items) {
+    const name = node.metadata?.name;
+    if (name && !owned.has(name) && !nodes.has(name)) {
+      await core.deleteNode({ name }).catch(() => {});
+      log(`removed stale node ${name}`);
+    }
+  }
+}
+
 /** NotReady: posts Ready=False and stops renewing the lease, as a failing kubelet would. */
 async function setNodeReady(name: string, ready: boolean): Promise<void> {
   const run = nodes.get(name);
@@ -263,6 +280,8 @@ interface PodRun {
   startTime: Date;
   deleting: boolean;
   failure?: { reason: string; message: string };
+  /** Stopped by a node shutdown (`herd dev down`). */
+  shutdown?: boolean;
   writes: Promise<void>;
 }
 const pods = new Map<string, PodRun>(); // by uid
@@ -325,10 +344,19 @@ function podConditions(run: PodRun, phase: string): V1PodCondition[] {
     ...(ok || !reason ? {} : { reason }),
   });
   return [
-    cond("PodReadyToStartContainers", !done || phase === "Succeeded" || !!run.containers.length),
+    cond("PodReadyToStartContainers", true),
     cond("Initialized", true),
     cond("ContainersReady", allRunning, notReady),
     cond("Ready", allRunning, notReady),
+    ...(run.shutdown
+      ? [
+          {
+            ...cond("DisruptionTarget", true),
+            reason: "TerminationByKubelet",
+            message: run.failure?.message,
+          },
+        ]
+      : []),
   ];
 }
 
@@ -959,6 +987,7 @@ function reconcile(pod: V1Pod, recovered = false) {
     if (run) void deletePod(run, pod);
     else if (!deleting.has(uid)) {
       deleting.add(uid);
+      rmSync(podDir(pod), { recursive: true, force: true });
       core
         .deleteNamespacedPod({
           name: pod.metadata.name!,
@@ -1000,11 +1029,18 @@ function serveLogs(req: http.IncomingMessage, res: http.ServerResponse) {
   const [ns, name, container] = m.slice(1).map(decodeURIComponent) as [string, string, string];
   const run = findRun(ns, name);
   const c = run?.containers.find((x) => x.spec.name === container);
-  if (!run || !c) {
+  // A pod that finished before the agent restarted still has its folder and log.
+  const folder = readdirSync(path.join(agentDir, "pods")).find((d) =>
+    d.startsWith(`${ns}_${name}_`),
+  );
+  const file =
+    run && c
+      ? logPath(run, container)
+      : folder && path.join(agentDir, "pods", folder, "logs", `${container}.log`);
+  if (!file || !existsSync(file)) {
     res.writeHead(404).end(`container ${container} of pod ${ns}/${name} is not on this node agent`);
     return;
   }
-  const file = logPath(run, container);
   let content = existsSync(file) ? readFileSync(file) : Buffer.alloc(0);
   const tailLines = url.searchParams.get("tailLines");
   if (tailLines !== null) {
@@ -1030,7 +1066,7 @@ function serveLogs(req: http.IncomingMessage, res: http.ServerResponse) {
     if (size > offset) {
       createReadStream(file, { start: offset, end: size - 1 }).pipe(res, { end: false });
       offset = size;
-    } else if (!c.proc && !c.restartTimer) {
+    } else if (!c?.proc && !c?.restartTimer) {
       clearInterval(timer);
       res.end();
     }
@@ -1114,6 +1150,7 @@ async function main() {
 
   for (;;) {
     try {
+      await removeStaleNodes();
       for (const n of config.nodes) await registerNode(n);
       break;
     } catch (err) {
@@ -1162,20 +1199,34 @@ async function main() {
   log(`node agent ready: kubelet port ${ports.kubelet}, control port ${ports.agent}`);
 }
 
+/**
+ * `herd dev down` is a node shutdown: as the kubelet's graceful node shutdown does, running
+ * pods get SIGTERM and end Failed with DisruptionTarget (reason TerminationByKubelet).
+ */
 async function shutdown() {
   log("stopping: SIGTERM to every pod process");
   for (const n of nodes.values()) clearInterval(n.timer);
-  const runs = [...pods.values()];
+  const runs = [...pods.values()].filter((r) => r.containers.some((c) => c.proc || c.restartTimer));
   for (const r of runs) {
     r.deleting = true;
+    r.shutdown = true;
+    r.failure = {
+      reason: "Terminated",
+      message: "Pod was terminated in response to imminent node shutdown.",
+    };
     for (const c of r.containers) {
       clearTimeout(c.restartTimer);
+      c.restartTimer = undefined;
       signalGroup(c.proc, "SIGTERM");
     }
   }
   const until = Date.now() + 3000;
   while (runs.some((r) => r.containers.some((c) => c.proc)) && Date.now() < until) await sleep(50);
   for (const r of runs) for (const c of r.containers) signalGroup(c.proc, "SIGKILL");
+  while (runs.some((r) => r.containers.some((c) => c.proc)) && Date.now() < until + 1000) {
+    await sleep(50);
+  }
+  await Promise.race([Promise.all(runs.map((r) => writeStatus(r))), sleep(3000)]);
   process.exit(0);
 }
 process.on("SIGTERM", () => void shutdown());
