@@ -2,11 +2,14 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { cluster } from "./harness.ts";
 import type { Cluster } from "./harness.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
+const herdBin = path.join(root, "bin/herd.mjs");
 let c: Cluster;
 const herd = (...args: string[]) =>
   spawnSync(
@@ -62,4 +65,25 @@ test("herd dev node-not-ready names a node it does not know", () => {
   const r = herd("node-not-ready", "no-such-node");
   assert.equal(r.status, 1);
   assert.match(r.stderr, /no node no-such-node/);
+});
+
+test("herd dev status reports a component that died, and where its log is", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "herd-state-"));
+  try {
+    const gone = spawnSync("true"); // a pid that has exited
+    mkdirSync(path.join(dir, "run"), { recursive: true });
+    writeFileSync(path.join(dir, "ports.json"), readFileSync(path.join(c.stateDir, "ports.json")));
+    writeFileSync(path.join(dir, "run", "etcd.pid"), `${gone.pid}\n`);
+    const r = spawnSync(process.execPath, [herdBin, "dev", "status", "--state", dir], {
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stdout,
+      new RegExp(`^etcd\\s+died\\s+pid ${gone.pid}.*see .*logs/etcd\\.log`, "m"),
+    );
+    assert.match(r.stdout, /^kube-apiserver\s+stopped/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

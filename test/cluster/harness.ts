@@ -5,7 +5,16 @@
 // after the run (`herd dev down` does the same by hand).
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import path from "node:path";
 import { CoreV1Api, KubeConfig, Watch } from "@kubernetes/client-node";
 import type { V1Pod, V1Toleration } from "@kubernetes/client-node";
 import type { NodeSpec } from "./agent-config.ts";
@@ -42,6 +51,7 @@ function pidAlive(pid: number): boolean {
 
 /** An exclusive lock file beside the state folder; a holder that died leaves it stale. */
 async function withLock<T>(lock: string, fn: () => Promise<T>): Promise<T> {
+  mkdirSync(path.dirname(lock), { recursive: true });
   const deadline = Date.now() + 300_000;
   for (;;) {
     try {
