@@ -282,6 +282,8 @@ interface PodRun {
   failure?: { reason: string; message: string };
   /** Stopped by a node shutdown (`herd dev down`). */
   shutdown?: boolean;
+  stopping?: Promise<void>;
+  removing?: Promise<void>;
   writes: Promise<void>;
 }
 const pods = new Map<string, PodRun>(); // by uid
@@ -776,6 +778,7 @@ async function startContainer(run: PodRun, c: ContainerRun, volumes: Record<stri
   }
   const rewrite = pathRewriter(pathMap);
   const env = await containerEnv(run, spec, rewrite, pathMap);
+  if (run.deleting) return; // deleted while its env was read: nothing to start
   const command = [...(spec.command ?? mapping?.command ?? []), ...(spec.args ?? [])].map((s) =>
     rewrite(expand(s, env)),
   );
@@ -934,41 +937,50 @@ const signalGroup = (proc: ChildProcess | undefined, signal: NodeJS.Signals) => 
   }
 };
 
-/** SIGTERM to every container, SIGKILL after the grace period, then the final status. */
-async function killPod(run: PodRun, graceSeconds: number, why: string) {
-  if (run.deleting) return;
-  run.deleting = true;
-  log(`stopping ${podLabel(run.pod)} (${why}), grace ${graceSeconds}s`);
-  for (const c of run.containers) {
-    clearTimeout(c.restartTimer);
-    c.restartTimer = undefined;
-    signalGroup(c.proc, "SIGTERM");
-  }
-  const until = Date.now() + graceSeconds * 1000;
-  while (run.containers.some((c) => c.proc) && Date.now() < until) await sleep(100);
-  for (const c of run.containers) signalGroup(c.proc, "SIGKILL");
-  while (run.containers.some((c) => c.proc)) await sleep(50);
-  await writeStatus(run);
+/**
+ * SIGTERM to every container, SIGKILL after the grace period, then the final status. Called
+ * again (every status write brings another watch event) it returns the stop under way.
+ */
+function killPod(run: PodRun, graceSeconds: number, why: string): Promise<void> {
+  run.stopping ??= (async () => {
+    run.deleting = true;
+    log(`stopping ${podLabel(run.pod)} (${why}), grace ${graceSeconds}s`);
+    for (const c of run.containers) {
+      clearTimeout(c.restartTimer);
+      c.restartTimer = undefined;
+      signalGroup(c.proc, "SIGTERM");
+    }
+    const until = Date.now() + graceSeconds * 1000;
+    while (run.containers.some((c) => c.proc) && Date.now() < until) await sleep(100);
+    for (const c of run.containers) signalGroup(c.proc, "SIGKILL");
+    while (run.containers.some((c) => c.proc)) await sleep(50);
+    await writeStatus(run);
+  })();
+  return run.stopping;
 }
 
 /** The pod object is going away: stop it, then remove it for good (grace 0), as the kubelet does. */
-async function deletePod(run: PodRun, pod: V1Pod) {
-  const grace =
-    pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
-  await killPod(run, grace, "deleted");
-  await run.writes;
-  try {
-    await core.deleteNamespacedPod({
-      name: run.name,
-      namespace: run.namespace,
-      gracePeriodSeconds: 0,
-      body: { gracePeriodSeconds: 0, preconditions: { uid: run.uid } },
-    });
-  } catch (err) {
-    if (httpCode(err) !== 404 && httpCode(err) !== 409)
-      log(`delete ${podLabel(pod)}: ${errText(err)}`);
-  }
-  forget(run);
+function deletePod(run: PodRun, pod: V1Pod): Promise<void> {
+  run.removing ??= (async () => {
+    const grace =
+      pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
+    await killPod(run, grace, "deleted");
+    await run.writes;
+    try {
+      await core.deleteNamespacedPod({
+        name: run.name,
+        namespace: run.namespace,
+        gracePeriodSeconds: 0,
+        body: { gracePeriodSeconds: 0, preconditions: { uid: run.uid } },
+      });
+    } catch (err) {
+      if (httpCode(err) !== 404 && httpCode(err) !== 409) {
+        log(`delete ${podLabel(pod)}: ${errText(err)}`);
+      }
+    }
+    forget(run);
+  })();
+  return run.removing;
 }
 
 function forget(run: PodRun) {

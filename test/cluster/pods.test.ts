@@ -172,7 +172,7 @@ test("OnFailure restarts a failed container; a PVC folder outlives the attempt",
   assert.equal(status?.state?.terminated?.exitCode, 0);
 });
 
-test("a process that ignores SIGTERM is killed when the grace period ends", async () => {
+test("a process that ignores SIGTERM is killed when the grace period ends, not before", async () => {
   const name = "stubborn";
   // $$$$ is the shell's $$: Kubernetes expands $$ in a command to $.
   const script = "trap '' TERM; echo $$$$ > /tmp-pid/pid; while :; do sleep 0.1; done";
@@ -181,7 +181,7 @@ test("a process that ignores SIGTERM is killed when the grace period ends", asyn
     namespace: ns,
     body: shellPod(name, script, {
       ...node.placement,
-      terminationGracePeriodSeconds: 1,
+      terminationGracePeriodSeconds: 4,
       volumes: [{ name: "pid", hostPath: { path: pidDir } }],
       containers: [
         {
@@ -207,6 +207,11 @@ test("a process that ignores SIGTERM is killed when the grace period ends", asyn
   };
   assert.ok(alive(pid));
   await c.core.deleteNamespacedPod({ name, namespace: ns });
+  // Within the grace period the pod is Terminating and its process, deaf to SIGTERM, lives.
+  await new Promise((r) => setTimeout(r, 1000));
+  const terminating = await c.core.readNamespacedPod({ name, namespace: ns });
+  assert.ok(terminating.metadata?.deletionTimestamp);
+  assert.ok(alive(pid), "the process lives until the grace period ends");
   await waitFor("pod gone", async () => {
     try {
       await c.core.readNamespacedPod({ name, namespace: ns });
