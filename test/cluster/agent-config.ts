@@ -18,6 +18,8 @@ export interface NodeSpec {
   capacity: Record<string, string>;
   labels?: Record<string, string>;
   taints?: NodeTaint[];
+  /** The GPU devices behind nvidia.com/gpu (CUDA_VISIBLE_DEVICES values); default 0..n-1. */
+  gpuDevices?: string[];
 }
 
 /**

@@ -82,6 +82,8 @@ const heartbeatMs = 5_000;
 interface NodeRun {
   spec: NodeSpec;
   ready: boolean;
+  /** GPU device indices not allotted to a running container. */
+  freeGpus: string[];
   timer?: NodeJS.Timeout;
 }
 const nodes = new Map<string, NodeRun>();
@@ -193,7 +195,9 @@ async function registerNode(spec: NodeSpec): Promise<void> {
   } catch (err) {
     if (httpCode(err) !== 409) throw err; // a node from an earlier run: keep its spec (cordon)
   }
-  const run: NodeRun = { spec, ready: true };
+  const gpuCount = Number(spec.capacity["nvidia.com/gpu"] ?? 0);
+  const devices = spec.gpuDevices ?? Array.from({ length: gpuCount }, (_, i) => String(i));
+  const run: NodeRun = { spec, ready: true, freeGpus: devices };
   nodes.set(spec.name, run);
   await postNodeStatus(run);
   await renewLease(spec.name);
@@ -222,6 +226,16 @@ async function removeStaleNodes(): Promise<void> {
       log(`removed stale node ${name}`);
     }
   }
+}
+
+const gpuRequest = (c: V1Container) =>
+  Number(c.resources?.limits?.["nvidia.com/gpu"] ?? c.resources?.requests?.["nvidia.com/gpu"] ?? 0);
+
+/** Allots count GPU devices of the node, or undefined when it has fewer free. */
+function takeGpus(node: string, count: number): string[] | undefined {
+  const free = nodes.get(node)?.freeGpus ?? [];
+  if (free.length < count) return undefined;
+  return free.splice(0, count);
 }
 
 /** NotReady: posts Ready=False and stops renewing the lease, as a failing kubelet would. */
@@ -798,6 +812,19 @@ async function startContainer(run: PodRun, c: ContainerRun, volumes: Record<stri
     };
     return;
   }
+  const gpus = takeGpus(run.node, gpuRequest(spec));
+  if (!gpus) {
+    c.terminated = {
+      exitCode: 128,
+      reason: "StartError",
+      message: `node ${run.node} has fewer than ${gpuRequest(spec)} free nvidia.com/gpu`,
+      startedAt,
+      finishedAt: startedAt,
+    };
+    return;
+  }
+  // As the NVIDIA device plugin does: the process sees the devices allotted to it, no others.
+  env.CUDA_VISIBLE_DEVICES = env.NVIDIA_VISIBLE_DEVICES = gpus.join(",");
   const out = openSync(logPath(run, spec.name), "a");
   const proc = spawn(bin, args, { cwd, env, detached: true, stdio: ["ignore", out, out] });
   closeSync(out);
@@ -808,6 +835,7 @@ async function startContainer(run: PodRun, c: ContainerRun, volumes: Record<stri
   const finish = (exitCode: number, reason: string, message?: string, signal?: number) => {
     if (c.proc !== proc) return;
     c.proc = undefined;
+    nodes.get(run.node)?.freeGpus.push(...gpus);
     rmSync(pidPath(run, spec.name), { force: true });
     if (c.terminated) c.lastTerminated = c.terminated;
     c.terminated = {

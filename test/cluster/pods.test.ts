@@ -14,6 +14,7 @@ import {
   waitFor,
 } from "./harness.ts";
 import type { Cluster } from "./harness.ts";
+import type { V1Pod } from "@kubernetes/client-node";
 
 let c: Cluster;
 let ns: string;
@@ -222,4 +223,48 @@ test("a process that ignores SIGTERM is killed when the grace period ends, not b
   });
   assert.equal(alive(pid), false, "the process was killed before the pod went away");
   rmSync(pidDir, { recursive: true, force: true });
+});
+
+test("nvidia.com/gpu is scheduled against node capacity and each pod sees its own devices", async () => {
+  const gpuNode = await testNode(c, unique("gpu-node"), {
+    cpu: "4",
+    memory: "4Gi",
+    "nvidia.com/gpu": "2",
+  });
+  try {
+    const gpuPod = (name: string): V1Pod =>
+      shellPod(name, 'echo "devices=$CUDA_VISIBLE_DEVICES"; sleep 30', {
+        ...gpuNode.placement,
+        containers: [
+          {
+            name: "main",
+            image: "busybox",
+            command: ["sh", "-c", 'echo "devices=$CUDA_VISIBLE_DEVICES"; sleep 30'],
+            resources: { limits: { "nvidia.com/gpu": "1" } },
+          },
+        ],
+      });
+    for (const name of ["gpu-a", "gpu-b", "gpu-c"]) {
+      await c.core.createNamespacedPod({ namespace: ns, body: gpuPod(name) });
+    }
+    const devices = await waitFor("two GPU pods printing their devices", async () => {
+      const out = await Promise.all(["gpu-a", "gpu-b"].map((n) => c.kubectl("logs", "-n", ns, n)));
+      const found = out.map((o) => /devices=(\S*)/.exec(o.stdout)?.[1]);
+      return found.every((d) => d !== undefined) ? found : undefined;
+    });
+    assert.deepEqual([...devices].sort(), ["0", "1"]);
+    const third = await waitFor("the third GPU pod to be found unschedulable", async () => {
+      const pod = await c.core.readNamespacedPod({ name: "gpu-c", namespace: ns });
+      const cond = pod.status?.conditions?.find((x) => x.type === "PodScheduled");
+      return cond?.status === "False" ? cond : undefined;
+    });
+    assert.match(third.message ?? "", /Insufficient nvidia.com\/gpu/);
+  } finally {
+    for (const name of ["gpu-a", "gpu-b", "gpu-c"]) {
+      await c.core
+        .deleteNamespacedPod({ name, namespace: ns, gracePeriodSeconds: 0 })
+        .catch(() => {});
+    }
+    await c.removeNode(gpuNode.name);
+  }
 });
