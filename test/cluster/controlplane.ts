@@ -462,6 +462,9 @@ export async function status(dir = defaultStateDir()): Promise<ComponentStatus[]
 }
 
 export function endpoints(dir = defaultStateDir()): Endpoints {
+  if (!existsSync(path.join(dir, "ports.json")) || !existsSync(path.join(dir, "s3.json"))) {
+    throw new Error(`no control plane in ${dir}: run \`herd dev up\` first`);
+  }
   const ports = JSON.parse(readFileSync(path.join(dir, "ports.json"), "utf8")) as Ports;
   return {
     stateDir: dir,

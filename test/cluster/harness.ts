@@ -81,8 +81,10 @@ export function cluster(dir = defaultStateDir()): Promise<Cluster> {
   shared ??= withLock(`${dir}.lock`, async () => {
     const all = await status(dir);
     if (!all.every((c) => c.state === "ready")) {
-      await up(dir);
+      // Marked first, so that what a failed start left running is stopped after the run too.
+      mkdirSync(path.dirname(startedByTestsMarker(dir)), { recursive: true });
       writeFileSync(startedByTestsMarker(dir), `${process.pid}\n`);
+      await up(dir);
     }
     return connect(endpoints(dir));
   });
