@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # kube-apiserver, kube-scheduler and kube-controller-manager for the local control plane
-# (`herd dev up`), built from the k8s.io/kubernetes Go module. k8s.io/kubernetes replaces its
+# (`herd dev up`), built from the k8s.io/kubernetes Go module, and etcd at the version that
+# Kubernetes release depends on (Debian's 3.4 lacks the watch progress requests the
+# apiserver's watch cache needs, so watches without a resourceVersion fail there). k8s.io/kubernetes replaces its
 # staging modules (k8s.io/api, k8s.io/client-go, ...) with local folders, which only works
 # inside its own repository; a generated main module under $HERD_CACHE pins each of them to
 # the published v0.x release instead. Binaries are cached per version in
@@ -10,7 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 K8S_VERSION="v1.37.2"
 STAGING_VERSION="v0${K8S_VERSION#v1}" # v1.37.2 -> v0.37.2
-components=(kube-apiserver kube-scheduler kube-controller-manager)
+components=(kube-apiserver kube-scheduler kube-controller-manager etcd)
 dir="$HERD_CACHE/k8s/$K8S_VERSION"
 step "kubernetes $K8S_VERSION"
 
@@ -26,10 +28,11 @@ link() {
   for c in "${components[@]}"; do ln -sfn "$dir/bin/$c" "$HERD_CACHE/bin/$c"; done
 }
 if linked; then done_in "present"; exit 0; fi
-if [ -x "$dir/bin/kube-apiserver" ] && [ -x "$dir/bin/kube-scheduler" ] \
-  && [ -x "$dir/bin/kube-controller-manager" ]; then
-  link; done_in "linked"; exit 0
-fi
+built() {
+  local c
+  for c in "${components[@]}"; do [ -x "$dir/bin/$c" ] || return 1; done
+}
+if built; then link; done_in "linked"; exit 0; fi
 command -v go >/dev/null || fail "go is not installed (needs the Go toolchain named in k8s.io/kubernetes' go.mod)"
 
 src="$dir/src"
@@ -56,7 +59,8 @@ go_line="$(grep -m1 '^go ' "$upstream_mod")"
   echo ")"
 } >go.mod
 : >go.sum
-# One `go build` for all three shares the compile of everything they have in common.
+# One `go build` for all four shares the compile of everything they have in common. etcd's
+# version is the one k8s.io/kubernetes requires (go.etcd.io/etcd/server/v3 in its go.mod).
 pkg="k8s.io/component-base/version"
 minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
 ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
@@ -64,10 +68,12 @@ ldflags="$ldflags -X $pkg.gitTreeState=clean"
 if ! nice -n 10 go build -ldflags "$ldflags" -o "$dir/bin/" \
   "k8s.io/kubernetes/cmd/kube-apiserver" \
   "k8s.io/kubernetes/cmd/kube-scheduler" \
-  "k8s.io/kubernetes/cmd/kube-controller-manager" >"$log" 2>&1; then
+  "k8s.io/kubernetes/cmd/kube-controller-manager" \
+  "go.etcd.io/etcd/server/v3" >"$log" 2>&1; then
   tail -30 "$log" >&2
   fail "go build failed, see $log"
 fi
+mv "$dir/bin/server" "$dir/bin/etcd" # go names the binary after the path's last element
 echo "cold build (download + compile) $(( ($(date +%s%N) - HERD_STEP_T0) / 1000000000 ))s" >>"$log"
 link
 done_in "built"

@@ -170,7 +170,7 @@ export const components: Component[] = [
     name: "etcd",
     after: [],
     command: (ctx) => ({
-      bin: "etcd",
+      bin: path.join(cache, "bin", "etcd"), // the build's, not an older one on PATH
       args: [
         "--name=herd",
         `--data-dir=${p(ctx, "etcd")}`,

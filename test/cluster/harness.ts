@@ -210,20 +210,48 @@ export async function waitFor<T>(
  * only moments, like DisruptionTarget on a pod being deleted, are seen here). */
 export async function recordPods(c: Cluster, namespace: string) {
   const seen: { type: string; pod: V1Pod }[] = [];
-  const req = await new Watch(c.kc).watch(
-    `/api/v1/namespaces/${namespace}/pods`,
-    {},
-    (type, pod: V1Pod) => seen.push({ type, pod }),
-    () => {},
-  );
+  const closed: string[] = [];
+  const watch = new Watch(c.kc);
+  let resourceVersion: string | undefined;
+  let stopped = false;
+  let req: AbortController | undefined;
+  // A watch that closes is resumed from the last version seen, so no event is lost.
+  const start = async (): Promise<void> => {
+    req = await watch.watch(
+      `/api/v1/namespaces/${namespace}/pods`,
+      resourceVersion
+        ? { resourceVersion, allowWatchBookmarks: true }
+        : { allowWatchBookmarks: true },
+      (type, pod: V1Pod) => {
+        resourceVersion = pod.metadata?.resourceVersion ?? resourceVersion;
+        if (type !== "BOOKMARK") seen.push({ type, pod });
+      },
+      (err) => {
+        if (stopped) return;
+        closed.push(err ? String(err) : "closed");
+        setTimeout(() => void start().catch((e) => closed.push(String(e))), 200);
+      },
+    );
+  };
+  await start();
   return {
     seen,
     versions: (name: string) => seen.filter((s) => s.pod.metadata?.name === name).map((s) => s.pod),
     /** Waits until the watch, which can trail a GET, has delivered the pod's deletion. */
-    deleted: (name: string) =>
-      waitFor(`the watch to deliver ${name}'s deletion`, async () =>
-        seen.some((s) => s.type === "DELETED" && s.pod.metadata?.name === name) ? true : undefined,
-      ),
-    stop: () => req.abort(),
+    deleted: async (name: string) => {
+      try {
+        await waitFor(`the watch to deliver ${name}'s deletion`, async () =>
+          seen.some((s) => s.type === "DELETED" && s.pod.metadata?.name === name)
+            ? true
+            : undefined,
+        );
+      } catch (err) {
+        throw new Error(`${String(err)} (watch closed: ${closed.join("; ") || "never"})`);
+      }
+    },
+    stop: () => {
+      stopped = true;
+      req?.abort();
+    },
   };
 }
