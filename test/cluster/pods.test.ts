@@ -268,3 +268,19 @@ test("nvidia.com/gpu is scheduled against node capacity and each pod sees its ow
     await c.removeNode(gpuNode.name);
   }
 });
+
+test("a pod talks to the API as its service account through the KUBECONFIG it is given", async () => {
+  const name = "whoami";
+  await c.core.createNamespacedPod({
+    namespace: ns,
+    body: shellPod(
+      name,
+      "kubectl auth whoami -o jsonpath='{.status.userInfo.username}'",
+      node.placement,
+    ),
+  });
+  const pod = await finished(name);
+  const logs = await c.kubectl("logs", "-n", ns, name);
+  assert.equal(pod.status?.phase, "Succeeded", logs.stdout);
+  assert.equal(logs.stdout.trim(), `system:serviceaccount:${ns}:default`);
+});
