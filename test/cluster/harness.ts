@@ -17,6 +17,8 @@ import {
 import path from "node:path";
 import { CoreV1Api, KubeConfig, Watch } from "@kubernetes/client-node";
 import type { V1Pod, V1Toleration } from "@kubernetes/client-node";
+import { Connection } from "@temporalio/client";
+import { S3 } from "../../workers/s3.ts";
 import type { NodeSpec } from "./agent-config.ts";
 import {
   defaultStateDir,
@@ -33,6 +35,10 @@ export interface Cluster extends Endpoints {
   core: CoreV1Api;
   /** Runs the real kubectl against the cluster. */
   kubectl(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** A new connection to the dev server's Temporal; the caller closes it. */
+  temporal(): Promise<Connection>;
+  /** The S3 client for the checkpoint bucket. */
+  s3Client(): S3;
   addNode(spec: NodeSpec): Promise<void>;
   removeNode(name: string): Promise<void>;
   setNodeReady(name: string, ready: boolean): Promise<void>;
@@ -120,6 +126,8 @@ function connect(e: Endpoints): Cluster {
             }),
         );
       }),
+    temporal: () => Connection.connect({ address: e.temporalAddress }),
+    s3Client: () => new S3(e.s3),
     addNode: (spec) => control("POST", "/nodes", spec),
     removeNode: (name) => control("DELETE", `/nodes/${encodeURIComponent(name)}`),
     setNodeReady: (name, ready) =>

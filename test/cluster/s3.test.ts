@@ -12,7 +12,7 @@ let s3: S3;
 let prefix: string;
 let tmp: string;
 before(async () => {
-  s3 = new S3((await cluster()).s3);
+  s3 = (await cluster()).s3Client();
   prefix = `${unique("s3-test")}/`;
   tmp = mkdtempSync(path.join(os.tmpdir(), "herd-s3-"));
 });

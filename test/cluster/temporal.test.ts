@@ -2,7 +2,7 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { Client, Connection } from "@temporalio/client";
+import { Client } from "@temporalio/client";
 import { DefaultLogger, NativeConnection, Runtime, Worker } from "@temporalio/worker";
 import { cluster, unique } from "./harness.ts";
 import type { Cluster } from "./harness.ts";
@@ -23,7 +23,7 @@ test("a Temporal workflow completes on the dev server", async () => {
     workflowsPath: path.join(import.meta.dirname, "temporal", "workflows.ts"),
     activities: { greet: async (name: string) => `hello, ${name}` },
   });
-  const clientConnection = await Connection.connect({ address: c.temporalAddress });
+  const clientConnection = await c.temporal();
   try {
     const client = new Client({ connection: clientConnection, namespace: "default" });
     const workflowId = unique("hello");
