@@ -43,6 +43,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "list the model presets with their sizes and parameter counts",
     load: async () => (await import("./presets.ts")).run,
   },
+  dev: {
+    summary: "run a local control plane: Kubernetes, Temporal, S3 and a node agent",
+    load: async () => (await import("./dev.ts")).run,
+  },
   demo: {
     summary: "run the most complete job herd has, on this machine",
     load: async () => (await import("./demo.ts")).run,
