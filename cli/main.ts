@@ -27,6 +27,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "list the native engine's compute backends and CUDA devices",
     load: async () => (await import("./backends.ts")).run,
   },
+  crds: {
+    summary: "generate (or check) the CRD manifests and docs/api.md from the schemas",
+    load: async () => (await import("./crds.ts")).run,
+  },
   demo: {
     summary: "run the most complete job herd has, on this machine",
     load: async () => (await import("./demo.ts")).run,
