@@ -2,9 +2,9 @@
 // operator and the workers read the kinds from here.
 import type { z } from "zod";
 import { group, version } from "./common.ts";
-import { evalJob } from "./evaljob.ts";
-import { evalSweep } from "./evalsweep.ts";
-import { trainingJob } from "./trainingjob.ts";
+import { evalJob, evalJobSpec } from "./evaljob.ts";
+import { evalSweep, evalSweepSpec } from "./evalsweep.ts";
+import { trainingJob, trainingJobSpec } from "./trainingjob.ts";
 
 export interface PrinterColumn {
   name: string;
@@ -19,7 +19,10 @@ export interface KindInfo {
   plural: string;
   singular: string;
   shortNames: string[];
+  /** The whole object, as in a manifest. */
   schema: z.ZodType;
+  /** The spec alone: what the operator validates before starting a workflow. */
+  spec: z.ZodType<Record<string, unknown>>;
   printerColumns: PrinterColumn[];
 }
 
@@ -37,6 +40,7 @@ export const kinds: KindInfo[] = [
     singular: "trainingjob",
     shortNames: ["tj"],
     schema: trainingJob,
+    spec: trainingJobSpec,
     printerColumns: [
       { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Job phase." },
       { name: "Step", type: "integer", jsonPath: ".status.step", description: "Steps done." },
@@ -63,6 +67,7 @@ export const kinds: KindInfo[] = [
     singular: "evaljob",
     shortNames: ["ej"],
     schema: evalJob,
+    spec: evalJobSpec,
     printerColumns: [
       { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Job phase." },
       {
@@ -92,6 +97,7 @@ export const kinds: KindInfo[] = [
     singular: "evalsweep",
     shortNames: ["es"],
     schema: evalSweep,
+    spec: evalSweepSpec,
     printerColumns: [
       {
         name: "TrainingJob",
