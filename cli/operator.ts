@@ -8,6 +8,7 @@ export async function run(argv: string[]): Promise<number> {
     args: argv,
     options: {
       kubeconfig: { type: "string" },
+      namespace: { type: "string" },
       "temporal-address": { type: "string", default: defaults.temporalAddress },
       "temporal-namespace": { type: "string", default: defaults.temporalNamespace },
       port: { type: "string", default: String(defaults.httpPort) },
@@ -22,6 +23,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new Error(`--concurrency must be a positive integer, got ${values.concurrency}`);
   return runOperator({
     kubeconfig: values.kubeconfig ?? defaults.kubeconfig,
+    namespace: values.namespace ?? defaults.namespace,
     temporalAddress: values["temporal-address"],
     temporalNamespace: values["temporal-namespace"],
     httpPort: port,

@@ -104,7 +104,6 @@ export const evalTasks = validated(
     {
       rule: "self.all(t, self.exists_one(u, u.name == t.name))",
       message: "task names must be unique",
-      reason: "FieldValueDuplicate",
       check: (ts) => new Set(ts.map((t) => t.name)).size === ts.length,
     },
   ],

@@ -32,6 +32,8 @@ export interface KubeObjectsOptions {
   onChange: (key: ObjectKey) => void;
   logger: Logger;
   metrics?: OperatorMetrics;
+  /** Watch only this namespace (all namespaces when undefined). */
+  namespace?: string;
   /** Longest wait before restarting a failed informer. */
   maxRestartDelayMs?: number;
 }
@@ -57,17 +59,31 @@ export class KubeObjects implements KubeAccess {
   /** Starts every informer; resolves at once (see `synced`). */
   start(): void {
     for (const info of kinds) {
+      const namespace = this.opts.namespace;
       const list = async () => {
-        const result = (await this.custom.listClusterCustomObject({
-          group,
-          version,
-          plural: info.plural,
-        })) as KubernetesListObject<KubernetesObject>;
+        const result = (await (namespace
+          ? this.custom.listNamespacedCustomObject({
+              group,
+              version,
+              namespace,
+              plural: info.plural,
+            })
+          : this.custom.listClusterCustomObject({
+              group,
+              version,
+              plural: info.plural,
+            }))) as KubernetesListObject<KubernetesObject>;
         this.listedKinds.add(info.kind);
         this.failures.delete(info.kind);
         return result;
       };
-      const informer = makeInformer(this.kc, `/apis/${group}/${version}/${info.plural}`, list);
+      const informer = makeInformer(
+        this.kc,
+        namespace
+          ? `/apis/${group}/${version}/namespaces/${namespace}/${info.plural}`
+          : `/apis/${group}/${version}/${info.plural}`,
+        list,
+      );
       const enqueue = (obj: KubernetesObject) =>
         this.opts.onChange({
           kind: info.kind,

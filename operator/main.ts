@@ -9,6 +9,8 @@ import { TemporalWorkflows } from "./temporal.ts";
 
 export interface OperatorProcessOptions {
   kubeconfig?: string;
+  /** Watch one namespace only; all namespaces when undefined. */
+  namespace?: string;
   temporalAddress: string;
   temporalNamespace: string;
   httpPort: number;
@@ -18,6 +20,7 @@ export interface OperatorProcessOptions {
 export function optionsFromEnv(env = process.env): OperatorProcessOptions {
   return {
     kubeconfig: env.KUBECONFIG,
+    namespace: env.HERD_OPERATOR_NAMESPACE || undefined,
     temporalAddress: env.TEMPORAL_ADDRESS ?? "127.0.0.1:7233",
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? "default",
     httpPort: Number(env.HERD_OPERATOR_PORT ?? 8080),
@@ -38,6 +41,7 @@ export async function runOperator(o: OperatorProcessOptions): Promise<number> {
     logger,
     httpPort: o.httpPort,
     concurrency: o.concurrency,
+    namespace: o.namespace,
   });
   await operator.start();
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

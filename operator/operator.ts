@@ -15,6 +15,8 @@ export interface OperatorOptions {
   kubeconfig: KubeConfig;
   workflows: WorkflowAccess;
   logger: Logger;
+  /** Watch only this namespace (all when undefined). */
+  namespace?: string;
   /** Reconciles run at once (different keys). */
   concurrency?: number;
   /** Port for /metrics, /healthz, /readyz; 0 picks a free one; undefined serves none. */
@@ -41,6 +43,7 @@ export class Operator {
       onChange: (key) => this.queue.add(keyString(key)),
       logger: this.log,
       metrics: this.metrics,
+      namespace: opts.namespace,
     });
     this.reconciler = new Reconciler(this.kube, opts.workflows, this.log, this.metrics);
   }

@@ -57,8 +57,9 @@ export interface PlaceholderPhases {
 }
 
 /**
- * Runs until cancelled: writes status on start and after each applied spec change; the object
- * going away (status write answers "gone") ends it too. Returns the fields applied live.
+ * Runs until cancelled (then cleans up and ends cancelled): writes status on start and after
+ * each applied spec change. The object going away without a cancellation (status write
+ * answers "gone", e.g. its finalizer was removed by hand) ends it normally.
  */
 export async function runPlaceholder(
   input: WorkflowInput,
@@ -136,12 +137,12 @@ export async function runPlaceholder(
     }
   } catch (err) {
     if (!isCancellation(err)) throw err;
-    // Deletion: clean up even though the workflow is being cancelled, then return normally
-    // so the operator sees a closed workflow and removes its finalizer.
+    // Deletion: clean up even though the workflow is being cancelled, then end as
+    // cancelled; the operator sees it closed and removes its finalizer.
     await CancellationScope.nonCancellable(async () => {
       await activities.cleanUp(input.object);
       await writeStatus("Deleting", "workflow cancelled; resources cleaned up");
     });
-    return snapshot();
+    throw err;
   }
 }
