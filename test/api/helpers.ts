@@ -231,6 +231,7 @@ export function apiMessage(err: unknown): string {
 /** How many executions Temporal has for a workflow id (all runs, running or closed). */
 export async function executionsOf(client: Client, workflowId: string): Promise<number> {
   let n = 0;
-  for await (const _ of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) n++;
+  for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+    if (wf.workflowId === workflowId) n++;
   return n;
 }
