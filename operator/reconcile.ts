@@ -88,6 +88,12 @@ export class Reconciler {
   private readonly signalled = new Map<string, number>();
   /** uids whose cancellation this replica has requested. */
   private readonly cancelling = new Set<string>();
+  /**
+   * uids whose workflow this replica knows exists. The id contains the uid and is never
+   * reused (REJECT_DUPLICATE), so once it exists no start is needed again; this only saves
+   * the start calls that the finalizer and status updates would otherwise repeat.
+   */
+  private readonly known = new Set<string>();
 
   constructor(
     private readonly kube: KubeAccess,
@@ -109,8 +115,6 @@ export class Reconciler {
     const workflowId = workflowIdOf(ref);
     if (obj.metadata.deletionTimestamp) return this.finalize(obj, workflowId);
 
-    if (!obj.metadata.finalizers?.includes(finalizer)) await this.kube.addFinalizer(obj);
-
     const parsed = kindInfo(key.kind).spec.safeParse(obj.spec);
     if (!parsed.success) {
       // The API server validated it, so this means a schema skew between the CRD and this
@@ -120,14 +124,27 @@ export class Reconciler {
     }
     const generation = obj.metadata.generation ?? 1;
     const input: WorkflowInput = { object: ref, generation, spec: parsed.data };
-    const started = await this.workflows.start(workflowTypeOf[key.kind], workflowId, input);
-    if (started === "started") {
+    const exists = this.known.has(ref.uid) || obj.status?.workflowId === workflowId;
+    // The finalizer and the start go out together (a round trip saved per new object). If
+    // the object is deleted in between, the patch fails and the workflow's first act, a
+    // status write, finds the object gone and ends: every herd workflow starts that way.
+    const [finalized, start] = await Promise.allSettled([
+      obj.metadata.finalizers?.includes(finalizer) ? undefined : this.kube.addFinalizer(obj),
+      exists
+        ? ("exists" as const)
+        : this.workflows.start(workflowTypeOf[key.kind], workflowId, input),
+    ]);
+    if (start.status === "rejected") throw start.reason;
+    this.known.add(ref.uid);
+    if (start.value === "started") {
       this.signalled.set(ref.uid, generation);
       this.metrics?.workflowsStarted.inc({ kind: key.kind });
       this.log.info({ workflowId, generation }, "workflow started");
-      await this.kube.event(obj, "Normal", "WorkflowStarted", `started workflow ${workflowId}`);
-      return {};
+      void this.kube.event(obj, "Normal", "WorkflowStarted", `started workflow ${workflowId}`);
     }
+    // A lost finalizer race (409) retries the whole reconcile; the start is known by then.
+    if (finalized.status === "rejected") throw finalized.reason;
+    if (start.value === "started") return {};
 
     // The workflow exists: make sure it knows the current generation.
     const observed = obj.status?.observedGeneration ?? 0;
@@ -162,6 +179,7 @@ export class Reconciler {
     await this.kube.removeFinalizer(obj);
     this.cancelling.delete(obj.metadata.uid);
     this.signalled.delete(obj.metadata.uid);
+    this.known.delete(obj.metadata.uid);
     this.log.info({ workflowId, state }, "workflow closed; finalizer removed");
     return {};
   }

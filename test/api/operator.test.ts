@@ -131,8 +131,10 @@ test("an operator restarted in the middle starts no second workflow", { skip }, 
   );
   // stop as soon as the first workflow is started: the rest are mid-way or not begun
   await waitFor("a first start", async () => (started([first]) > 0 ? true : undefined));
-  await first.stop();
+  // a rolling restart: the new replica starts while the old one is still finishing
+  const stopping = first.stop();
   const second = await h.newOperator();
+  await stopping;
   try {
     for (const n of names) await statusAt("TrainingJob", n, 1, "Running");
     assert.equal(
