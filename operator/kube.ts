@@ -123,6 +123,14 @@ export class KubeObjects implements KubeAccess {
     return this.listedKinds.size === kinds.length;
   }
 
+  /** The uids of every object the informers hold. */
+  uids(): Set<string> {
+    const out = new Set<string>();
+    for (const informer of this.informers.values())
+      for (const obj of informer.list()) if (obj.metadata?.uid) out.add(obj.metadata.uid);
+    return out;
+  }
+
   /** Every object the informers hold, for the periodic resync. */
   keys(): ObjectKey[] {
     const out: ObjectKey[] = [];

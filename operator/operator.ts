@@ -66,6 +66,7 @@ export class Operator {
     for (let i = 0; i < n; i++) this.loops.push(this.loop());
     const resync = this.opts.resyncMs ?? 300_000;
     this.resyncTimer = setInterval(() => {
+      if (this.kube.synced) this.reconciler.prune(this.kube.uids());
       for (const key of this.kube.keys()) this.queue.add(keyString(key));
     }, resync);
     this.resyncTimer.unref();

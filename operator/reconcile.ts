@@ -93,7 +93,7 @@ export class Reconciler {
    * reused (REJECT_DUPLICATE), so once it exists no start is needed again; this only saves
    * the start calls that the finalizer and status updates would otherwise repeat.
    */
-  private readonly known = new Set<string>();
+  private readonly known = new Map<string, true>();
 
   constructor(
     private readonly kube: KubeAccess,
@@ -135,7 +135,7 @@ export class Reconciler {
         : this.workflows.start(workflowTypeOf[key.kind], workflowId, input),
     ]);
     if (start.status === "rejected") throw start.reason;
-    this.known.add(ref.uid);
+    this.known.set(ref.uid, true);
     if (start.value === "started") {
       this.signalled.set(ref.uid, generation);
       this.metrics?.workflowsStarted.inc({ kind: key.kind });
@@ -160,6 +160,13 @@ export class Reconciler {
       );
     }
     return {};
+  }
+
+  /** Forgets objects no longer in the cache (deleted without passing through finalize). */
+  prune(liveUids: Set<string>): void {
+    for (const m of [this.signalled, this.known])
+      for (const uid of m.keys()) if (!liveUids.has(uid)) m.delete(uid);
+    for (const uid of this.cancelling) if (!liveUids.has(uid)) this.cancelling.delete(uid);
   }
 
   private async finalize(obj: HerdObject, workflowId: string): Promise<ReconcileResult> {

@@ -151,3 +151,15 @@ test("a spec the operator's schema rejects gets a Warning event and no workflow"
     [["Warning", "InvalidSpec"]],
   );
 });
+
+test("known workflows skip the start call until pruned", async () => {
+  const { kube, temporal, reconciler } = setup();
+  kube.put(stored(trainingJobObject("p"), "uid-p"));
+  await reconciler.reconcile(key("TrainingJob", "p"));
+  await reconciler.reconcile(key("TrainingJob", "p"));
+  assert.equal(temporal.startCalls, 1, "the second reconcile knew the workflow");
+  reconciler.prune(new Set());
+  await reconciler.reconcile(key("TrainingJob", "p"));
+  assert.equal(temporal.startCalls, 2, "after pruning it asks Temporal again");
+  assert.equal(temporal.workflows.size, 1);
+});
