@@ -161,6 +161,7 @@ async function main(): Promise<number> {
     const reconciles = metricTotal(metrics, "herd_operator_reconciles_total");
     const errors = metricTotal(metrics, "herd_operator_reconcile_errors_total");
     const seconds = metricTotal(metrics, "herd_operator_reconcile_duration_seconds_sum");
+    const heapMb = metricTotal(metrics, "nodejs_heap_used_bytes") / 2 ** 20;
     const p50 = percentile(latencies, 50);
     const p99 = percentile(latencies, 99);
     createLatencies.sort((a, b) => a - b);
@@ -174,7 +175,7 @@ async function main(): Promise<number> {
     if (values["operator-node-options"])
       console.log(`  operator NODE_OPTIONS: ${values["operator-node-options"]}`);
     console.log(
-      `  operator peak memory (VmHWM): ${peak.toFixed(0)} MB, ${idle.toFixed(0)} MB idle before the jobs (goal < 200 MB: ${(peak / 200).toFixed(2)}× the goal)`,
+      `  operator peak memory (VmHWM): ${peak.toFixed(0)} MB, ${idle.toFixed(0)} MB idle before the jobs (goal < 200 MB: ${(peak / 200).toFixed(2)}× the goal); V8 heap in use at the end ${heapMb.toFixed(0)} MB`,
     );
     console.log(
       `  ${reconciles} reconciles (${errors} failed and retried), mean ${((seconds / reconciles) * 1000).toFixed(1)} ms each`,

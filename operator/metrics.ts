@@ -142,6 +142,20 @@ export function operatorMetrics(queueDepth: () => number) {
     queueDepth: registry.register(
       new Gauge("herd_operator_queue_depth", "Keys waiting in the work queue.", queueDepth),
     ),
+    residentMemory: registry.register(
+      new Gauge(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        () => process.memoryUsage().rss,
+      ),
+    ),
+    heapUsed: registry.register(
+      new Gauge(
+        "nodejs_heap_used_bytes",
+        "V8 heap in use, in bytes.",
+        () => process.memoryUsage().heapUsed,
+      ),
+    ),
   };
 }
 
