@@ -6,7 +6,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from "@temporalio/worker";
 import { pino, type Logger } from "pino";
 import { createActivities } from "./activities/index.ts";
-import { controlTaskQueue } from "../workflows/types.ts";
+import { controlTaskQueue, type ControlActivities } from "../workflows/types.ts";
 
 export const workflowsPath = fileURLToPath(new URL("../workflows/index.ts", import.meta.url));
 
@@ -16,6 +16,8 @@ export interface WorkerOptions {
   temporalNamespace?: string;
   taskQueue?: string;
   logger: Logger;
+  /** Replaces the real activities (tests of the workflows alone). */
+  activities?: ControlActivities;
 }
 
 let runtimeInstalled = false;
@@ -48,7 +50,7 @@ export async function startControlWorker(
     namespace: opts.temporalNamespace ?? "default",
     taskQueue: opts.taskQueue ?? controlTaskQueue,
     workflowsPath,
-    activities: createActivities(opts.kubeconfig),
+    activities: opts.activities ?? createActivities(opts.kubeconfig),
     bundlerOptions: { ignoreModules: [] },
   });
   const run = worker.run().finally(() => connection.close());
