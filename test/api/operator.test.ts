@@ -13,6 +13,7 @@ import {
   getObject,
   harness,
   patchObject,
+  sleep,
   waitFor,
   type Harness,
 } from "./helpers.ts";
@@ -169,14 +170,18 @@ test("two operator replicas start one workflow per object", { skip }, async () =
         await executionsOf(h.client, idOf("TrainingJob", c.metadata.name!, c.metadata.uid)),
         1,
       );
-    const events = await h.core.listNamespacedEvent({ namespace: h.namespace });
-    for (const n of names)
-      assert.equal(
-        events.items.filter((e) => e.involvedObject.name === n && e.reason === "WorkflowStarted")
-          .length,
-        1,
-        n,
-      );
+    // Events are recorded best effort, after the start: wait until each object has one.
+    const startedEvents = (
+      items: { involvedObject: { name?: string }; reason?: string }[],
+      n: string,
+    ) => items.filter((e) => e.involvedObject.name === n && e.reason === "WorkflowStarted").length;
+    await waitFor("a WorkflowStarted event per object", async () => {
+      const list = await h.core.listNamespacedEvent({ namespace: h.namespace });
+      return names.every((n) => startedEvents(list.items, n) > 0) ? list : undefined;
+    });
+    await sleep(500); // a duplicate, if there were one, would have landed by now
+    const again = await h.core.listNamespacedEvent({ namespace: h.namespace });
+    for (const n of names) assert.equal(startedEvents(again.items, n), 1, n);
   } finally {
     await Promise.all(replicas.map((r) => r.stop()));
   }
