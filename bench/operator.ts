@@ -62,6 +62,12 @@ function metricTotal(text: string, name: string): number {
     .reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
 }
 
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in 1/100 s ticks
+}
+
 function peakRssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
@@ -124,6 +130,7 @@ async function main(): Promise<number> {
   try {
     await sleep(3000); // the operator lists (nothing yet) and settles
     const idle = peakRssMb(pid);
+    const cpuBefore = cpuSeconds(pid);
 
     const names = Array.from({ length: jobs }, (_, i) => `bench-${i}`);
     const t0 = Date.now();
@@ -139,24 +146,25 @@ async function main(): Promise<number> {
     });
     const createSeconds = (Date.now() - t0) / 1000;
 
-    const startTimes = await waitFor(
+    // Wait on the operator's own count (cheap), then ask Temporal once per workflow.
+    await waitFor(
       "every workflow started",
       async () => {
-        const times = await pool(created, 32, async (c) => {
-          try {
-            return (await client.workflow.getHandle(c.id).describe()).startTime.getTime();
-          } catch {
-            return undefined;
-          }
-        });
-        return times.every((t) => t !== undefined) ? (times as number[]) : undefined;
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return metricTotal(text, "herd_operator_workflows_started_total") >= jobs
+          ? true
+          : undefined;
       },
       300_000,
+    );
+    const startTimes = await pool(created, 16, async (c) =>
+      (await client.workflow.getHandle(c.id).describe()).startTime.getTime(),
     );
     const latencies = created
       .map((c, i) => Math.max(0, startTimes[i]! - c.createdAt) / 1000)
       .sort((a, b) => a - b);
     const peak = peakRssMb(pid);
+    const cpu = cpuSeconds(pid) - cpuBefore;
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const reconciles = metricTotal(metrics, "herd_operator_reconciles_total");
     const errors = metricTotal(metrics, "herd_operator_reconcile_errors_total");
@@ -179,6 +187,9 @@ async function main(): Promise<number> {
     );
     console.log(
       `  ${reconciles} reconciles (${errors} failed and retried), mean ${((seconds / reconciles) * 1000).toFixed(1)} ms each`,
+    );
+    console.log(
+      `  operator CPU: ${cpu.toFixed(1)} s for ${jobs} jobs, ${((cpu / jobs) * 1000).toFixed(1)} ms per job`,
     );
     console.log(
       `  baseline, the API server's own create latency under the same load: p50 ${createP50.toFixed(3)} s, p99 ${percentile(createLatencies, 99).toFixed(3)} s; operator p50 = ${(p50 / createP50).toFixed(1)}× a create`,
