@@ -18,6 +18,7 @@ import {
 import type { Logger } from "pino";
 import { group, version } from "../crds/common.ts";
 import { kinds, kindInfo, type KindName } from "../crds/kinds.ts";
+import { pooledClients } from "./kube-client.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import { finalizer, type HerdObject, type KubeAccess, type ObjectKey } from "./reconcile.ts";
 
@@ -52,8 +53,9 @@ export class KubeObjects implements KubeAccess {
     private readonly kc: KubeConfig,
     private readonly opts: KubeObjectsOptions,
   ) {
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.core = kc.makeApiClient(CoreV1Api);
+    const client = pooledClients(kc);
+    this.custom = client(CustomObjectsApi);
+    this.core = client(CoreV1Api);
   }
 
   /** Starts every informer; resolves at once (see `synced`). */
