@@ -11,7 +11,8 @@
 import { spawn } from "node:child_process";
 import net from "node:net";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { openSync, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -101,6 +102,7 @@ async function main(): Promise<number> {
   const client = new Client({ connection });
 
   const port = await freePort();
+  const operatorLog = path.join(os.tmpdir(), "herd-bench-operator.log");
   const operator = spawn(
     process.execPath,
     [
@@ -123,7 +125,7 @@ async function main(): Promise<number> {
         TEMPORAL_ADDRESS: env.temporalAddress,
         NODE_OPTIONS: values["operator-node-options"],
       },
-      stdio: ["ignore", "ignore", "inherit"],
+      stdio: ["ignore", openSync(operatorLog, "w"), "inherit"],
     },
   );
   const pid = operator.pid!;
@@ -188,6 +190,7 @@ async function main(): Promise<number> {
     console.log(
       `  ${reconciles} reconciles (${errors} failed and retried), mean ${((seconds / reconciles) * 1000).toFixed(1)} ms each`,
     );
+    console.log(`  operator log: ${operatorLog}`);
     console.log(
       `  operator CPU: ${cpu.toFixed(1)} s for ${jobs} jobs, ${((cpu / jobs) * 1000).toFixed(1)} ms per job`,
     );

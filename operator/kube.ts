@@ -18,7 +18,6 @@ import {
 import type { Logger } from "pino";
 import { group, version } from "../crds/common.ts";
 import { kinds, kindInfo, type KindName } from "../crds/kinds.ts";
-import { pooledClients } from "./kube-client.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import { finalizer, type HerdObject, type KubeAccess, type ObjectKey } from "./reconcile.ts";
 
@@ -53,9 +52,11 @@ export class KubeObjects implements KubeAccess {
     private readonly kc: KubeConfig,
     private readonly opts: KubeObjectsOptions,
   ) {
-    const client = pooledClients(kc);
-    this.custom = client(CustomObjectsApi);
-    this.core = client(CoreV1Api);
+    // One client per API; client-node opens a fresh connection per request. (A shared
+    // keep-alive agent would save the TLS handshakes, but node-fetch 2, client-node's
+    // transport, then fails responses with false "Premature close" errors: node-fetch#1767.)
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
   }
 
   /** Starts every informer; resolves at once (see `synced`). */
@@ -156,37 +157,72 @@ export class KubeObjects implements KubeAccess {
     return this.informers.get(key.kind)?.get(key.name, key.namespace) as HerdObject | undefined;
   }
 
-  /** A merge patch carrying resourceVersion: it fails with 409 if the object moved on. */
-  private async patchFinalizers(obj: HerdObject, finalizers: string[]): Promise<void> {
+  private target(obj: HerdObject) {
+    return {
+      group,
+      version,
+      namespace: obj.metadata.namespace ?? "default",
+      plural: kindInfo(obj.kind as KindName).plural,
+      name: obj.metadata.name,
+    };
+  }
+
+  /**
+   * Changes the finalizer list with a merge patch that carries resourceVersion (optimistic
+   * concurrency: a concurrent change fails it with 409). The informer's copy is often behind
+   * the workflow's status writes, so on a conflict it reads the object afresh and tries again
+   * at once, rather than waiting for the watch to catch up through the queue's back-off.
+   * `change` returns the new list, or undefined when there is nothing to do.
+   */
+  private async updateFinalizers(
+    obj: HerdObject,
+    change: (finalizers: string[]) => string[] | undefined,
+  ): Promise<void> {
+    let current = obj;
+    for (let attempt = 1; ; attempt++) {
+      const finalizers = change(current.metadata.finalizers ?? []);
+      if (!finalizers) return;
+      try {
+        await this.custom.patchNamespacedCustomObject(
+          {
+            ...this.target(current),
+            body: { metadata: { resourceVersion: current.metadata.resourceVersion, finalizers } },
+            fieldManager: "herd-operator",
+          },
+          this.mergePatch,
+        );
+        return;
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 404) return; // already gone
+        if (!(err instanceof ApiException && err.code === 409)) throw err;
+        if (attempt >= 5)
+          throw new Conflict(`${obj.kind} ${obj.metadata.name} keeps changing; will retry`);
+      }
+      const fresh = await this.read(obj);
+      if (!fresh || fresh.metadata.uid !== obj.metadata.uid) return; // gone or replaced
+      current = fresh;
+    }
+  }
+
+  /** The object as the API server has it now (not the informer's copy); undefined if gone. */
+  private async read(obj: HerdObject): Promise<HerdObject | undefined> {
     try {
-      await this.custom.patchNamespacedCustomObject(
-        {
-          group,
-          version,
-          namespace: obj.metadata.namespace ?? "default",
-          plural: kindInfo(obj.kind as KindName).plural,
-          name: obj.metadata.name,
-          body: { metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers } },
-          fieldManager: "herd-operator",
-        },
-        this.mergePatch,
-      );
+      return (await this.custom.getNamespacedCustomObject(this.target(obj))) as HerdObject;
     } catch (err) {
-      if (err instanceof ApiException && err.code === 409)
-        throw new Conflict(`${obj.kind} ${obj.metadata.name} changed meanwhile; will retry`);
-      if (err instanceof ApiException && err.code === 404) return; // already gone
+      if (err instanceof ApiException && err.code === 404) return undefined;
       throw err;
     }
   }
 
   addFinalizer(obj: HerdObject): Promise<void> {
-    return this.patchFinalizers(obj, [...(obj.metadata.finalizers ?? []), finalizer]);
+    return this.updateFinalizers(obj, (fs) =>
+      fs.includes(finalizer) ? undefined : [...fs, finalizer],
+    );
   }
 
   removeFinalizer(obj: HerdObject): Promise<void> {
-    return this.patchFinalizers(
-      obj,
-      (obj.metadata.finalizers ?? []).filter((f) => f !== finalizer),
+    return this.updateFinalizers(obj, (fs) =>
+      fs.includes(finalizer) ? fs.filter((f) => f !== finalizer) : undefined,
     );
   }
 

@@ -18,7 +18,6 @@ import { Client, Connection } from "@temporalio/client";
 import { pino } from "pino";
 import { parse } from "yaml";
 import { kinds, kindInfo, type KindName } from "../../crds/kinds.ts";
-import { pooledClients } from "../../operator/kube-client.ts";
 import { Operator } from "../../operator/operator.ts";
 import { TemporalWorkflows } from "../../operator/temporal.ts";
 import { startControlWorker } from "../../workers/main.ts";
@@ -149,13 +148,7 @@ export async function harness(env: ClusterEnv, label: string): Promise<Harness> 
   };
 }
 
-const customClients = new WeakMap<ClusterEnv, CustomObjectsApi>();
-/** One pooled (keep-alive) client per cluster, as the operator uses. */
-function custom(env: ClusterEnv): CustomObjectsApi {
-  let c = customClients.get(env);
-  if (!c) customClients.set(env, (c = pooledClients(env.kubeconfig)(CustomObjectsApi)));
-  return c;
-}
+const custom = (env: ClusterEnv) => env.kubeconfig.makeApiClient(CustomObjectsApi);
 
 export async function createObject(env: ClusterEnv, namespace: string, obj: KubernetesObject) {
   return (await custom(env).createNamespacedCustomObject({

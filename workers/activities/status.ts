@@ -10,7 +10,6 @@ import {
 } from "@kubernetes/client-node";
 import { group, version } from "../../crds/common.ts";
 import { kindInfo } from "../../crds/kinds.ts";
-import { pooledClients } from "../../operator/kube-client.ts";
 import type { StatusPatch, StatusWriteResult } from "../../workflows/types.ts";
 
 /** True when the API server says the object is not there any more, or is another one now. */
@@ -22,7 +21,7 @@ export function isGone(err: unknown): boolean {
 }
 
 export function statusActivities(kc: KubeConfig) {
-  const api = pooledClients(kc)(CustomObjectsApi);
+  const api = kc.makeApiClient(CustomObjectsApi);
   const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
   return {
     async patchStatus({ object, status }: StatusPatch): Promise<StatusWriteResult> {
