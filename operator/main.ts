@@ -24,7 +24,7 @@ export function optionsFromEnv(env = process.env): OperatorProcessOptions {
     temporalAddress: env.TEMPORAL_ADDRESS ?? "127.0.0.1:7233",
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? "default",
     httpPort: Number(env.HERD_OPERATOR_PORT ?? 8080),
-    concurrency: Number(env.HERD_OPERATOR_CONCURRENCY ?? 16),
+    concurrency: Number(env.HERD_OPERATOR_CONCURRENCY ?? 64),
   };
 }
 

@@ -62,7 +62,7 @@ export class Operator {
   async start(): Promise<void> {
     if (this.opts.httpPort !== undefined) await this.serveHttp(this.opts.httpPort);
     this.kube.start();
-    const n = this.opts.concurrency ?? 16;
+    const n = this.opts.concurrency ?? 64;
     for (let i = 0; i < n; i++) this.loops.push(this.loop());
     const resync = this.opts.resyncMs ?? 300_000;
     this.resyncTimer = setInterval(() => {
