@@ -3,7 +3,7 @@
 // process's peak memory (VmHWM). Goal: p99 under 2 s, peak under 200 MB.
 //
 //   KUBECONFIG=... TEMPORAL_ADDRESS=... node --import tsx bench/operator.ts [--jobs 1000]
-//     [--concurrency 64] [--operator-node-options "--max-semi-space-size=1"]
+//     [--concurrency 64] ["--operator-node-options=--max-semi-space-size=2"]
 //
 // The operator runs as its own process (`herd operator --namespace <throwaway>`), so its
 // memory is its own; a control worker runs in this process, so workflows also write status
