@@ -77,14 +77,15 @@ test("status on start, generations applied in order, stale ones ignored", { skip
   await handle.signal("specChanged", { generation: 3, spec: { suspend: true } });
   await handle.signal("specChanged", { generation: 2, spec: { suspend: false } });
   await handle.signal("specChanged", { generation: 3, spec: { suspend: true } });
-  const state = await waitFor("generation 3", async () => {
-    const s = await handle.query<WorkflowState>("state");
-    return s.observedGeneration === 3 ? s : undefined;
+  // the status write is what the operator sees: wait for it, then ask the workflow
+  const last = await waitFor("status at generation 3", async () => {
+    const p = patches.get(uid)!.at(-1)!;
+    return p.observedGeneration === 3 ? p : undefined;
   });
-  assert.equal(state.phase, "Suspended");
-  const last = patches.get(uid)!.at(-1)!;
-  assert.equal(last.observedGeneration, 3);
   assert.equal(last.phase, "Suspended");
+  const state = await handle.query<WorkflowState>("state");
+  assert.equal(state.observedGeneration, 3);
+  assert.equal(state.phase, "Suspended");
   assert.equal(patches.get(uid)!.length, 2, "one write for the start, one for generation 3");
   await handle.terminate("test done");
 });
