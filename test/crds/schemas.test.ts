@@ -2,7 +2,7 @@
 // accept the valid ones with defaults filled: the same list the API server must reject.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { describeIssues } from "../../crds/manifest.ts";
+import { describeIssues, parseHerdObject } from "../../crds/manifest.ts";
 import { kindInfo, type KindName } from "../../crds/kinds.ts";
 import { cronPattern, durationSeconds } from "../../crds/schedule.ts";
 import { evalJob } from "../../crds/evaljob.ts";
@@ -61,4 +61,21 @@ test("durations parse to seconds", () => {
   assert.equal(durationSeconds("45s"), 45);
   assert.ok(Number.isNaN(durationSeconds("")));
   assert.ok(Number.isNaN(durationSeconds("1d")));
+});
+
+test("parseHerdObject picks the schema by kind and names an unknown kind", () => {
+  const yaml = (o: unknown) => JSON.stringify(o); // JSON is YAML
+  assert.equal(parseHerdObject(yaml(evalSweepObject()), "s.yaml").kind, "EvalSweep");
+  assert.equal(parseHerdObject(yaml(evalJobObject()), "e.yaml").kind, "EvalJob");
+  assert.equal(parseHerdObject(yaml(trainingJobObject()), "t.yaml").kind, "TrainingJob");
+  assert.throws(
+    () => parseHerdObject(yaml({ ...evalJobObject(), kind: "Pod" }), "p.yaml"),
+    /p\.yaml: kind must be TrainingJob, EvalJob or EvalSweep, got "Pod"/,
+  );
+  const bad = evalSweepObject();
+  (bad.spec.schedule as { cron: string }).cron = "61 * * * *";
+  assert.throws(
+    () => parseHerdObject(yaml(bad), "bad.yaml"),
+    /bad\.yaml: invalid manifest\nspec\.schedule\.cron/,
+  );
 });
