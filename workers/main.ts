@@ -20,6 +20,8 @@ export interface WorkerOptions {
   activities?: ControlActivities;
 }
 
+// The Temporal runtime (its logger and telemetry) is process-wide and installed once: the
+// worker's own logs and the SDK's go through the same pino logger.
 let runtimeInstalled = false;
 
 /** Creates the worker (bundling the workflows) and starts it; `run` settles when it stops. */
@@ -51,7 +53,6 @@ export async function startControlWorker(
     taskQueue: opts.taskQueue ?? controlTaskQueue,
     workflowsPath,
     activities: opts.activities ?? createActivities(opts.kubeconfig),
-    bundlerOptions: { ignoreModules: [] },
   });
   const run = worker.run().finally(() => connection.close());
   return { worker, run, connection };
