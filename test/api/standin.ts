@@ -143,23 +143,32 @@ async function up(): Promise<void> {
   process.stdout.write(env);
 }
 
-function down(): void {
+const alive = (pid: number) => {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** SIGTERM to each process group, SIGKILL after 10 s (kube-apiserver may hang without etcd). */
+async function down(): Promise<void> {
   for (const name of ["temporal", "kube-apiserver", "etcd"]) {
     const file = path.join(state, `${name}.pid`);
     if (!existsSync(file)) continue;
     const pid = Number(readFileSync(file, "utf8"));
-    try {
-      process.kill(-pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
+    if (!alive(pid)) continue;
+    process.kill(-pid, "SIGTERM");
+    for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 200));
+    if (alive(pid)) process.kill(-pid, "SIGKILL");
   }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const action = process.argv[2];
   if (action === "up") await up();
-  else if (action === "down") down();
+  else if (action === "down") await down();
   else {
     console.error("usage: standin.ts up | down");
     process.exitCode = 2;
