@@ -2,6 +2,8 @@
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import type { z } from "zod";
+import { evalJob, type EvalJob } from "./evaljob.ts";
+import { evalSweep, type EvalSweep } from "./evalsweep.ts";
 import { trainingJob, type TrainingJob } from "./trainingjob.ts";
 
 export class ManifestError extends Error {
@@ -37,4 +39,26 @@ export function parseManifest<S extends z.ZodType>(
 
 export function readTrainingJob(file: string): TrainingJob {
   return parseManifest(trainingJob, readFileSync(file, "utf8"), file);
+}
+
+export function readEvalJob(file: string): EvalJob {
+  return parseManifest(evalJob, readFileSync(file, "utf8"), file);
+}
+
+export function readEvalSweep(file: string): EvalSweep {
+  return parseManifest(evalSweep, readFileSync(file, "utf8"), file);
+}
+
+/** Any herd object, validated with the schema its `kind` names. */
+export function parseHerdObject(text: string, source: string): TrainingJob | EvalJob | EvalSweep {
+  const docs = parseAllDocuments(text);
+  const kind = Array.isArray(docs)
+    ? (docs[0]?.toJS() as { kind?: unknown } | null)?.kind
+    : undefined;
+  if (kind === "TrainingJob") return parseManifest(trainingJob, text, source);
+  if (kind === "EvalJob") return parseManifest(evalJob, text, source);
+  if (kind === "EvalSweep") return parseManifest(evalSweep, text, source);
+  throw new ManifestError(
+    `${source}: kind must be TrainingJob, EvalJob or EvalSweep, got ${JSON.stringify(kind ?? null)}`,
+  );
 }
