@@ -1,10 +1,8 @@
-// Where the integration tests find a real kube-apiserver and Temporal server.
-//
-// For now: KUBECONFIG and TEMPORAL_ADDRESS when both are set (e.g. from
-// `node --import tsx test/api/standin.ts up`, or `herd dev env` once the local control plane
-// lands), otherwise the tests skip with `skipReason`. At merge with test/cluster, this
-// function starts (or reuses) the harness instead — see the report for the exact change.
+// Where the integration tests find a real kube-apiserver and Temporal server: the cluster
+// named by KUBECONFIG and TEMPORAL_ADDRESS when both are set (e.g. `eval "$(herd dev env)"`),
+// otherwise the local control plane of test/cluster/, started once per test run.
 import { KubeConfig } from "@kubernetes/client-node";
+import { cluster } from "../cluster/harness.ts";
 
 export interface ClusterEnv {
   kubeconfig: KubeConfig;
@@ -12,13 +10,14 @@ export interface ClusterEnv {
   temporalAddress: string;
 }
 
-export const skipReason =
-  "no cluster: set KUBECONFIG and TEMPORAL_ADDRESS (e.g. `eval $(node --import tsx test/api/standin.ts up)`)";
-
-export async function clusterEnv(): Promise<ClusterEnv | undefined> {
-  const kubeconfigPath = process.env.KUBECONFIG;
-  const temporalAddress = process.env.TEMPORAL_ADDRESS;
-  if (!kubeconfigPath || !temporalAddress) return undefined;
+export async function clusterEnv(): Promise<ClusterEnv> {
+  let kubeconfigPath = process.env.KUBECONFIG;
+  let temporalAddress = process.env.TEMPORAL_ADDRESS;
+  if (!kubeconfigPath || !temporalAddress) {
+    const c = await cluster();
+    kubeconfigPath = c.kubeconfig;
+    temporalAddress = c.temporalAddress;
+  }
   const kubeconfig = new KubeConfig();
   kubeconfig.loadFromFile(kubeconfigPath);
   return { kubeconfig, kubeconfigPath, temporalAddress };

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { trainingJobObject } from "../crds/cases.ts";
-import { clusterEnv, skipReason } from "./env.ts";
+import { clusterEnv } from "./env.ts";
 import {
   createObject,
   getObject,
@@ -66,64 +66,60 @@ class Proxy {
 }
 
 before(async () => {
-  if (env) h = await harness(env, "informer");
+  h = await harness(env, "informer");
 });
 after(async () => {
-  if (env) await h.close();
+  await h.close();
 });
 
-test(
-  "informers restart after the API server connection drops, and catch up",
-  { skip: env ? false : skipReason },
-  async () => {
-    const cluster = env!.kubeconfig.getCurrentCluster()!;
-    const target = new URL(cluster.server);
-    const proxy = new Proxy({ host: target.hostname, port: Number(target.port) });
-    await proxy.listen();
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ ...cluster, server: `https://127.0.0.1:${proxy.port}` }],
-      users: [env!.kubeconfig.getCurrentUser()!],
-      contexts: [
-        { name: "proxied", cluster: cluster.name, user: env!.kubeconfig.getCurrentUser()!.name },
-      ],
-      currentContext: "proxied",
-    });
-    const op = new Operator({
-      kubeconfig: kc,
-      workflows: new TemporalWorkflows(h.client, h.taskQueue),
-      logger: silent,
-      namespace: h.namespace,
-    });
-    await op.start();
-    try {
-      await waitFor("operator ready", async () => (op.ready ? true : undefined));
-      await createObject(env!, h.namespace, trainingJobObject("before-cut"));
-      await waitFor("first object reconciled", async () =>
-        (await getObject(env!, "TrainingJob", h.namespace, "before-cut"))?.status
+test("informers restart after the API server connection drops, and catch up", async () => {
+  const cluster = env.kubeconfig.getCurrentCluster()!;
+  const target = new URL(cluster.server);
+  const proxy = new Proxy({ host: target.hostname, port: Number(target.port) });
+  await proxy.listen();
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ ...cluster, server: `https://127.0.0.1:${proxy.port}` }],
+    users: [env.kubeconfig.getCurrentUser()!],
+    contexts: [
+      { name: "proxied", cluster: cluster.name, user: env.kubeconfig.getCurrentUser()!.name },
+    ],
+    currentContext: "proxied",
+  });
+  const op = new Operator({
+    kubeconfig: kc,
+    workflows: new TemporalWorkflows(h.client, h.taskQueue),
+    logger: silent,
+    namespace: h.namespace,
+  });
+  await op.start();
+  try {
+    await waitFor("operator ready", async () => (op.ready ? true : undefined));
+    await createObject(env, h.namespace, trainingJobObject("before-cut"));
+    await waitFor("first object reconciled", async () =>
+      (await getObject(env, "TrainingJob", h.namespace, "before-cut"))?.status
+        ?.observedGeneration === 1
+        ? true
+        : undefined,
+    );
+    proxy.cut();
+    await createObject(env, h.namespace, trainingJobObject("during-cut"));
+    await sleep(1500);
+    const during = await getObject(env, "TrainingJob", h.namespace, "during-cut");
+    assert.equal(during?.metadata.finalizers, undefined, "the operator cannot see it yet");
+    proxy.restore();
+    await waitFor(
+      "object created during the outage reconciled",
+      async () =>
+        (await getObject(env, "TrainingJob", h.namespace, "during-cut"))?.status
           ?.observedGeneration === 1
           ? true
           : undefined,
-      );
-      proxy.cut();
-      await createObject(env!, h.namespace, trainingJobObject("during-cut"));
-      await sleep(1500);
-      const during = await getObject(env!, "TrainingJob", h.namespace, "during-cut");
-      assert.equal(during?.metadata.finalizers, undefined, "the operator cannot see it yet");
-      proxy.restore();
-      await waitFor(
-        "object created during the outage reconciled",
-        async () =>
-          (await getObject(env!, "TrainingJob", h.namespace, "during-cut"))?.status
-            ?.observedGeneration === 1
-            ? true
-            : undefined,
-        60_000,
-      );
-      assert.ok(op.metrics.watchRestarts.get({ kind: "TrainingJob" }) >= 1);
-    } finally {
-      await op.stop();
-      await proxy.close();
-    }
-  },
-);
+      60_000,
+    );
+    assert.ok(op.metrics.watchRestarts.get({ kind: "TrainingJob" }) >= 1);
+  } finally {
+    await op.stop();
+    await proxy.close();
+  }
+});

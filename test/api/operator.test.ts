@@ -5,7 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { WorkflowNotFoundError } from "@temporalio/client";
 import { trainingJobObject, evalJobObject, evalSweepObject } from "../crds/cases.ts";
-import { clusterEnv, skipReason } from "./env.ts";
+import { clusterEnv } from "./env.ts";
 import {
   createObject,
   deleteObject,
@@ -22,14 +22,13 @@ import type { Operator } from "../../operator/operator.ts";
 import { workflowIdOf, type HerdKind, type WorkflowState } from "../../workflows/types.ts";
 
 const env = await clusterEnv();
-const skip = env ? false : skipReason;
 let h: Harness;
 
 before(async () => {
-  if (env) h = await harness(env, "op");
+  h = await harness(env, "op");
 });
 after(async () => {
-  if (env) await h.close();
+  await h.close();
 });
 
 const idOf = (kind: HerdKind, name: string, uid: string) =>
@@ -38,7 +37,7 @@ const idOf = (kind: HerdKind, name: string, uid: string) =>
 /** Waits until the object's status reflects `generation` (written by its workflow). */
 function statusAt(kind: HerdKind, name: string, generation: number, phase?: string) {
   return waitFor(`${kind} ${name} status at generation ${generation}`, async () => {
-    const o = await getObject(env!, kind, h.namespace, name);
+    const o = await getObject(env, kind, h.namespace, name);
     if (o?.status?.observedGeneration !== generation) return undefined;
     if (phase && o.status.phase !== phase) return undefined;
     return o;
@@ -56,7 +55,7 @@ const started = (ops: Operator[]) =>
     0,
   );
 
-test("apply → workflow started → status written with observedGeneration", { skip }, async () => {
+test("apply → workflow started → status written with observedGeneration", async () => {
   const op = await h.newOperator();
   try {
     const objs = [
@@ -64,7 +63,7 @@ test("apply → workflow started → status written with observedGeneration", { 
       evalJobObject("apply-ej"),
       evalSweepObject("apply-es"),
     ];
-    const created = await Promise.all(objs.map((o) => createObject(env!, h.namespace, o)));
+    const created = await Promise.all(objs.map((o) => createObject(env, h.namespace, o)));
     for (const [i, c] of created.entries()) {
       const kind = c.kind as HerdKind;
       const name = c.metadata.name!;
@@ -97,38 +96,34 @@ test("apply → workflow started → status written with observedGeneration", { 
   }
 });
 
-test(
-  "suspend, resume and a retry budget change reach the workflow as signals",
-  { skip },
-  async () => {
-    const op = await h.newOperator();
-    try {
-      const c = await createObject(env!, h.namespace, trainingJobObject("signals"));
-      await statusAt("TrainingJob", "signals", 1, "Running");
-      await patchObject(env!, "TrainingJob", h.namespace, "signals", { spec: { suspend: true } });
-      const suspended = await statusAt("TrainingJob", "signals", 2, "Suspended");
-      const cond = (suspended.status!.conditions as { reason: string }[])[0]!;
-      assert.equal(cond.reason, "Suspended");
-      await patchObject(env!, "TrainingJob", h.namespace, "signals", {
-        spec: { suspend: false, retry: { failureLimit: 7 } },
-      });
-      await statusAt("TrainingJob", "signals", 3, "Running");
-      const state = await h.client.workflow
-        .getHandle(idOf("TrainingJob", "signals", c.metadata.uid))
-        .query<WorkflowState>("state");
-      assert.equal(state.observedGeneration, 3);
-      assert.deepEqual([...state.applied].sort(), ["retry", "suspend"]);
-    } finally {
-      await op.stop();
-    }
-  },
-);
+test("suspend, resume and a retry budget change reach the workflow as signals", async () => {
+  const op = await h.newOperator();
+  try {
+    const c = await createObject(env, h.namespace, trainingJobObject("signals"));
+    await statusAt("TrainingJob", "signals", 1, "Running");
+    await patchObject(env, "TrainingJob", h.namespace, "signals", { spec: { suspend: true } });
+    const suspended = await statusAt("TrainingJob", "signals", 2, "Suspended");
+    const cond = (suspended.status!.conditions as { reason: string }[])[0]!;
+    assert.equal(cond.reason, "Suspended");
+    await patchObject(env, "TrainingJob", h.namespace, "signals", {
+      spec: { suspend: false, retry: { failureLimit: 7 } },
+    });
+    await statusAt("TrainingJob", "signals", 3, "Running");
+    const state = await h.client.workflow
+      .getHandle(idOf("TrainingJob", "signals", c.metadata.uid))
+      .query<WorkflowState>("state");
+    assert.equal(state.observedGeneration, 3);
+    assert.deepEqual([...state.applied].sort(), ["retry", "suspend"]);
+  } finally {
+    await op.stop();
+  }
+});
 
-test("an operator restarted in the middle starts no second workflow", { skip }, async () => {
+test("an operator restarted in the middle starts no second workflow", async () => {
   const first = await h.newOperator();
   const names = Array.from({ length: 8 }, (_, i) => `restart-${i}`);
   const created = await Promise.all(
-    names.map((n) => createObject(env!, h.namespace, trainingJobObject(n))),
+    names.map((n) => createObject(env, h.namespace, trainingJobObject(n))),
   );
   // stop as soon as the first workflow is started: the rest are mid-way or not begun
   await waitFor("a first start", async () => (started([first]) > 0 ? true : undefined));
@@ -153,7 +148,7 @@ test("an operator restarted in the middle starts no second workflow", { skip }, 
   }
 });
 
-test("two operator replicas start one workflow per object", { skip }, async () => {
+test("two operator replicas start one workflow per object", async () => {
   const replicas = [await h.newOperator(), await h.newOperator()];
   try {
     await waitFor("replicas ready", async () =>
@@ -161,7 +156,7 @@ test("two operator replicas start one workflow per object", { skip }, async () =
     );
     const names = Array.from({ length: 12 }, (_, i) => `replica-${i}`);
     const created = await Promise.all(
-      names.map((n) => createObject(env!, h.namespace, trainingJobObject(n))),
+      names.map((n) => createObject(env, h.namespace, trainingJobObject(n))),
     );
     for (const n of names) await statusAt("TrainingJob", n, 1, "Running");
     assert.equal(started(replicas), names.length);
@@ -187,56 +182,48 @@ test("two operator replicas start one workflow per object", { skip }, async () =
   }
 });
 
-test(
-  "delete → workflow cancelled after its clean-up, finalizer removed, object gone",
-  { skip },
-  async () => {
-    const op = await h.newOperator();
-    try {
-      const c = await createObject(env!, h.namespace, trainingJobObject("doomed"));
-      await statusAt("TrainingJob", "doomed", 1, "Running");
-      const handle = h.client.workflow.getHandle(idOf("TrainingJob", "doomed", c.metadata.uid));
-      await deleteObject(env!, "TrainingJob", h.namespace, "doomed");
-      await waitFor("object gone", async () =>
-        (await getObject(env!, "TrainingJob", h.namespace, "doomed")) ? undefined : true,
-      );
-      const d = await handle.describe();
-      assert.equal(d.status.name, "CANCELLED");
-      // the clean-up activity ran before the workflow closed (and so before the finalizer went)
-      const history = await handle.fetchHistory();
-      const activities = (history.events ?? [])
-        .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
-        .filter(Boolean);
-      assert.ok(activities.includes("cleanUp"), activities.join(","));
-      assert.ok(history.events!.some((e) => e.workflowExecutionCancelRequestedEventAttributes));
-    } finally {
-      await op.stop();
-    }
-  },
-);
+test("delete → workflow cancelled after its clean-up, finalizer removed, object gone", async () => {
+  const op = await h.newOperator();
+  try {
+    const c = await createObject(env, h.namespace, trainingJobObject("doomed"));
+    await statusAt("TrainingJob", "doomed", 1, "Running");
+    const handle = h.client.workflow.getHandle(idOf("TrainingJob", "doomed", c.metadata.uid));
+    await deleteObject(env, "TrainingJob", h.namespace, "doomed");
+    await waitFor("object gone", async () =>
+      (await getObject(env, "TrainingJob", h.namespace, "doomed")) ? undefined : true,
+    );
+    const d = await handle.describe();
+    assert.equal(d.status.name, "CANCELLED");
+    // the clean-up activity ran before the workflow closed (and so before the finalizer went)
+    const history = await handle.fetchHistory();
+    const activities = (history.events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter(Boolean);
+    assert.ok(activities.includes("cleanUp"), activities.join(","));
+    assert.ok(history.events!.some((e) => e.workflowExecutionCancelRequestedEventAttributes));
+  } finally {
+    await op.stop();
+  }
+});
 
-test(
-  "a recreated object of the same name gets a new workflow; the old id is not reused",
-  { skip },
-  async () => {
-    const op = await h.newOperator();
-    try {
-      const a = await createObject(env!, h.namespace, trainingJobObject("again"));
-      await statusAt("TrainingJob", "again", 1, "Running");
-      await deleteObject(env!, "TrainingJob", h.namespace, "again");
-      await waitFor("gone", async () =>
-        (await getObject(env!, "TrainingJob", h.namespace, "again")) ? undefined : true,
-      );
-      const b = await createObject(env!, h.namespace, trainingJobObject("again"));
-      const o = await statusAt("TrainingJob", "again", 1, "Running");
-      assert.notEqual(a.metadata.uid, b.metadata.uid);
-      assert.equal(o.status!.workflowId, idOf("TrainingJob", "again", b.metadata.uid));
-      await assert.rejects(
-        h.client.workflow.getHandle(idOf("TrainingJob", "again", "no-such-uid")).describe(),
-        WorkflowNotFoundError,
-      );
-    } finally {
-      await op.stop();
-    }
-  },
-);
+test("a recreated object of the same name gets a new workflow; the old id is not reused", async () => {
+  const op = await h.newOperator();
+  try {
+    const a = await createObject(env, h.namespace, trainingJobObject("again"));
+    await statusAt("TrainingJob", "again", 1, "Running");
+    await deleteObject(env, "TrainingJob", h.namespace, "again");
+    await waitFor("gone", async () =>
+      (await getObject(env, "TrainingJob", h.namespace, "again")) ? undefined : true,
+    );
+    const b = await createObject(env, h.namespace, trainingJobObject("again"));
+    const o = await statusAt("TrainingJob", "again", 1, "Running");
+    assert.notEqual(a.metadata.uid, b.metadata.uid);
+    assert.equal(o.status!.workflowId, idOf("TrainingJob", "again", b.metadata.uid));
+    await assert.rejects(
+      h.client.workflow.getHandle(idOf("TrainingJob", "again", "no-such-uid")).describe(),
+      WorkflowNotFoundError,
+    );
+  } finally {
+    await op.stop();
+  }
+});

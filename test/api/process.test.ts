@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
 import { trainingJobObject } from "../crds/cases.ts";
-import { clusterEnv, skipReason } from "./env.ts";
+import { clusterEnv } from "./env.ts";
 import { createObject, getObject, harness, waitFor, type Harness } from "./helpers.ts";
 
 const env = await clusterEnv();
@@ -14,10 +14,10 @@ const root = path.resolve(import.meta.dirname, "../..");
 let h: Harness;
 
 before(async () => {
-  if (env) h = await harness(env, "proc");
+  h = await harness(env, "proc");
 });
 after(async () => {
-  if (env) await h.close();
+  await h.close();
 });
 
 function freePort(): Promise<number> {
@@ -33,8 +33,8 @@ function herd(args: string[]): ChildProcess {
   return spawn(process.execPath, [path.join(root, "bin/herd.mjs"), ...args], {
     env: {
       ...process.env,
-      KUBECONFIG: env!.kubeconfigPath,
-      TEMPORAL_ADDRESS: env!.temporalAddress,
+      KUBECONFIG: env.kubeconfigPath,
+      TEMPORAL_ADDRESS: env.temporalAddress,
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -50,30 +50,26 @@ function exitCode(p: ChildProcess, timeoutMs: number): Promise<number | null> {
   });
 }
 
-test(
-  "herd operator and herd worker processes drive a TrainingJob and stop on SIGTERM",
-  { skip: env ? false : skipReason },
-  async () => {
-    const port = await freePort();
-    const worker = herd(["worker"]);
-    const operator = herd(["operator", "--namespace", h.namespace, "--port", String(port)]);
-    try {
-      await waitFor("operator ready", async () =>
-        (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined,
-      );
-      await createObject(env!, h.namespace, trainingJobObject("e2e"));
-      const o = await waitFor("status from the worker", async () => {
-        const x = await getObject(env!, "TrainingJob", h.namespace, "e2e");
-        return x?.status?.observedGeneration === 1 ? x : undefined;
-      });
-      assert.equal(o.status!.phase, "Running");
-      operator.kill("SIGTERM");
-      assert.equal(await exitCode(operator, 15_000), 0);
-      worker.kill("SIGTERM");
-      assert.equal(await exitCode(worker, 30_000), 0);
-    } finally {
-      operator.kill("SIGKILL");
-      worker.kill("SIGKILL");
-    }
-  },
-);
+test("herd operator and herd worker processes drive a TrainingJob and stop on SIGTERM", async () => {
+  const port = await freePort();
+  const worker = herd(["worker"]);
+  const operator = herd(["operator", "--namespace", h.namespace, "--port", String(port)]);
+  try {
+    await waitFor("operator ready", async () =>
+      (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined,
+    );
+    await createObject(env, h.namespace, trainingJobObject("e2e"));
+    const o = await waitFor("status from the worker", async () => {
+      const x = await getObject(env, "TrainingJob", h.namespace, "e2e");
+      return x?.status?.observedGeneration === 1 ? x : undefined;
+    });
+    assert.equal(o.status!.phase, "Running");
+    operator.kill("SIGTERM");
+    assert.equal(await exitCode(operator, 15_000), 0);
+    worker.kill("SIGTERM");
+    assert.equal(await exitCode(worker, 30_000), 0);
+  } finally {
+    operator.kill("SIGKILL");
+    worker.kill("SIGKILL");
+  }
+});

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { Client, Connection, WorkflowFailedError } from "@temporalio/client";
 import { CancelledFailure } from "@temporalio/common";
 import { KubeConfig } from "@kubernetes/client-node";
-import { clusterEnv, skipReason } from "./env.ts";
+import { clusterEnv } from "./env.ts";
 import { silent, waitFor } from "./helpers.ts";
 import { startControlWorker } from "../../workers/main.ts";
 import type {
@@ -18,7 +18,6 @@ import type {
 } from "../../workflows/types.ts";
 
 const env = await clusterEnv();
-const skip = env ? false : skipReason;
 const taskQueue = `herd-test-wf-${randomBytes(3).toString("hex")}`;
 const patches = new Map<string, StatusPatch["status"][]>();
 const cleanups: string[] = [];
@@ -68,7 +67,7 @@ const start = (uid: string, spec?: Record<string, unknown>) =>
     args: [input(uid, spec)],
   });
 
-test("status on start, generations applied in order, stale ones ignored", { skip }, async () => {
+test("status on start, generations applied in order, stale ones ignored", async () => {
   const uid = randomBytes(4).toString("hex");
   const handle = await start(uid);
   await waitFor("first status", async () => (patches.get(uid)?.length ? true : undefined));
@@ -90,32 +89,28 @@ test("status on start, generations applied in order, stale ones ignored", { skip
   await handle.terminate("test done");
 });
 
-test(
-  "cancellation runs the clean-up, writes a last status, and ends cancelled",
-  { skip },
-  async () => {
-    const uid = randomBytes(4).toString("hex");
-    const handle = await start(uid);
-    await waitFor("first status", async () => (patches.get(uid)?.length ? true : undefined));
-    await handle.cancel();
-    const err = await handle.result().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    assert.ok(
-      err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure,
-      String(err),
-    );
-    assert.deepEqual(
-      cleanups.filter((c) => c === uid),
-      [uid],
-    );
-    const conditions = patches.get(uid)!.at(-1)!.conditions as { reason: string }[];
-    assert.equal(conditions[0]!.reason, "Deleting");
-  },
-);
+test("cancellation runs the clean-up, writes a last status, and ends cancelled", async () => {
+  const uid = randomBytes(4).toString("hex");
+  const handle = await start(uid);
+  await waitFor("first status", async () => (patches.get(uid)?.length ? true : undefined));
+  await handle.cancel();
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(
+    err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure,
+    String(err),
+  );
+  assert.deepEqual(
+    cleanups.filter((c) => c === uid),
+    [uid],
+  );
+  const conditions = patches.get(uid)!.at(-1)!.conditions as { reason: string }[];
+  assert.equal(conditions[0]!.reason, "Deleting");
+});
 
-test("an object that is gone ends its workflow normally", { skip }, async () => {
+test("an object that is gone ends its workflow normally", async () => {
   const uid = randomBytes(4).toString("hex");
   goneUids.add(uid);
   const handle = await start(uid);
