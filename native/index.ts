@@ -1,6 +1,6 @@
 // Typed entry point to the native engine. Every other module imports the addon from here.
 import { createRequire } from "node:module";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
@@ -18,7 +18,27 @@ export interface NativeEngine {
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const addonPath = path.join(here, "build", "herd_native.node");
 
+function blasCoreType(): string | undefined {
+  try {
+    const flags = /^flags\s*:(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "";
+    const has = (f: string) => flags.includes(` ${f}`);
+    if (has("avx512f") && has("avx512bw") && has("avx512vl")) return "SkylakeX";
+    if (has("avx2") && has("fma")) return "Haswell";
+  } catch {
+    // not Linux: leave OpenBLAS's own detection
+  }
+  return undefined;
+}
+
 function load(): NativeEngine {
+  // OpenMP threads that spin while idle starve OpenBLAS's own threads (and the reverse) when
+  // there are no spare cores; sleeping idle threads make the engine several times faster on
+  // small machines. libgomp reads this once, when the addon loads.
+  process.env.OMP_WAIT_POLICY ??= "passive";
+  // Debian's OpenBLAS 0.3.21 does not recognise recent Xeons and falls back to its SSE3
+  // (Prescott) kernels, 2-3x slower; name the kernel family the CPU's flags allow.
+  const core = blasCoreType();
+  if (core !== undefined) process.env.OPENBLAS_CORETYPE ??= core;
   if (!existsSync(addonPath)) {
     throw new Error(
       `herd's native engine is not built (${addonPath} is missing): run 'npm run provision'`,
