@@ -1,0 +1,79 @@
+// End to end through the CLI entries, as deployed: `herd worker` and `herd operator` as
+// processes; a TrainingJob gets its status; SIGTERM stops both cleanly (exit 0).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
+import { trainingJobObject } from "../crds/cases.ts";
+import { clusterEnv, skipReason } from "./env.ts";
+import { createObject, getObject, harness, waitFor, type Harness } from "./helpers.ts";
+
+const env = await clusterEnv();
+const root = path.resolve(import.meta.dirname, "../..");
+let h: Harness;
+
+before(async () => {
+  if (env) h = await harness(env, "proc");
+});
+after(async () => {
+  if (env) await h.close();
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function herd(args: string[]): ChildProcess {
+  return spawn(process.execPath, [path.join(root, "bin/herd.mjs"), ...args], {
+    env: {
+      ...process.env,
+      KUBECONFIG: env!.kubeconfigPath,
+      TEMPORAL_ADDRESS: env!.temporalAddress,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+}
+
+function exitCode(p: ChildProcess, timeoutMs: number): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no exit within ${timeoutMs} ms`)), timeoutMs);
+    p.once("exit", (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
+}
+
+test(
+  "herd operator and herd worker processes drive a TrainingJob and stop on SIGTERM",
+  { skip: env ? false : skipReason },
+  async () => {
+    const port = await freePort();
+    const worker = herd(["worker"]);
+    const operator = herd(["operator", "--namespace", h.namespace, "--port", String(port)]);
+    try {
+      await waitFor("operator ready", async () =>
+        (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined,
+      );
+      await createObject(env!, h.namespace, trainingJobObject("e2e"));
+      const o = await waitFor("status from the worker", async () => {
+        const x = await getObject(env!, "TrainingJob", h.namespace, "e2e");
+        return x?.status?.observedGeneration === 1 ? x : undefined;
+      });
+      assert.equal(o.status!.phase, "Running");
+      operator.kill("SIGTERM");
+      assert.equal(await exitCode(operator, 15_000), 0);
+      worker.kill("SIGTERM");
+      assert.equal(await exitCode(worker, 30_000), 0);
+    } finally {
+      operator.kill("SIGKILL");
+      worker.kill("SIGKILL");
+    }
+  },
+);

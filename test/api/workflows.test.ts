@@ -1,0 +1,124 @@
+// The minimal workflows on a real Temporal dev server, with in-memory activities: status on
+// start, spec generations applied in order (stale and repeated signals ignored), cancellation
+// cleans up before the workflow ends cancelled, and a vanished object ends it normally.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { Client, Connection, WorkflowFailedError } from "@temporalio/client";
+import { CancelledFailure } from "@temporalio/common";
+import { KubeConfig } from "@kubernetes/client-node";
+import { clusterEnv, skipReason } from "./env.ts";
+import { silent, waitFor } from "./helpers.ts";
+import { startControlWorker } from "../../workers/main.ts";
+import type {
+  ObjectRef,
+  StatusPatch,
+  WorkflowInput,
+  WorkflowState,
+} from "../../workflows/types.ts";
+
+const env = await clusterEnv();
+const skip = env ? false : skipReason;
+const taskQueue = `herd-test-wf-${randomBytes(3).toString("hex")}`;
+const patches = new Map<string, StatusPatch["status"][]>();
+const cleanups: string[] = [];
+const goneUids = new Set<string>();
+let client: Client;
+let stopWorker: () => Promise<void>;
+
+before(async () => {
+  if (!env) return;
+  const { worker, run } = await startControlWorker({
+    kubeconfig: new KubeConfig(),
+    temporalAddress: env.temporalAddress,
+    taskQueue,
+    logger: silent,
+    activities: {
+      async patchStatus({ object, status }) {
+        if (goneUids.has(object.uid)) return "gone";
+        patches.set(object.uid, [...(patches.get(object.uid) ?? []), status]);
+        return "written";
+      },
+      async cleanUp(object) {
+        cleanups.push(object.uid);
+      },
+    },
+  });
+  const connection = await Connection.connect({ address: env.temporalAddress });
+  client = new Client({ connection });
+  stopWorker = async () => {
+    worker.shutdown();
+    await run;
+    await connection.close();
+  };
+});
+after(async () => {
+  if (env) await stopWorker();
+});
+
+function input(uid: string, spec: Record<string, unknown> = { suspend: false }): WorkflowInput {
+  const object: ObjectRef = { kind: "TrainingJob", namespace: "ns", name: uid, uid };
+  return { object, generation: 1, spec };
+}
+
+const start = (uid: string, spec?: Record<string, unknown>) =>
+  client.workflow.start("trainingJobWorkflow", {
+    taskQueue,
+    workflowId: `wf-test-${uid}`,
+    args: [input(uid, spec)],
+  });
+
+test("status on start, generations applied in order, stale ones ignored", { skip }, async () => {
+  const uid = randomBytes(4).toString("hex");
+  const handle = await start(uid);
+  await waitFor("first status", async () => (patches.get(uid)?.length ? true : undefined));
+  assert.equal(patches.get(uid)![0]!.phase, "Running");
+  assert.equal(patches.get(uid)![0]!.observedGeneration, 1);
+  await handle.signal("specChanged", { generation: 3, spec: { suspend: true } });
+  await handle.signal("specChanged", { generation: 2, spec: { suspend: false } });
+  await handle.signal("specChanged", { generation: 3, spec: { suspend: true } });
+  const state = await waitFor("generation 3", async () => {
+    const s = await handle.query<WorkflowState>("state");
+    return s.observedGeneration === 3 ? s : undefined;
+  });
+  assert.equal(state.phase, "Suspended");
+  const last = patches.get(uid)!.at(-1)!;
+  assert.equal(last.observedGeneration, 3);
+  assert.equal(last.phase, "Suspended");
+  assert.equal(patches.get(uid)!.length, 2, "one write for the start, one for generation 3");
+  await handle.terminate("test done");
+});
+
+test(
+  "cancellation runs the clean-up, writes a last status, and ends cancelled",
+  { skip },
+  async () => {
+    const uid = randomBytes(4).toString("hex");
+    const handle = await start(uid);
+    await waitFor("first status", async () => (patches.get(uid)?.length ? true : undefined));
+    await handle.cancel();
+    const err = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(
+      err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure,
+      String(err),
+    );
+    assert.deepEqual(
+      cleanups.filter((c) => c === uid),
+      [uid],
+    );
+    const conditions = patches.get(uid)!.at(-1)!.conditions as { reason: string }[];
+    assert.equal(conditions[0]!.reason, "Deleting");
+  },
+);
+
+test("an object that is gone ends its workflow normally", { skip }, async () => {
+  const uid = randomBytes(4).toString("hex");
+  goneUids.add(uid);
+  const handle = await start(uid);
+  const result = (await handle.result()) as WorkflowState;
+  assert.equal(result.observedGeneration, 1);
+  assert.equal(patches.get(uid), undefined);
+});
