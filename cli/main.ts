@@ -55,6 +55,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "run the control worker: herd's workflows and their activities",
     load: async () => (await import("./worker.ts")).run,
   },
+  dev: {
+    summary: "run a local control plane: Kubernetes, Temporal, S3 and a node agent",
+    load: async () => (await import("./dev.ts")).run,
+  },
   demo: {
     summary: "run the most complete job herd has, on this machine",
     load: async () => (await import("./demo.ts")).run,

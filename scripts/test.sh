@@ -14,4 +14,12 @@ if [ $# -eq 0 ]; then set -- .; fi
 mapfile -t files < <(find "$@" -path ./node_modules -prune -o -name '*.test.ts' -print | sort)
 [ ${#files[@]} -gt 0 ] || { echo "[test] no test files under $*" >&2; exit 1; }
 echo "[test] ${#files[@]} test files"
-exec node --import tsx --test --test-reporter=spec "${files[@]}"
+# Tests under test/cluster/ share one local control plane (test/cluster/harness.ts). If the run
+# started it, it is stopped afterwards, quietly, so node's summary stays the last lines printed.
+state="${HERD_STATE:-$HERD_CACHE/dev}"
+rc=0
+node --import tsx --test --test-reporter=spec "${files[@]}" || rc=$?
+if [ -f "$state/run/started-by-tests" ]; then
+  node bin/herd.mjs dev down --state "$state" >"$HERD_CACHE/test-dev-down.log" 2>&1 || true
+fi
+exit $rc

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages: BLAS, SentencePiece, Gloo and GoogleTest for the engine; etcd for the
-# local control plane; Chromium for the report test.
+# local control plane (and openssl for its certificates); Chromium for the report test.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 pkgs=(build-essential cmake ninja-build pkg-config libopenblas-dev libsentencepiece-dev
-  sentencepiece libgloo-dev libgtest-dev etcd-server chromium)
+  sentencepiece libgloo-dev libgtest-dev etcd-server openssl chromium)
 step "debian packages"
 missing=()
 for p in "${pkgs[@]}"; do
