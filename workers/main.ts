@@ -50,7 +50,12 @@ export async function startControlWorker(
     namespace: opts.temporalNamespace ?? "default",
     taskQueue: opts.taskQueue ?? controlTaskQueue,
     workflowsPath,
-    activities: opts.activities ?? createActivities(opts.kubeconfig),
+    activities:
+      opts.activities ??
+      createActivities(opts.kubeconfig, {
+        temporalAddress: opts.temporalAddress,
+        temporalNamespace: opts.temporalNamespace ?? "default",
+      }),
     bundlerOptions: { ignoreModules: [] },
   });
   const run = worker.run().finally(() => connection.close());
