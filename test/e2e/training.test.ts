@@ -173,6 +173,8 @@ describe("training end to end", () => {
     await c.core.createNamespacedPod({ namespace: h.namespace, body: blocker });
     const preempted = await until("preempt", "preemptions 1", (s) => s.preemptions === 1);
     assert.equal(preempted.failures, 0);
+    // The SIGTERM checkpoint is durable and known before the next attempt starts.
+    assert.ok((preempted.lastCheckpoint?.step ?? 0) >= 20, JSON.stringify(preempted));
     // The blocker goes; the next attempt is scheduled and resumes from the SIGTERM checkpoint.
     await c.core.deleteNamespacedPod({
       name: blocker.metadata!.name!,
@@ -189,8 +191,8 @@ describe("training end to end", () => {
     assert.equal(s.step, 400);
     const events = await eventsOf("preempt");
     assert.ok(
-      events.some((e) => e.reason === "PreemptionByScheduler" || e.reason === "PodDeleted"),
-      `events: ${events.map((e) => e.reason).join(", ")}`,
+      events.some((e) => e.reason === "PreemptionByScheduler"),
+      `events: ${events.map((e) => `${e.reason}: ${e.message}`).join("; ")}`,
     );
     // The same job, uninterrupted, with `herd train --local`.
     const local = path.join(work, "preempt-local");

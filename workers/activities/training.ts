@@ -8,6 +8,7 @@ import { heartbeat, sleep as activitySleep } from "@temporalio/activity";
 import {
   ApiException,
   CoreV1Api,
+  Watch,
   type KubeConfig,
   type V1EnvVar,
   type V1Pod,
@@ -165,6 +166,11 @@ function headlessService(a: CreateAttempt): V1Service {
   };
 }
 
+export interface Disruption {
+  reason: string;
+  message: string;
+}
+
 const disruptionOf = (pod: V1Pod) =>
   pod.status?.conditions?.find((c) => c.type === "DisruptionTarget" && c.status === "True");
 const terminated = (pod: V1Pod) => pod.status?.containerStatuses?.[0]?.state?.terminated;
@@ -199,13 +205,24 @@ export function classify(
   expected: number,
   nodes: Set<string>,
   logs: (pod: V1Pod) => string | undefined,
+  remembered: Map<string, Disruption> = new Map(),
 ): Outcome | undefined {
   const disrupted = pods.filter((p) => disruptionOf(p) || p.metadata?.deletionTimestamp);
   const lostNode = pods.filter((p) => p.spec?.nodeName && !nodes.has(p.spec.nodeName));
   if (pods.length < expected) {
-    // A pod deleted by someone else: once the others are down too, it is a preemption.
-    if (pods.every((p) => ended(p) || !p.metadata?.deletionTimestamp))
-      return { kind: "preempted", reason: "PodDeleted", message: "a pod was deleted" };
+    // A pod deleted by someone else: once the others are down too, it is a preemption. The
+    // watch may have seen why (its DisruptionTarget condition) before the pod went.
+    if (pods.every((p) => ended(p) || !p.metadata?.deletionTimestamp)) {
+      const present = new Set(pods.map((p) => p.metadata?.name));
+      const why = [...remembered].find(([name]) => !present.has(name));
+      return why
+        ? {
+            kind: "preempted",
+            reason: why[1].reason,
+            message: `pod ${why[0]}: ${why[1].reason}: ${why[1].message}`,
+          }
+        : { kind: "preempted", reason: "PodDeleted", message: "a pod was deleted" };
+    }
   }
   if (lostNode.length > 0)
     return {
@@ -216,7 +233,8 @@ export function classify(
   if (disrupted.length > 0) {
     // Wait for the disrupted pods to stop: their SIGTERM checkpoint must be durable first.
     if (!disrupted.every(ended)) return undefined;
-    const c = disruptionOf(disrupted[0]!);
+    const name = disrupted[0]!.metadata!.name!;
+    const c = disruptionOf(disrupted[0]!) ?? remembered.get(name);
     return {
       kind: "preempted",
       reason: c?.reason ?? "PodDeleted",
@@ -312,48 +330,85 @@ export function trainingActivities(
     async watchAttempt(a: WatchAttempt): Promise<Outcome> {
       const { namespace } = a.object;
       let unschedulableSince: number | undefined;
-      for (;;) {
-        const pods = (
-          await core.listNamespacedPod({ namespace, labelSelector: selector(a.object, a.attempt) })
-        ).items;
-        const nodeNames = new Set((await core.listNode()).items.map((n) => n.metadata?.name ?? ""));
-        const logs = new Map<string, string>();
-        for (const p of pods)
-          if (p.status?.phase === "Failed")
-            logs.set(
-              p.metadata!.name!,
-              await core
-                .readNamespacedPodLog({
-                  name: p.metadata!.name!,
-                  namespace,
-                  container: "trainer",
-                  tailLines: 40,
-                })
-                .catch(() => ""),
-            );
-        const outcome = classify(pods, a.ranks, nodeNames, (p) => logs.get(p.metadata!.name!));
-        if (outcome) return outcome;
-        const unschedulable = pods.find((p) =>
-          p.status?.conditions?.some(
-            (c) =>
-              c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable",
-          ),
-        );
-        if (!unschedulable) unschedulableSince = undefined;
-        else {
-          unschedulableSince ??= Date.now();
-          if (!a.stuckReported && Date.now() - unschedulableSince > a.stuckAfterSeconds * 1000)
-            return {
-              kind: "stuck",
-              reason: "Unschedulable",
-              message: `pod ${unschedulable.metadata!.name} cannot be scheduled: ${
-                unschedulable.status?.conditions?.find((c) => c.type === "PodScheduled")?.message ??
-                ""
-              }`,
-            };
+      // A watch sees every version of the pods: a DisruptionTarget condition lasts only
+      // until the pod is gone, often less than a poll.
+      const remembered = new Map<string, Disruption>();
+      const watch = await new Watch(kc).watch(
+        `/api/v1/namespaces/${namespace}/pods`,
+        { labelSelector: selector(a.object, a.attempt) },
+        (_type: string, pod: V1Pod) => {
+          const d = disruptionOf(pod);
+          if (d && pod.metadata?.name)
+            remembered.set(pod.metadata.name, {
+              reason: d.reason ?? "DisruptionTarget",
+              message: d.message ?? "",
+            });
+        },
+        () => {},
+      );
+      let settle = 0;
+      try {
+        for (;;) {
+          const pods = (
+            await core.listNamespacedPod({
+              namespace,
+              labelSelector: selector(a.object, a.attempt),
+            })
+          ).items;
+          const nodeNames = new Set(
+            (await core.listNode()).items.map((n) => n.metadata?.name ?? ""),
+          );
+          const logs = new Map<string, string>();
+          for (const p of pods)
+            if (p.status?.phase === "Failed")
+              logs.set(
+                p.metadata!.name!,
+                await core
+                  .readNamespacedPodLog({
+                    name: p.metadata!.name!,
+                    namespace,
+                    container: "trainer",
+                    tailLines: 40,
+                  })
+                  .catch(() => ""),
+              );
+          const outcome = classify(
+            pods,
+            a.ranks,
+            nodeNames,
+            (p) => logs.get(p.metadata!.name!),
+            remembered,
+          );
+          // A deletion whose reason the watch has not delivered yet: give it a moment.
+          if (outcome?.reason === "PodDeleted" && settle++ < 4) {
+            await activitySleep(500);
+            continue;
+          }
+          if (outcome) return outcome;
+          const unschedulable = pods.find((p) =>
+            p.status?.conditions?.some(
+              (c) =>
+                c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable",
+            ),
+          );
+          if (!unschedulable) unschedulableSince = undefined;
+          else {
+            unschedulableSince ??= Date.now();
+            if (!a.stuckReported && Date.now() - unschedulableSince > a.stuckAfterSeconds * 1000)
+              return {
+                kind: "stuck",
+                reason: "Unschedulable",
+                message: `pod ${unschedulable.metadata!.name} cannot be scheduled: ${
+                  unschedulable.status?.conditions?.find((c) => c.type === "PodScheduled")
+                    ?.message ?? ""
+                }`,
+              };
+          }
+          heartbeat({ pods: pods.map((p) => `${p.metadata?.name}:${p.status?.phase}`) });
+          await activitySleep(500);
         }
-        heartbeat({ pods: pods.map((p) => `${p.metadata?.name}:${p.status?.phase}`) });
-        await activitySleep(500);
+      } finally {
+        watch.abort();
       }
     },
 
