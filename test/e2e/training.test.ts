@@ -11,7 +11,14 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { SchedulingV1Api, type CoreV1Event } from "@kubernetes/client-node";
 import { cluster, shellPod, testNode, unique, type Cluster } from "../cluster/harness.ts";
-import { createObject, getObject, harness, waitFor, type Harness } from "../api/helpers.ts";
+import {
+  createObject,
+  getObject,
+  harness,
+  patchObject,
+  waitFor,
+  type Harness,
+} from "../api/helpers.ts";
 import { readLatest, stepName } from "../../workers/trainer/checkpoint.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -225,6 +232,51 @@ describe("training end to end", () => {
         sha256(path.join(local, stepName(400), f)),
         `${f} differs from the uninterrupted run`,
       );
+  });
+
+  test("evicted through the Eviction API → resumes; counted as a preemption", async () => {
+    await createObject(h.env, h.namespace, tinyJob("evict", { steps: 400 }));
+    await until("evict", "step ≥ 20", (s) => (s.step ?? 0) >= 20);
+    const [pod] = await podsOf("evict");
+    assert.ok(pod, "a trainer pod runs");
+    await c.core.createNamespacedPodEviction({
+      name: pod.metadata!.name!,
+      namespace: h.namespace,
+      body: { metadata: { name: pod.metadata!.name!, namespace: h.namespace } },
+    });
+    const s = await until(
+      "evict",
+      "Succeeded",
+      (s) => s.phase === "Succeeded" || s.phase === "Failed",
+    );
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 1, 0]);
+    assert.equal(s.step, 400);
+    const events = await eventsOf("evict");
+    assert.ok(
+      events.some((e) => e.reason === "EvictionByEvictionAPI"),
+      `events: ${events.map((e) => `${e.reason}: ${e.message}`).join("; ")}`,
+    );
+  });
+
+  test("suspend → pods gone, checkpoint kept; resume → continues from it", async () => {
+    await createObject(h.env, h.namespace, tinyJob("pause", { steps: 400 }));
+    await until("pause", "step ≥ 20", (s) => (s.step ?? 0) >= 20);
+    await patchObject(h.env, "TrainingJob", h.namespace, "pause", { spec: { suspend: true } });
+    const paused = await until("pause", "Suspended", (s) => s.phase === "Suspended");
+    assert.deepEqual(await podsOf("pause"), []);
+    const kept = readLatest(path.join(work, "pause"));
+    assert.ok(kept !== undefined && kept >= 20 && kept < 400, `LATEST ${kept}`);
+    assert.equal(paused.lastCheckpoint?.step, kept);
+    await patchObject(h.env, "TrainingJob", h.namespace, "pause", { spec: { suspend: false } });
+    const s = await until(
+      "pause",
+      "Succeeded",
+      (s) => s.phase === "Succeeded" || s.phase === "Failed",
+    );
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 0, 0]);
+    assert.equal(s.step, 400);
   });
 
   test("a data URI that does not exist → Failed at once, naming it, no retries", async () => {
