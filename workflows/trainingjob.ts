@@ -75,6 +75,10 @@ function totalStepsOf(spec: Record<string, unknown>): number | undefined {
   return t.steps ?? (t.tokens ? Math.ceil(t.tokens / t.globalBatchTokens) : undefined);
 }
 
+function ignoreCancellation(err: unknown): void {
+  if (!isCancellation(err)) throw err;
+}
+
 /** Back-off before the retry after the n-th failure (n ≥ 1): base · 2^(n−1), capped. */
 export function backoffSeconds(base: number, failures: number): number {
   return Math.min(base * 2 ** Math.max(failures - 1, 0), maxBackoffSeconds);
@@ -153,11 +157,18 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
       ...(lastCheckpoint && { lastCheckpoint }),
       ...extra,
     };
-    chain = chain.then(async () => {
-      const r = await activities.patchStatus({ object, status });
-      if (r === "gone") gone = true;
-      return r;
-    });
+    // A write before this one that was cut short (cancellation) does not stop this one.
+    chain = chain
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(async () => {
+        const r = await activities.patchStatus({ object, status });
+        if (r === "gone") gone = true;
+        return r;
+      });
+    chain.catch(ignoreCancellation); // a write cut short by cancellation is not waited for
     return chain;
   };
   const progressing = (status: "True" | "False", reason: string, text: string) => {
@@ -175,6 +186,7 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
 
   // Progress from the pods reaches status at most every 2 seconds.
   let finished = false;
+  // (Cancellation ends it with the workflow; the main loop handles it.)
   void (async () => {
     for (;;) {
       await condition(() => progressed || finished);
@@ -183,7 +195,7 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
       await writeStatus();
       await sleep("2 seconds");
     }
-  })();
+  })().catch(ignoreCancellation);
 
   const applyPending = (): boolean => {
     if (!pending) return false;
@@ -294,11 +306,16 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
         await training.deleteAttempt(object);
         continue;
       }
-      await training.deleteAttempt(object);
+      // A preempted or failed attempt's pods go before the next attempt (SIGTERM first: the
+      // trainer checkpoints); the last attempt's pods stay, ended, for `kubectl logs`.
+      const retry = retryOf(spec);
+      const retrying =
+        (outcome.kind === "preempted" && preemptions + 1 <= retry.preemptionBudget) ||
+        (outcome.kind === "failed" && failures + 1 <= retry.failureLimit);
+      if (retrying) await training.deleteAttempt(object);
       lastCheckpoint = (await training.latestCheckpoint(spec)) ?? lastCheckpoint;
       if (lastCheckpoint && (step === undefined || lastCheckpoint.step > step))
         step = lastCheckpoint.step;
-      const retry = retryOf(spec);
       const what = `attempt ${current}: ${outcome.message}`;
 
       switch (outcome.kind) {
@@ -373,6 +390,7 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
         watcher.watchAttempt({ object, attempt, ranks, stuckAfterSeconds, stuckReported }),
       );
       const suspendAsked = condition(() => pending !== undefined && pending.spec.suspend === true);
+      suspendAsked.catch(ignoreCancellation); // left waiting when the watch ends first
       const first = await Promise.race([watch, suspendAsked.then(() => "suspend" as const)]);
       if (first === "suspend") {
         scope.cancel();
