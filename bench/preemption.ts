@@ -2,8 +2,10 @@
 // deleted (as by a preemption) a few times mid-run. For each preemption it measures
 //   - replacement: time from the deletion request to the creation of the next attempt's pod
 //     (seen by a watch), which includes the trainer's SIGTERM checkpoint and exit;
-//   - steps lost: steps the preempted trainer completed minus the step of the checkpoint the
-//     next attempt resumed from (goal 0: the trainer checkpoints on SIGTERM).
+//   - steps lost: steps the preempted trainer was seen completing (its followed log) beyond
+//     the step of the checkpoint the next attempt resumed from (goal 0: the trainer
+//     checkpoints on SIGTERM). The followed log can trail the process by a few steps, so
+//     "resumed at" may exceed "last step seen"; that is 0 steps lost.
 //
 //   HERD_STATE=<folder> node --import tsx bench/preemption.ts [--preemptions 3]
 import { Writable } from "node:stream";
@@ -119,7 +121,12 @@ for (let i = 1; i <= preemptions; i++) {
     120_000,
   );
   nextLog.stop();
-  rows.push({ replacementMs: t1 - t0, stepsDone, resumedAt, lost: stepsDone - resumedAt });
+  rows.push({
+    replacementMs: t1 - t0,
+    stepsDone,
+    resumedAt,
+    lost: Math.max(0, stepsDone - resumedAt),
+  });
   step = stepsDone;
 }
 const final = await waitFor(
@@ -132,10 +139,10 @@ const final = await waitFor(
 );
 watch.abort();
 
-console.log("preemption  replacement (ms)  steps done  resumed at  steps lost");
+console.log("preemption  replacement (ms)  last step seen  resumed at  steps lost");
 rows.forEach((r, i) =>
   console.log(
-    `${String(i + 1).padStart(10)}  ${String(r.replacementMs).padStart(16)}  ${String(r.stepsDone).padStart(10)}  ${String(r.resumedAt).padStart(10)}  ${String(r.lost).padStart(10)}`,
+    `${String(i + 1).padStart(10)}  ${String(r.replacementMs).padStart(16)}  ${String(r.stepsDone).padStart(14)}  ${String(r.resumedAt).padStart(10)}  ${String(r.lost).padStart(10)}`,
   ),
 );
 console.log(

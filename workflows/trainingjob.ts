@@ -397,7 +397,17 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
         await watch.catch(() => undefined);
         return "suspend";
       }
-      if (first.kind !== "stuck") return first;
+      if (first.kind !== "stuck") {
+        if (stuckReported)
+          conditions = setCondition(conditions, {
+            type: "Stuck",
+            status: "False",
+            reason: "AttemptEnded",
+            message: `attempt ${attempt} ended: ${first.message}`,
+            observedGeneration: generation,
+          });
+        return first;
+      }
       stuckReported = true;
       conditions = setCondition(conditions, {
         type: "Stuck",
