@@ -13,6 +13,7 @@ import { SchedulingV1Api, type CoreV1Event } from "@kubernetes/client-node";
 import { cluster, shellPod, testNode, unique, type Cluster } from "../cluster/harness.ts";
 import {
   createObject,
+  deleteObject,
   getObject,
   harness,
   patchObject,
@@ -280,6 +281,22 @@ describe("training end to end", () => {
     assert.equal(s.phase, "Succeeded", s.message);
     assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 0, 0]);
     assert.equal(s.step, 400);
+  });
+
+  test("delete → pods and workflow cleaned up, checkpoints kept", async () => {
+    const created = await createObject(h.env, h.namespace, tinyJob("doomed", { steps: 400 }));
+    await until("doomed", "step ≥ 20", (s) => (s.step ?? 0) >= 20);
+    await deleteObject(h.env, "TrainingJob", h.namespace, "doomed");
+    await waitFor("doomed gone", async () =>
+      (await getObject(h.env, "TrainingJob", h.namespace, "doomed")) ? undefined : true,
+    );
+    assert.deepEqual(await podsOf("doomed"), []);
+    const d = await h.client.workflow
+      .getHandle(`herd/TrainingJob/${h.namespace}/doomed/${created.metadata.uid}`)
+      .describe();
+    assert.equal(d.status.name, "CANCELLED");
+    const kept = readLatest(path.join(work, "doomed"));
+    assert.ok(kept !== undefined && kept >= 20, `LATEST ${kept}`);
   });
 
   test("a data URI that does not exist → Failed at once, naming it, no retries", async () => {
