@@ -20,8 +20,6 @@ export interface WorkerOptions {
   activities?: ControlActivities;
 }
 
-// The Temporal runtime (its logger and telemetry) is process-wide and installed once: the
-// worker's own logs and the SDK's go through the same pino logger.
 let runtimeInstalled = false;
 
 /** Creates the worker (bundling the workflows) and starts it; `run` settles when it stops. */
@@ -52,7 +50,13 @@ export async function startControlWorker(
     namespace: opts.temporalNamespace ?? "default",
     taskQueue: opts.taskQueue ?? controlTaskQueue,
     workflowsPath,
-    activities: opts.activities ?? createActivities(opts.kubeconfig),
+    activities:
+      opts.activities ??
+      createActivities(opts.kubeconfig, {
+        temporalAddress: opts.temporalAddress,
+        temporalNamespace: opts.temporalNamespace ?? "default",
+      }),
+    bundlerOptions: { ignoreModules: [] },
   });
   const run = worker.run().finally(() => connection.close());
   return { worker, run, connection };

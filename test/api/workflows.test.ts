@@ -1,4 +1,4 @@
-// The minimal workflows on a real Temporal dev server, with in-memory activities: status on
+// The minimal workflows (EvalSweep's: the TrainingJob one is the real training workflow now) on a real Temporal dev server, with in-memory activities: status on
 // start, spec generations applied in order (stale and repeated signals ignored), cancellation
 // cleans up before the workflow ends cancelled, and a vanished object ends it normally.
 import { after, before, test } from "node:test";
@@ -56,12 +56,12 @@ after(async () => {
 });
 
 function input(uid: string, spec: Record<string, unknown> = { suspend: false }): WorkflowInput {
-  const object: ObjectRef = { kind: "TrainingJob", namespace: "ns", name: uid, uid };
+  const object: ObjectRef = { kind: "EvalSweep", namespace: "ns", name: uid, uid };
   return { object, generation: 1, spec };
 }
 
 const start = (uid: string, spec?: Record<string, unknown>) =>
-  client.workflow.start("trainingJobWorkflow", {
+  client.workflow.start("evalSweepWorkflow", {
     taskQueue,
     workflowId: `wf-test-${uid}`,
     args: [input(uid, spec)],
@@ -71,7 +71,7 @@ test("status on start, generations applied in order, stale ones ignored", async 
   const uid = randomBytes(4).toString("hex");
   const handle = await start(uid);
   await waitFor("first status", async () => (patches.get(uid)?.length ? true : undefined));
-  assert.equal(patches.get(uid)![0]!.phase, "Running");
+  assert.equal(patches.get(uid)![0]!.phase, "Active");
   assert.equal(patches.get(uid)![0]!.observedGeneration, 1);
   await handle.signal("specChanged", { generation: 3, spec: { suspend: true } });
   await handle.signal("specChanged", { generation: 2, spec: { suspend: false } });

@@ -206,7 +206,14 @@ test("resuming a checkpoint of a different model exits 64 and keeps the checkpoi
 
 test("a bad manifest exits 64 naming the field", () => {
   const bad = manifest("bad");
-  writeFileSync(bad, readFileSync(bad, "utf8").replace("seqLen: 64", "seqLen: 100000"));
+  // globalBatchTokens stays a multiple of seqLen × microBatch, so the schema's own rule
+  // passes and the trainer's check of the model's maxSeqLen is what fails.
+  writeFileSync(
+    bad,
+    readFileSync(bad, "utf8")
+      .replace("seqLen: 64", "seqLen: 100000")
+      .replace("globalBatchTokens: 256", "globalBatchTokens: 200000"),
+  );
   const r = herd("train", "--local", "-f", bad, "--out", path.join(work, "bad"));
   assert.equal(r.status, 64);
   assert.match(r.stderr, /spec\.data\.seqLen: 100000 exceeds the model's maxSeqLen 128/);

@@ -1,0 +1,337 @@
+// Training end to end on the local control plane: a TrainingJob applied → operator → the
+// training workflow → trainer pods run by the node agent from this checkout → status. Each
+// test asserts status, pods and checkpoints.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { SchedulingV1Api, type CoreV1Event } from "@kubernetes/client-node";
+import { cluster, shellPod, testNode, unique, type Cluster } from "../cluster/harness.ts";
+import {
+  createObject,
+  deleteObject,
+  getObject,
+  harness,
+  patchObject,
+  waitFor,
+  type Harness,
+} from "../api/helpers.ts";
+import { readLatest, stepName } from "../../workers/trainer/checkpoint.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
+
+let c: Cluster;
+let h: Harness;
+let node: Awaited<ReturnType<typeof testNode>>;
+let work: string;
+const low = unique("herd-e2e-low");
+const high = unique("herd-e2e-high");
+
+type Status = {
+  phase?: string;
+  step?: number;
+  loss?: number;
+  attempts?: number;
+  preemptions?: number;
+  failures?: number;
+  message?: string;
+  lastCheckpoint?: { step: number; uri: string; time: string };
+  conditions?: { type: string; status: string; reason: string; message: string }[];
+};
+
+/** A tiny TrainingJob (llama-tiny, byte tokens) placed on the test's node. */
+function tinyJob(name: string, over: { steps?: number; data?: string; retry?: object } = {}) {
+  const spec = {
+    model: { preset: "llama-tiny" },
+    tokenizer: { type: "bytes" },
+    data: {
+      sources: [{ name: "shakespeare", uri: over.data ?? corpus, format: "text" }],
+      seqLen: 64,
+    },
+    training: {
+      steps: over.steps ?? 20,
+      globalBatchTokens: 512,
+      microBatch: 4,
+      optimizer: { warmupSteps: 5 },
+      seed: 7,
+    },
+    checkpoint: { uri: path.join(work, name), intervalSteps: 5, keep: 2 },
+    resources: {
+      image: "herd/herd:dev",
+      cpu: "1",
+      memory: "1Gi",
+      priorityClassName: low,
+      ...node.placement,
+    },
+    retry: { failureLimit: 3, backoffSeconds: 1, ...over.retry },
+  };
+  return { apiVersion: "herd.dev/v1alpha1", kind: "TrainingJob", metadata: { name }, spec };
+}
+
+const statusOf = async (name: string) =>
+  ((await getObject(h.env, "TrainingJob", h.namespace, name))?.status ?? {}) as Status;
+
+const until = (name: string, what: string, ok: (s: Status) => boolean, timeoutMs = 120_000) =>
+  waitFor(
+    `${name}: ${what}`,
+    async () => {
+      const s = await statusOf(name);
+      return ok(s) ? s : undefined;
+    },
+    timeoutMs,
+  );
+
+const podsOf = async (name: string) =>
+  (
+    await c.core.listNamespacedPod({
+      namespace: h.namespace,
+      labelSelector: `herd.dev/trainingjob=${name}`,
+    })
+  ).items;
+
+const eventsOf = async (name: string): Promise<CoreV1Event[]> =>
+  (
+    await c.core.listNamespacedEvent({
+      namespace: h.namespace,
+      fieldSelector: `involvedObject.name=${name}`,
+    })
+  ).items;
+
+const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
+
+/** The trainer pods run herd's image from the checkout the node agent runs: it must be this one. */
+function assertAgentRunsThisCheckout(stateDir: string): void {
+  const pid = readFileSync(path.join(stateDir, "run", "node-agent.pid"), "utf8").trim();
+  const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  const agent = path.join(root, "test/cluster/node-agent.ts");
+  if (!cmdline.includes(agent))
+    throw new Error(
+      `the control plane in ${stateDir} runs another checkout's node agent (${cmdline.join(" ")}); ` +
+        `run \`herd dev down\` there or set HERD_STATE to a folder of this checkout's own`,
+    );
+}
+
+before(async () => {
+  c = await cluster();
+  assertAgentRunsThisCheckout(c.stateDir);
+  h = await harness(
+    { kubeconfig: c.kc, kubeconfigPath: c.kubeconfig, temporalAddress: c.temporalAddress },
+    "e2e",
+  );
+  node = await testNode(c, unique("e2e-node"), { cpu: "1", memory: "8Gi" });
+  const scheduling = c.kc.makeApiClient(SchedulingV1Api);
+  await scheduling.createPriorityClass({ body: { metadata: { name: low }, value: 100 } });
+  await scheduling.createPriorityClass({ body: { metadata: { name: high }, value: 100000 } });
+  work = mkdtempSync(path.join(os.tmpdir(), "herd-e2e-"));
+  await h.newOperator();
+});
+
+after(async () => {
+  await h?.close();
+  await c?.removeNode(node.name).catch(() => {});
+  const scheduling = c?.kc.makeApiClient(SchedulingV1Api);
+  for (const name of [low, high]) await scheduling?.deletePriorityClass({ name }).catch(() => {});
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe("training end to end", () => {
+  test("apply → Succeeded, with step, loss and checkpoint in status", async () => {
+    await createObject(h.env, h.namespace, tinyJob("plain"));
+    const s = await until(
+      "plain",
+      "Succeeded",
+      (s) => s.phase === "Succeeded" || s.phase === "Failed",
+    );
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.equal(s.step, 20);
+    assert.ok(typeof s.loss === "number" && s.loss > 0 && s.loss < Math.log(256), `loss ${s.loss}`);
+    assert.equal(s.lastCheckpoint?.step, 20);
+    assert.equal(s.lastCheckpoint?.uri, path.join(work, "plain", stepName(20)));
+    assert.equal(readLatest(path.join(work, "plain")), 20);
+    assert.deepEqual([s.attempts, s.preemptions, s.failures], [1, 0, 0]);
+    assert.ok(s.conditions?.some((x) => x.type === "Succeeded" && x.status === "True"));
+    // The last attempt's pod stays, ended, for its logs.
+    const pods = await podsOf("plain");
+    assert.deepEqual(
+      pods.map((p) => [p.metadata?.labels?.["herd.dev/attempt"], p.status?.phase]),
+      [["1", "Succeeded"]],
+    );
+  });
+
+  test("preempted mid-run by a higher-priority pod → resumes, bit-identical to an uninterrupted run", async () => {
+    await createObject(h.env, h.namespace, tinyJob("preempt", { steps: 400 }));
+    // Mid-run: a step beyond the first checkpoint.
+    await until("preempt", "step ≥ 20", (s) => (s.step ?? 0) >= 20);
+    const [victim] = await podsOf("preempt");
+    assert.ok(victim, "a trainer pod runs");
+    const blocker = shellPod(unique("blocker"), "sleep 600", {
+      priorityClassName: high,
+      ...node.placement,
+      containers: [
+        {
+          name: "main",
+          image: "busybox",
+          command: ["sh", "-c", "sleep 600"],
+          resources: { requests: { cpu: "1" }, limits: { cpu: "1" } },
+        },
+      ],
+    });
+    await c.core.createNamespacedPod({ namespace: h.namespace, body: blocker });
+    const preempted = await until("preempt", "preemptions 1", (s) => s.preemptions === 1);
+    assert.equal(preempted.failures, 0);
+    // The SIGTERM checkpoint is durable and known before the next attempt starts.
+    assert.ok((preempted.lastCheckpoint?.step ?? 0) >= 20, JSON.stringify(preempted));
+    // The blocker goes; the next attempt is scheduled and resumes from the SIGTERM checkpoint.
+    await c.core.deleteNamespacedPod({
+      name: blocker.metadata!.name!,
+      namespace: h.namespace,
+      gracePeriodSeconds: 0,
+    });
+    const s = await until(
+      "preempt",
+      "Succeeded",
+      (s) => s.phase === "Succeeded" || s.phase === "Failed",
+    );
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 1, 0]);
+    assert.equal(s.step, 400);
+    const events = await eventsOf("preempt");
+    assert.ok(
+      events.some((e) => e.reason === "PreemptionByScheduler"),
+      `events: ${events.map((e) => `${e.reason}: ${e.message}`).join("; ")}`,
+    );
+    // The same job, uninterrupted, with `herd train --local`.
+    const local = path.join(work, "preempt-local");
+    const manifest = path.join(work, "preempt-local.json");
+    const job = tinyJob("preempt", { steps: 400 });
+    writeFileSync(manifest, JSON.stringify({ ...job, spec: { ...job.spec } }));
+    mkdirSync(local, { recursive: true });
+    const code = await new Promise<number>((resolve) =>
+      execFile(
+        process.execPath,
+        [
+          path.join(root, "bin/herd.mjs"),
+          "train",
+          "--local",
+          "-f",
+          manifest,
+          "--out",
+          local,
+          "--threads",
+          "1",
+        ],
+        { env: { ...process.env }, maxBuffer: 64 << 20 },
+        (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
+      ),
+    );
+    assert.equal(code, 0);
+    for (const f of ["model.safetensors", "optimizer.safetensors"])
+      assert.equal(
+        sha256(path.join(work, "preempt", stepName(400), f)),
+        sha256(path.join(local, stepName(400), f)),
+        `${f} differs from the uninterrupted run`,
+      );
+  });
+
+  test("evicted through the Eviction API → resumes; counted as a preemption", async () => {
+    await createObject(h.env, h.namespace, tinyJob("evict", { steps: 400 }));
+    await until("evict", "step ≥ 20", (s) => (s.step ?? 0) >= 20);
+    const [pod] = await podsOf("evict");
+    assert.ok(pod, "a trainer pod runs");
+    await c.core.createNamespacedPodEviction({
+      name: pod.metadata!.name!,
+      namespace: h.namespace,
+      body: { metadata: { name: pod.metadata!.name!, namespace: h.namespace } },
+    });
+    const s = await until(
+      "evict",
+      "Succeeded",
+      (s) => s.phase === "Succeeded" || s.phase === "Failed",
+    );
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 1, 0]);
+    assert.equal(s.step, 400);
+    const events = await eventsOf("evict");
+    assert.ok(
+      events.some((e) => e.reason === "EvictionByEvictionAPI"),
+      `events: ${events.map((e) => `${e.reason}: ${e.message}`).join("; ")}`,
+    );
+  });
+
+  test("suspend → pods gone, checkpoint kept; resume → continues from it", async () => {
+    await createObject(h.env, h.namespace, tinyJob("pause", { steps: 400 }));
+    await until("pause", "step ≥ 20", (s) => (s.step ?? 0) >= 20);
+    await patchObject(h.env, "TrainingJob", h.namespace, "pause", { spec: { suspend: true } });
+    const paused = await until("pause", "Suspended", (s) => s.phase === "Suspended");
+    assert.deepEqual(await podsOf("pause"), []);
+    const kept = readLatest(path.join(work, "pause"));
+    assert.ok(kept !== undefined && kept >= 20 && kept < 400, `LATEST ${kept}`);
+    assert.equal(paused.lastCheckpoint?.step, kept);
+    await patchObject(h.env, "TrainingJob", h.namespace, "pause", { spec: { suspend: false } });
+    const s = await until(
+      "pause",
+      "Succeeded",
+      (s) => s.phase === "Succeeded" || s.phase === "Failed",
+    );
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 0, 0]);
+    assert.equal(s.step, 400);
+  });
+
+  test("delete → pods and workflow cleaned up, checkpoints kept", async () => {
+    const created = await createObject(h.env, h.namespace, tinyJob("doomed", { steps: 400 }));
+    await until("doomed", "step ≥ 20", (s) => (s.step ?? 0) >= 20);
+    await deleteObject(h.env, "TrainingJob", h.namespace, "doomed");
+    await waitFor("doomed gone", async () =>
+      (await getObject(h.env, "TrainingJob", h.namespace, "doomed")) ? undefined : true,
+    );
+    assert.deepEqual(await podsOf("doomed"), []);
+    const d = await h.client.workflow
+      .getHandle(`herd/TrainingJob/${h.namespace}/doomed/${created.metadata.uid}`)
+      .describe();
+    assert.equal(d.status.name, "CANCELLED");
+    const kept = readLatest(path.join(work, "doomed"));
+    assert.ok(kept !== undefined && kept >= 20, `LATEST ${kept}`);
+  });
+
+  test("a data URI that does not exist → Failed at once, naming it, no retries", async () => {
+    const missing = path.join(work, "no-such-corpus.txt");
+    await createObject(h.env, h.namespace, tinyJob("nodata", { data: missing }));
+    const s = await until(
+      "nodata",
+      "Failed",
+      (s) => s.phase === "Failed" || s.phase === "Succeeded",
+    );
+    assert.equal(s.phase, "Failed");
+    assert.match(s.message ?? "", new RegExp(missing.replaceAll(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+    assert.deepEqual([s.attempts, s.failures], [1, 0]);
+    assert.ok(s.conditions?.some((x) => x.type === "Failed" && x.reason === "UserError"));
+  });
+
+  test("a trainer that crashes (exit 1) → retried with back-off, Failed after the limit", async () => {
+    // A checkpoint folder whose only checkpoint is broken: the trainer exits 1 every time.
+    const dir = path.join(work, "crash", stepName(5));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, "manifest.json"), "{broken");
+    writeFileSync(path.join(work, "crash", "LATEST"), `${stepName(5)}\n`);
+    await createObject(h.env, h.namespace, tinyJob("crash", { retry: { failureLimit: 2 } }));
+    const s = await until(
+      "crash",
+      "Failed",
+      (s) => s.phase === "Failed" || s.phase === "Succeeded",
+    );
+    assert.equal(s.phase, "Failed");
+    assert.deepEqual([s.attempts, s.failures, s.preemptions], [3, 3, 0]);
+    assert.match(s.message ?? "", /no usable checkpoint/);
+    assert.ok(
+      s.conditions?.some((x) => x.type === "Failed" && x.reason === "FailureLimitExceeded"),
+    );
+    const backoffs = (await eventsOf("crash")).filter((e) => e.reason === "TrainerFailed");
+    assert.equal(backoffs.length, 3);
+  });
+});

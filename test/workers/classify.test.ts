@@ -1,0 +1,111 @@
+// How an attempt's pods ended → what the training workflow does (DESIGN.md, "Outcomes of an
+// attempt"), on pod objects as the API server returns them.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { V1Pod } from "@kubernetes/client-node";
+import { classify } from "../../workers/activities/training.ts";
+
+const nodes = new Set(["n1"]);
+
+function pod(
+  name: string,
+  phase: string,
+  o: {
+    exitCode?: number;
+    reason?: string;
+    disruption?: string;
+    deleting?: boolean;
+    node?: string;
+  } = {},
+): V1Pod {
+  return {
+    metadata: {
+      name,
+      ...(o.deleting && { deletionTimestamp: new Date() }),
+    },
+    spec: { nodeName: o.node ?? "n1", containers: [{ name: "trainer" }] },
+    status: {
+      phase,
+      conditions: o.disruption
+        ? [{ type: "DisruptionTarget", status: "True", reason: o.disruption, message: "m" }]
+        : [],
+      containerStatuses:
+        o.exitCode === undefined
+          ? []
+          : [
+              {
+                name: "trainer",
+                image: "herd",
+                imageID: "",
+                ready: false,
+                restartCount: 0,
+                state: { terminated: { exitCode: o.exitCode, reason: o.reason } },
+              },
+            ],
+    },
+  } as V1Pod;
+}
+
+const noLogs = () => undefined;
+
+test("running pods: no outcome yet", () => {
+  assert.equal(classify([pod("a", "Running"), pod("b", "Pending")], 2, nodes, noLogs), undefined);
+});
+
+test("every rank exited 0: succeeded; one rank still running: not yet", () => {
+  assert.equal(
+    classify([pod("a", "Succeeded", { exitCode: 0 })], 1, nodes, noLogs)?.kind,
+    "succeeded",
+  );
+  assert.equal(
+    classify([pod("a", "Succeeded", { exitCode: 0 }), pod("b", "Running")], 2, nodes, noLogs),
+    undefined,
+  );
+});
+
+test("DisruptionTarget: preemption with its reason, once the pod has stopped", () => {
+  const stopping = pod("a", "Running", { disruption: "PreemptionByScheduler", deleting: true });
+  assert.equal(classify([stopping], 1, nodes, noLogs), undefined);
+  const stopped = pod("a", "Failed", { exitCode: 75, disruption: "PreemptionByScheduler" });
+  const o = classify([stopped], 1, nodes, noLogs);
+  assert.equal(o?.kind, "preempted");
+  assert.equal(o?.reason, "PreemptionByScheduler");
+  // Disruption wins over the exit code of a trainer killed before it could checkpoint.
+  const killed = pod("a", "Failed", { exitCode: 137, disruption: "EvictionByEvictionAPI" });
+  assert.equal(classify([killed], 1, nodes, noLogs)?.reason, "EvictionByEvictionAPI");
+});
+
+test("a pod deleted by someone else: preemption, with the reason the watch saw", () => {
+  assert.equal(classify([], 1, nodes, noLogs)?.reason, "PodDeleted");
+  const seen = new Map([["a", { reason: "DeletionByTaintManager", message: "node not ready" }]]);
+  const o = classify([], 1, nodes, noLogs, seen);
+  assert.equal(o?.kind, "preempted");
+  assert.equal(o?.reason, "DeletionByTaintManager");
+});
+
+test("the node is gone: preemption (NodeLost)", () => {
+  const o = classify([pod("a", "Running", { node: "gone" })], 1, nodes, noLogs);
+  assert.deepEqual([o?.kind, o?.reason], ["preempted", "NodeLost"]);
+});
+
+test("exit codes: 75 preempted, 64 user error with the trainer's message, OOMKilled, other failures", () => {
+  assert.equal(
+    classify([pod("a", "Failed", { exitCode: 75 })], 1, nodes, noLogs)?.kind,
+    "preempted",
+  );
+  const log =
+    '{"event":"info","msg":"x"}\nherd train: spec.data.sources[0].uri: cannot read /nope\n';
+  const user = classify([pod("a", "Failed", { exitCode: 64 })], 1, nodes, () => log);
+  assert.equal(user?.kind, "userError");
+  assert.equal(user?.message, "spec.data.sources[0].uri: cannot read /nope");
+  const oom = classify(
+    [pod("a", "Failed", { exitCode: 137, reason: "OOMKilled" })],
+    1,
+    nodes,
+    noLogs,
+  );
+  assert.equal(oom?.kind, "oomKilled");
+  const crash = classify([pod("a", "Failed", { exitCode: 1, reason: "Error" })], 1, nodes, noLogs);
+  assert.equal(crash?.kind, "failed");
+  assert.match(crash?.message ?? "", /exit 1/);
+});

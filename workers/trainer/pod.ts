@@ -1,0 +1,125 @@
+// The trainer pod's entry point (the pod's command: `node --import tsx workers/trainer/pod.ts`
+// in herd's image). It needs no Kubernetes API access: the TrainingJob comes in the
+// HERD_TRAINING_JOB env var (set by the workflow's createAttempt activity). It runs the same
+// loop as `herd train --local` as a child process, forwards SIGTERM to it (the trainer
+// checkpoints and exits 75), signals progress and checkpoints to the job's workflow on
+// Temporal, and exits with the trainer's code, which the workflow classifies.
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { Client, Connection } from "@temporalio/client";
+import { progressSignal, trainerExit, type Progress } from "../../workflows/training-types.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+function fail(code: number, message: string): never {
+  console.error(`herd trainer pod: ${message}`);
+  process.exit(code);
+}
+
+/** Sends progress to the workflow: at most once a second, checkpoints at once, never fatal. */
+function progressReporter(workflowId: string | undefined, attempt: number, rank: number) {
+  const address = process.env.TEMPORAL_ADDRESS;
+  let client: Promise<Client> | undefined;
+  let latest: Progress | undefined;
+  let sending: Promise<void> = Promise.resolve();
+  let lastSent = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const connect = () =>
+    (client ??= Connection.connect({ address }).then(
+      (connection) =>
+        new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? "default" }),
+    ));
+  const send = () => {
+    timer = undefined;
+    const p = latest;
+    latest = undefined;
+    if (!p || !workflowId || !address) return;
+    lastSent = Date.now();
+    sending = sending.then(async () => {
+      try {
+        await (await connect()).workflow.getHandle(workflowId).signal(progressSignal, p);
+      } catch (err) {
+        console.error(`herd trainer pod: progress signal failed: ${(err as Error).message}`);
+      }
+    });
+  };
+  return {
+    report(p: Omit<Progress, "attempt" | "rank">, urgent: boolean) {
+      latest = { ...latest, ...p, attempt, rank };
+      if (urgent || Date.now() - lastSent >= 1000) send();
+      else timer ??= setTimeout(send, 1000 - (Date.now() - lastSent));
+    },
+    async flush() {
+      if (timer) clearTimeout(timer);
+      send();
+      await sending;
+    },
+  };
+}
+
+async function main(): Promise<number> {
+  const raw = process.env.HERD_TRAINING_JOB;
+  if (!raw) fail(trainerExit.userError, "HERD_TRAINING_JOB is not set");
+  const world = Number(process.env.HERD_WORLD_SIZE ?? "1");
+  const rank = Number(process.env.HERD_RANK ?? "0");
+  const attempt = Number(process.env.HERD_ATTEMPT ?? "0");
+  if (world !== 1)
+    fail(
+      trainerExit.userError,
+      `spec.parallelism.workers ${world}: data parallelism across pods (Gloo) is not implemented yet; use 1 worker`,
+    );
+  // The job as a manifest file for the trainer (JSON is YAML).
+  const dir = mkdtempSync(path.join(process.env.HERD_POD_DIR ?? os.tmpdir(), "job-"));
+  const manifest = path.join(dir, "trainingjob.json");
+  writeFileSync(manifest, raw);
+
+  const reporter = progressReporter(process.env.HERD_WORKFLOW_ID, attempt, rank);
+  const args = [path.join(root, "bin/herd.mjs"), "train", "--local", "-f", manifest];
+  args.push("--log", "json", "--threads", process.env.HERD_TRAINER_THREADS ?? "1");
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  process.on("SIGTERM", forward);
+  process.on("SIGINT", forward);
+
+  const lines = createInterface({ input: child.stdout });
+  lines.on("line", (line) => {
+    process.stdout.write(line + "\n");
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (e.event === "step")
+      reporter.report(
+        {
+          step: e.step as number,
+          loss: e.loss as number,
+          learningRate: e.lr as number,
+          tokensPerSecond: e.tokensPerSecond as number,
+        },
+        false,
+      );
+    else if (e.event === "checkpoint")
+      reporter.report(
+        {
+          step: e.step as number,
+          checkpoint: { step: e.step as number, uri: e.path as string, time: e.time as string },
+        },
+        true,
+      );
+  });
+  const code = await new Promise<number>((resolve) =>
+    child.on("exit", (c, sig) =>
+      resolve(c ?? 128 + (sig ? (os.constants.signals[sig] ?? 15) : 15)),
+    ),
+  );
+  await reporter.flush();
+  return code;
+}
+
+process.exit(await main());
