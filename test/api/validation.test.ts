@@ -61,7 +61,7 @@ test(`the API server rejects all ${invalidCases.length} invalid manifests, namin
     try {
       if (c.update) {
         await createObject(env, namespace, obj);
-        const stored = (await getObject(env!, obj.kind as KindName, namespace, obj.metadata.name))!;
+        const stored = (await getObject(env, obj.kind as KindName, namespace, obj.metadata.name))!;
         c.update(stored as unknown as Record<string, never>);
         await custom.replaceNamespacedCustomObject({
           group: "herd.dev",

@@ -59,8 +59,14 @@ export function defaultAgentConfig(): AgentConfig {
         labels: { "herd.dev/gpu": "true" },
       },
     ],
-    // herd's own image, however it is tagged or wherever it is pushed, runs from this checkout.
-    images: [herdImage("herd"), herdImage("herd:*"), herdImage("*/herd"), herdImage("*/herd:*")],
+    // herd's own images — herd (operator/worker) and herd/trainer, the TrainingJob default —
+    // however they are tagged or wherever they are pushed, run from this checkout.
+    images: ["herd", "herd/trainer"].flatMap((name) => [
+      herdImage(name),
+      herdImage(`${name}:*`),
+      herdImage(`*/${name}`),
+      herdImage(`*/${name}:*`),
+    ]),
   };
 }
 
