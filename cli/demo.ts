@@ -1,21 +1,38 @@
-// `herd demo` (npm run demo): the most complete real job herd can run today. Until the
-// end-to-end training issue lands, that is the native engine itself: a matrix product on the
-// CPU backend checked against a plain loop, with its throughput.
-import { native } from "../native/index.ts";
-import { naiveMatmul, maxRelativeError, randomMatrix } from "../native/reference.ts";
+// `herd demo` (npm run demo): the most complete real job herd can run today — the TrainingJob
+// in examples/tiny-train.yaml, trained on this machine by the native CPU engine exactly as
+// `herd train --local` does (checkpoints, progress, resume), stopped after a short run.
+import { rmSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parameterCount, resolveModel } from "../crds/model.ts";
+import { readTrainingJob } from "../crds/manifest.ts";
 
-export async function run(): Promise<number> {
-  const n = 512;
-  const a = randomMatrix(n * n, 1);
-  const b = randomMatrix(n * n, 2);
-  console.log(`herd demo: backends ${native.backends().join(", ")}`);
-  const t0 = performance.now();
-  const c = await native.matmul(a, b, n, n, n);
-  const seconds = (performance.now() - t0) / 1000;
-  const error = maxRelativeError(c, naiveMatmul(a, b, n, n, n));
-  const gflops = (2 * n ** 3) / seconds / 1e9;
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export async function run(argv: string[] = []): Promise<number> {
+  const manifest = path.join(root, "examples/tiny-train.yaml");
+  const out = path.join(root, ".herd/demo/checkpoints");
+  const steps = 120;
+  const job = readTrainingJob(manifest);
+  const params = parameterCount(resolveModel(job.spec.model, 256));
   console.log(
-    `matmul ${n}x${n}: ${gflops.toFixed(1)} GFLOP/s, max relative error ${error.toExponential(2)}`,
+    `herd demo: training ${job.spec.model.preset} (${params.toLocaleString("en-US")} parameters) ` +
+      `on Shakespeare's bytes for ${steps} steps with the native CPU engine`,
   );
-  return error < 1e-4 ? 0 : 1;
+  console.log(`  the job: ${path.relative(process.cwd(), manifest)}`);
+  rmSync(out, { recursive: true, force: true }); // a fresh run each time, not a resume
+  const { train } = await import("../workers/trainer/train.ts");
+  const code = await train({
+    manifest,
+    out,
+    steps,
+    log: argv.includes("--json") ? "json" : undefined,
+  });
+  if (code === 0) {
+    console.log(`checkpoints: ${out} (LATEST names the newest)`);
+    console.log(
+      `continue it: herd train --local -f ${path.relative(process.cwd(), manifest)} --out ${path.relative(process.cwd(), out)}`,
+    );
+  }
+  return code;
 }

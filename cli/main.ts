@@ -35,6 +35,14 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "prepare token shards from text (dedup, quality filters, tokenization), verify them",
     load: async () => (await import("./data.ts")).run,
   },
+  train: {
+    summary: "train a TrainingJob on this machine (--local), with checkpoints and resume",
+    load: async () => (await import("./train.ts")).run,
+  },
+  presets: {
+    summary: "list the model presets with their sizes and parameter counts",
+    load: async () => (await import("./presets.ts")).run,
+  },
   demo: {
     summary: "run the most complete job herd has, on this machine",
     load: async () => (await import("./demo.ts")).run,

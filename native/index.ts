@@ -19,6 +19,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const addonPath = path.join(here, "build", "herd_native.node");
 
 function load(): NativeEngine {
+  // OpenMP threads that spin while idle starve OpenBLAS's own threads (and the reverse) when
+  // there are no spare cores; sleeping idle threads make the engine several times faster on
+  // small machines. libgomp reads this once, when the addon loads.
+  process.env.OMP_WAIT_POLICY ??= "passive";
   if (!existsSync(addonPath)) {
     throw new Error(
       `herd's native engine is not built (${addonPath} is missing): run 'npm run provision'`,

@@ -1,0 +1,84 @@
+// The LLaMA model (Touvron et al. 2023): token embedding, n_layers pre-norm blocks of
+//   h = x + Attention(RMSNorm(x)),  x' = h + SwiGLU-FFN(RMSNorm(h)),
+// a final RMSNorm and the output projection (tied to the embedding or not). Parameters and
+// their gradients each live in one flat buffer; `tensors` names the pieces with the Meta
+// checkpoint names (tok_embeddings.weight, layers.0.attention.wq.weight, ...).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/config.h"
+
+namespace herd {
+
+struct TensorInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  size_t offset = 0;  // into the flat parameter buffer, in elements
+  size_t size = 0;    // elements
+  bool decay = false; // weight decay applies (matrices), not to RMSNorm gains
+};
+
+template <class T>
+class Model {
+ public:
+  explicit Model(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  size_t num_parameters() const { return params.size(); }
+
+  // Initial weights from a seed: matrices ~ N(0, 0.02²), the residual outputs (wo, w2) scaled
+  // by 1/√(2·n_layers) as in GPT-2, RMSNorm gains 1.
+  void init_weights(uint64_t seed);
+
+  // Forward pass over tokens[B·T] (positions 0..T−1 in every row). With targets, also the
+  // per-token cross-entropy; returns their mean (0 without targets). Keeps what backward needs.
+  double forward(const int32_t* tokens, const int32_t* targets, int B, int seq);
+
+  // Backward pass of dloss · Σ loss[n] for the last forward (which must have had targets);
+  // gradients accumulate into `grads`. Overwrites the logits.
+  void backward(T dloss);
+
+  void zero_grad();
+
+  const T* logits() const { return act_.logits.data(); }  // [B·T, vocab] after forward
+  const T* losses() const { return act_.losses.data(); }  // [B·T]
+
+  std::vector<T> params;
+  std::vector<T> grads;
+
+ private:
+  struct Layer {  // offsets of one block's tensors in the flat buffers
+    size_t attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3;
+  };
+  struct LayerActs {
+    std::vector<T> x, xn1, rstd1, q, k, v, att, lse, h, xn2, rstd2, a, b, g;
+  };
+  struct Acts {
+    int B = 0, seq = 0;
+    std::vector<int32_t> tokens, targets;
+    std::vector<LayerActs> layers;
+    std::vector<T> x_final, xf, rstdf, logits, losses;
+    // gradient scratch
+    std::vector<T> dx, dh, dxn, datt, dq, dk, dv, da, db, dg;
+  };
+
+  size_t add_tensor(const std::string& name, std::vector<int64_t> shape, bool decay);
+  void ensure_activations(int B, int seq);
+  T* param(size_t offset) { return params.data() + offset; }
+  T* grad(size_t offset) { return grads.data() + offset; }
+
+  ModelConfig config_;
+  std::vector<TensorInfo> tensors_;
+  std::vector<Layer> layers_;
+  size_t tok_embeddings_ = 0, norm_ = 0, output_ = 0;
+  std::vector<T> rope_cos_, rope_sin_;
+  Acts act_;
+};
+
+extern template class Model<float>;
+extern template class Model<double>;
+
+}  // namespace herd

@@ -1,0 +1,239 @@
+// The checkpoint directory protocol (docs/formats.md, "Checkpoints"):
+//
+//   <dir>/step-000000120/{model.safetensors, optimizer.safetensors, trainer.json, manifest.json}
+//   <dir>/LATEST            "step-000000120\n"
+//
+// A checkpoint is written into a temporary directory, each file fsynced, the manifest (sizes
+// and SHA-256 of the other files) written last, the directory fsynced and renamed into place,
+// the parent fsynced; only then is LATEST replaced (temporary file, fsync, rename, fsync) and
+// only after that are old checkpoints pruned. Loading starts at LATEST, verifies the manifest
+// and every file, and falls back to the newest earlier checkpoint that verifies, warning.
+import { createHash } from "node:crypto";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
+import path from "node:path";
+
+export class CheckpointError extends Error {
+  override name = "CheckpointError";
+}
+
+export const latestFile = "LATEST";
+export const manifestFile = "manifest.json";
+const stepDir = /^step-(\d{9})$/;
+
+export function stepName(step: number): string {
+  if (!Number.isSafeInteger(step) || step < 0 || step > 999_999_999)
+    throw new CheckpointError(`step ${step} cannot be named with 9 digits`);
+  return `step-${String(step).padStart(9, "0")}`;
+}
+
+export interface Manifest {
+  format: "herd-checkpoint";
+  version: 1;
+  step: number;
+  files: Record<string, { size: number; sha256: string }>;
+}
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+function writeDurably(file: string, bytes: Uint8Array | string): void {
+  const fd = openSync(file, "w");
+  try {
+    const buf = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
+    let at = 0;
+    while (at < buf.length) at += writeSync(fd, buf, at, buf.length - at);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Step numbers of the complete checkpoint directories in `dir`, newest first. */
+export function listCheckpoints(dir: string): number[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((name) => stepDir.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => b - a);
+}
+
+/** The step LATEST points at, or undefined when it is missing or does not name a step. */
+export function readLatest(dir: string): number | undefined {
+  try {
+    const m = stepDir.exec(readFileSync(path.join(dir, latestFile), "utf8").trim());
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Writes checkpoint `step` with the given files durably, points LATEST at it, then prunes
+ * all but the newest `keep` checkpoints. Returns the checkpoint's directory.
+ */
+export function saveCheckpoint(
+  dir: string,
+  step: number,
+  files: Record<string, Uint8Array | string>,
+  keep: number,
+): string {
+  mkdirSync(dir, { recursive: true });
+  const name = stepName(step);
+  const final = path.join(dir, name);
+  const tmp = path.join(dir, `.tmp-${name}-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  const manifest: Manifest = { format: "herd-checkpoint", version: 1, step, files: {} };
+  for (const [file, content] of Object.entries(files)) {
+    const bytes = typeof content === "string" ? Buffer.from(content) : content;
+    writeDurably(path.join(tmp, file), bytes);
+    manifest.files[file] = { size: bytes.length, sha256: sha256(bytes) };
+  }
+  writeDurably(path.join(tmp, manifestFile), JSON.stringify(manifest, null, 2) + "\n");
+  fsyncDir(tmp);
+  // A checkpoint of the same step can exist when a run was cut off after the rename but
+  // before LATEST moved; training is deterministic, so the new one replaces it.
+  if (existsSync(final)) {
+    const old = path.join(dir, `.old-${name}-${process.pid}`);
+    renameSync(final, old);
+    renameSync(tmp, final);
+    rmSync(old, { recursive: true, force: true });
+  } else {
+    renameSync(tmp, final);
+  }
+  fsyncDir(dir);
+  const latestTmp = path.join(dir, `.${latestFile}.tmp-${process.pid}`);
+  writeDurably(latestTmp, name + "\n");
+  renameSync(latestTmp, path.join(dir, latestFile));
+  fsyncDir(dir);
+  prune(dir, step, keep);
+  return final;
+}
+
+// Removes checkpoints beyond the newest `keep` that are not newer than the durable one, and
+// leftovers of interrupted writes.
+function prune(dir: string, durable: number, keep: number): void {
+  const older = listCheckpoints(dir).filter((s) => s <= durable);
+  for (const step of older.slice(Math.max(1, keep)))
+    rmSync(path.join(dir, stepName(step)), { recursive: true, force: true });
+  for (const name of readdirSync(dir))
+    if (name.startsWith(".tmp-") || name.startsWith(".old-"))
+      rmSync(path.join(dir, name), { recursive: true, force: true });
+}
+
+/** Checks a checkpoint directory against its manifest; returns its files or throws why not. */
+export function verifyCheckpoint(checkpointDir: string, required: string[]): Map<string, Buffer> {
+  const where = path.basename(checkpointDir);
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(readFileSync(path.join(checkpointDir, manifestFile), "utf8"));
+  } catch (err) {
+    throw new CheckpointError(`${where}: ${manifestFile} unreadable: ${(err as Error).message}`);
+  }
+  const m = manifest as Partial<Manifest>;
+  if (typeof m !== "object" || m === null || m.format !== "herd-checkpoint" || m.version !== 1)
+    throw new CheckpointError(
+      `${where}: ${manifestFile} is not a herd-checkpoint version 1 manifest`,
+    );
+  if (typeof m.files !== "object" || m.files === null)
+    throw new CheckpointError(`${where}: ${manifestFile} has no files table`);
+  for (const name of required)
+    if (!(name in m.files))
+      throw new CheckpointError(`${where}: ${manifestFile} does not list ${name}`);
+  const files = new Map<string, Buffer>();
+  for (const [name, entry] of Object.entries(m.files)) {
+    if (name.includes("/") || name.startsWith("."))
+      throw new CheckpointError(
+        `${where}: ${manifestFile} names a file outside the checkpoint: ${name}`,
+      );
+    const e = entry as { size?: unknown; sha256?: unknown };
+    if (
+      typeof e !== "object" ||
+      e === null ||
+      typeof e.size !== "number" ||
+      typeof e.sha256 !== "string"
+    )
+      throw new CheckpointError(`${where}: ${manifestFile} entry for ${name} lacks size or sha256`);
+    const file = path.join(checkpointDir, name);
+    let bytes: Buffer;
+    try {
+      if (statSync(file).size !== e.size)
+        throw new CheckpointError(
+          `${where}/${name}: size ${statSync(file).size}, manifest says ${e.size}`,
+        );
+      bytes = readFileSync(file);
+    } catch (err) {
+      if (err instanceof CheckpointError) throw err;
+      throw new CheckpointError(`${where}/${name}: unreadable: ${(err as Error).message}`);
+    }
+    if (sha256(bytes) !== e.sha256)
+      throw new CheckpointError(`${where}/${name}: SHA-256 does not match the manifest`);
+    files.set(name, bytes);
+  }
+  return files;
+}
+
+export interface Loaded<T> {
+  step: number;
+  path: string;
+  value: T;
+}
+
+/**
+ * Opens the newest usable checkpoint: LATEST first, then older ones, newest first. `open`
+ * turns verified files into a value and may throw (a malformed tensor file) — that checkpoint
+ * is then skipped too. Each skip is reported through `warn`. Returns undefined when `dir`
+ * holds no checkpoint; throws when checkpoints exist but none is usable.
+ */
+export function loadCheckpoint<T>(
+  dir: string,
+  required: string[],
+  open: (files: Map<string, Buffer>, step: number) => T,
+  warn: (message: string) => void,
+): Loaded<T> | undefined {
+  const latest = readLatest(dir);
+  const all = listCheckpoints(dir);
+  if (all.length === 0) return undefined;
+  if (latest === undefined && existsSync(path.join(dir, latestFile)))
+    warn(`${latestFile} does not name a checkpoint; trying the checkpoints present`);
+  // Checkpoints newer than LATEST were renamed into place but never published: skip them.
+  const published = latest === undefined ? [] : all.filter((s) => s <= latest);
+  const candidates = published.length > 0 ? published : all;
+  if (latest !== undefined && !all.includes(latest))
+    warn(`${latestFile} names ${stepName(latest)}, which is missing`);
+  const reasons: string[] = [];
+  for (const step of candidates) {
+    const where = path.join(dir, stepName(step));
+    try {
+      const value = open(verifyCheckpoint(where, required), step);
+      if (reasons.length > 0)
+        warn(`falling back to checkpoint ${stepName(step)}: ${reasons.join("; ")}`);
+      return { step, path: where, value };
+    } catch (err) {
+      if (!(err instanceof Error)) throw err;
+      reasons.push(err.message);
+    }
+  }
+  throw new CheckpointError(`no usable checkpoint in ${dir}: ${reasons.join("; ")}`);
+}

@@ -1,0 +1,451 @@
+// The trainer: a TrainingJob's spec → the native engine's training loop, with durable
+// checkpoints, exact resume and a graceful stop on SIGTERM. `herd train --local` runs it on
+// this machine; the trainer pod's entry point will run the same loop.
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import path from "node:path";
+import { ManifestError, readTrainingJob } from "../../crds/manifest.ts";
+import { parameterCount, resolveModel, type ModelConfig } from "../../crds/model.ts";
+import { presets } from "../../crds/presets.ts";
+import type { TrainingJob } from "../../crds/trainingjob.ts";
+import { engine, type Trainer, type TrainerOptions } from "../../native/engine.ts";
+import { CheckpointError, loadCheckpoint, saveCheckpoint, stepName } from "./checkpoint.ts";
+import { decodeSafetensors, encodeSafetensors, type Tensor } from "./safetensors.ts";
+
+/** Exit codes of the trainer; the training workflow classifies attempts by them. */
+export const exitCodes = {
+  ok: 0,
+  /** Anything unexpected: retried with back-off. */
+  failure: 1,
+  /** Bad configuration or data (EX_USAGE): fails the job at once. */
+  userError: 64,
+  /** Stopped by SIGTERM/SIGINT after writing a checkpoint (EX_TEMPFAIL): resume later. */
+  preempted: 75,
+} as const;
+
+/** A problem with the job's configuration or data, reported as exit code 64. */
+export class UserError extends Error {
+  override name = "UserError";
+}
+
+export interface TrainOptions {
+  /** The TrainingJob manifest; relative paths in it resolve against its folder. */
+  manifest: string;
+  /** Checkpoint folder; defaults to spec.checkpoint.uri. */
+  out?: string;
+  /** Stop once this many steps are done in all (the schedule still follows the job's length). */
+  steps?: number;
+  /** Engine threads; defaults to the machine's cores. Resume with the same count for identical bits. */
+  threads?: number;
+  /** progress: a bar on stderr; json: one JSON object per line on stdout. Default: progress on a TTY. */
+  log?: "progress" | "json";
+}
+
+/** Everything the loop needs, resolved from the job. */
+export interface Plan {
+  model: ModelConfig;
+  trainer: Omit<TrainerOptions, "source">;
+  sourceFile: string;
+  totalSteps: number;
+  stopAt: number;
+  checkpointDir: string;
+  intervalSteps: number;
+  keep: number;
+}
+
+const checkpointFiles = ["model.safetensors", "optimizer.safetensors", "trainer.json"];
+
+// A storage URI from the manifest as a local path: relative to the manifest's folder.
+function localPath(uri: string, base: string, field: string): string {
+  if (uri.startsWith("s3://"))
+    throw new UserError(`${field}: ${uri} is object storage; --local runs take a local path`);
+  if (uri.startsWith("file://")) return uri.slice("file://".length);
+  return path.resolve(base, uri);
+}
+
+export function plan(job: TrainingJob, manifestDir: string, options: TrainOptions): Plan {
+  const { spec } = job;
+  if (spec.tokenizer.type !== "bytes")
+    throw new UserError(
+      "spec.tokenizer.type: only the bytes tokenizer is available to the CPU trainer so far",
+    );
+  if (spec.data.sources.length !== 1 || spec.data.sources[0]!.format !== "text")
+    throw new UserError(
+      "spec.data.sources: with the bytes tokenizer, give exactly one source with format: text",
+    );
+  const model = resolveModel(spec.model, 256);
+  const t = spec.training;
+  const seqLen = spec.data.seqLen;
+  if (seqLen > model.maxSeqLen)
+    throw new UserError(
+      `spec.data.seqLen: ${seqLen} exceeds the model's maxSeqLen ${model.maxSeqLen}`,
+    );
+  if (t.globalBatchTokens % seqLen !== 0)
+    throw new UserError(
+      `spec.training.globalBatchTokens: ${t.globalBatchTokens} is not a multiple of spec.data.seqLen ${seqLen}`,
+    );
+  const rows = t.globalBatchTokens / seqLen;
+  if (rows % t.microBatch !== 0)
+    throw new UserError(
+      `spec.training.microBatch: ${t.microBatch} does not divide the ${rows} sequences of a global batch`,
+    );
+  const totalSteps = t.steps ?? Math.ceil(t.tokens! / t.globalBatchTokens);
+  const o = t.optimizer;
+  // The preset's peak learning rate unless the job gives one; 3e-4 (the paper's 7B/13B) otherwise.
+  const peakLr = o.peakLr ?? (spec.model.preset ? presets[spec.model.preset].peakLr : 3e-4);
+  return {
+    model,
+    trainer: {
+      model,
+      optimizer: {
+        peakLr,
+        minLrRatio: o.minLrRatio,
+        warmupSteps: o.warmupSteps,
+        totalSteps,
+        beta1: o.beta1,
+        beta2: o.beta2,
+        eps: o.eps,
+        weightDecay: o.weightDecay,
+        gradClip: o.gradClip,
+      },
+      seqLen,
+      microBatch: t.microBatch,
+      accumSteps: rows / t.microBatch,
+      seed: t.seed,
+      threads: options.threads ?? availableParallelism(),
+    },
+    sourceFile: localPath(spec.data.sources[0]!.uri, manifestDir, "spec.data.sources[0].uri"),
+    totalSteps,
+    stopAt: Math.min(options.steps ?? totalSteps, totalSteps),
+    checkpointDir: options.out
+      ? path.resolve(options.out)
+      : localPath(spec.checkpoint.uri, manifestDir, "spec.checkpoint.uri"),
+    intervalSteps: spec.checkpoint.intervalSteps,
+    keep: spec.checkpoint.keep,
+  };
+}
+
+// ---- checkpoints ---------------------------------------------------------------------------
+
+/** trainer.json: where training stands, everything resume needs besides the tensors. */
+export interface TrainerStateFile {
+  format: "herd-trainer-state";
+  version: 1;
+  step: number;
+  tokens: number;
+  adamStep: number;
+  dataSource: unknown;
+  rng: { algorithm: string; seed: number };
+  schedule: TrainerOptions["optimizer"] & { nextLr: number };
+  model: ModelConfig;
+  batch: { seqLen: number; microBatch: number; accumSteps: number; threads: number };
+}
+
+function checkpointContents(trainer: Trainer, p: Plan): Record<string, Uint8Array | string> {
+  const s = trainer.state();
+  const params = trainer.tensors("params");
+  const optimizer = [
+    ...trainer.tensors("m").map((t) => ({ ...t, name: `m.${t.name}` })),
+    ...trainer.tensors("v").map((t) => ({ ...t, name: `v.${t.name}` })),
+  ];
+  const state: TrainerStateFile = {
+    format: "herd-trainer-state",
+    version: 1,
+    step: s.step,
+    tokens: s.tokens,
+    adamStep: s.adamStep,
+    dataSource: JSON.parse(s.sourceState),
+    // No random numbers are drawn after initialisation: data positions derive from
+    // (seed, step), so the seed and the step are the whole RNG state.
+    rng: {
+      algorithm: "splitmix64, counter-based per (seed, step, rank, row)",
+      seed: p.trainer.seed,
+    },
+    schedule: { ...p.trainer.optimizer, nextLr: s.lr },
+    model: p.model,
+    batch: {
+      seqLen: p.trainer.seqLen,
+      microBatch: p.trainer.microBatch,
+      accumSteps: p.trainer.accumSteps,
+      threads: p.trainer.threads,
+    },
+  };
+  return {
+    "model.safetensors": encodeSafetensors(params, { format: "herd", kind: "model" }),
+    "optimizer.safetensors": encodeSafetensors(optimizer, { format: "herd", kind: "adamw" }),
+    "trainer.json": JSON.stringify(state, null, 2) + "\n",
+  };
+}
+
+interface Restored {
+  params: Record<string, Float32Array>;
+  m: Record<string, Float32Array>;
+  v: Record<string, Float32Array>;
+  state: TrainerStateFile;
+}
+
+// Parses and checks a verified checkpoint against the model being trained; throws
+// CheckpointError (a broken file) or UserError (a different job).
+function openCheckpoint(files: Map<string, Buffer>, trainer: Trainer, p: Plan): Restored {
+  const expected = trainer.tensors("params");
+  const pick = (tensors: Map<string, Tensor>, prefix: string, file: string) => {
+    const out: Record<string, Float32Array> = {};
+    for (const t of expected) {
+      const got = tensors.get(prefix + t.name);
+      if (!got) throw new CheckpointError(`${file}: tensor ${prefix}${t.name} is missing`);
+      if (got.shape.join(",") !== t.shape.join(","))
+        throw new CheckpointError(
+          `${file}: tensor ${prefix}${t.name} has shape [${got.shape}], the model needs [${t.shape}]`,
+        );
+      out[t.name] = got.data;
+    }
+    return out;
+  };
+  const model = decodeSafetensors(files.get("model.safetensors")!, "model.safetensors").tensors;
+  const opt = decodeSafetensors(
+    files.get("optimizer.safetensors")!,
+    "optimizer.safetensors",
+  ).tensors;
+  let state: TrainerStateFile;
+  try {
+    state = JSON.parse(files.get("trainer.json")!.toString("utf8")) as TrainerStateFile;
+  } catch (err) {
+    throw new CheckpointError(`trainer.json is not valid JSON: ${(err as Error).message}`);
+  }
+  if (
+    state?.format !== "herd-trainer-state" ||
+    state.version !== 1 ||
+    !Number.isSafeInteger(state.step)
+  )
+    throw new CheckpointError("trainer.json is not a herd-trainer-state version 1 file");
+  if (JSON.stringify(state.model) !== JSON.stringify(p.model))
+    throw new UserError(
+      `the checkpoint's model ${JSON.stringify(state.model)} differs from the job's ${JSON.stringify(p.model)}`,
+    );
+  const b = state.batch;
+  if (
+    b?.seqLen !== p.trainer.seqLen ||
+    b.microBatch !== p.trainer.microBatch ||
+    b.accumSteps !== p.trainer.accumSteps
+  )
+    throw new UserError(
+      "the checkpoint was trained with another seqLen, microBatch or global batch",
+    );
+  return {
+    params: pick(model, "", "model.safetensors"),
+    m: pick(opt, "m.", "optimizer.safetensors"),
+    v: pick(opt, "v.", "optimizer.safetensors"),
+    state,
+  };
+}
+
+// ---- logging -------------------------------------------------------------------------------
+
+interface Logger {
+  step(fields: {
+    step: number;
+    loss: number;
+    lr: number;
+    gradNorm: number;
+    tokensPerSecond: number;
+    etaSeconds: number;
+  }): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string): void;
+  end(): void;
+}
+
+function formatDuration(s: number): string {
+  if (!Number.isFinite(s)) return "--:--";
+  const m = Math.floor(s / 60),
+    h = Math.floor(m / 60);
+  const mm = String(m % 60).padStart(2, "0"),
+    ss = String(Math.floor(s % 60)).padStart(2, "0");
+  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+function jsonLogger(): Logger {
+  const line = (o: Record<string, unknown>) =>
+    console.log(JSON.stringify({ time: new Date().toISOString(), ...o }));
+  return {
+    step: (f) => line({ event: "step", ...f }),
+    info: (msg, fields) => line({ event: "info", msg, ...fields }),
+    warn: (msg) => line({ event: "warning", msg }),
+    end: () => {},
+  };
+}
+
+function progressLogger(totalSteps: number): Logger {
+  let drawn = false;
+  const clear = () => {
+    if (drawn) process.stderr.write("\r\x1b[2K");
+    drawn = false;
+  };
+  return {
+    step: (f) => {
+      const width = 24,
+        done = Math.round((f.step / totalSteps) * width);
+      const bar = "#".repeat(done) + ".".repeat(width - done);
+      process.stderr.write(
+        `\r\x1b[2Kstep ${f.step}/${totalSteps} [${bar}] loss ${f.loss.toFixed(4)} | ` +
+          `${Math.round(f.tokensPerSecond)} tok/s | lr ${f.lr.toExponential(2)} | ETA ${formatDuration(f.etaSeconds)}`,
+      );
+      drawn = true;
+    },
+    info: (msg) => {
+      clear();
+      process.stderr.write(`${msg}\n`);
+    },
+    warn: (msg) => {
+      clear();
+      process.stderr.write(`warning: ${msg}\n`);
+    },
+    end: () => {
+      if (drawn) process.stderr.write("\n");
+      drawn = false;
+    },
+  };
+}
+
+// ---- the loop ------------------------------------------------------------------------------
+
+/** Trains the job; returns the exit code (see exitCodes). */
+export async function train(options: TrainOptions): Promise<number> {
+  let log: Logger = jsonLogger();
+  try {
+    let job: TrainingJob;
+    try {
+      job = readTrainingJob(options.manifest);
+    } catch (err) {
+      if (err instanceof ManifestError) throw new UserError(err.message);
+      throw new UserError(`cannot read ${options.manifest}: ${(err as Error).message}`);
+    }
+    let p: Plan;
+    try {
+      p = plan(job, path.dirname(path.resolve(options.manifest)), options);
+    } catch (err) {
+      if (err instanceof ManifestError) throw new UserError(err.message);
+      throw err;
+    }
+    const useBar =
+      options.log === "progress" || (options.log === undefined && process.stderr.isTTY);
+    if (useBar) log = progressLogger(p.stopAt);
+    return await run(p, log);
+  } catch (err) {
+    log.end();
+    if (err instanceof UserError) {
+      log.warn(`error: ${err.message}`);
+      console.error(`herd train: ${err.message}`);
+      return exitCodes.userError;
+    }
+    throw err;
+  }
+}
+
+async function run(p: Plan, log: Logger): Promise<number> {
+  let text: Buffer;
+  try {
+    text = readFileSync(p.sourceFile);
+  } catch (err) {
+    throw new UserError(
+      `spec.data.sources[0].uri: cannot read ${p.sourceFile}: ${(err as Error).message}`,
+    );
+  }
+  if (text.length < p.trainer.seqLen + 1)
+    throw new UserError(
+      `spec.data.sources[0].uri: ${p.sourceFile} has fewer than seqLen + 1 bytes`,
+    );
+  let trainer: Trainer;
+  try {
+    trainer = engine.createTrainer({
+      ...p.trainer,
+      source: { kind: "text-bytes", text, seed: p.trainer.seed },
+    });
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+
+  // Resume from the newest checkpoint that verifies.
+  const loaded = loadCheckpoint(
+    p.checkpointDir,
+    checkpointFiles,
+    (files) => openCheckpoint(files, trainer, p),
+    (msg) => log.warn(msg),
+  );
+  if (loaded) {
+    const r = loaded.value;
+    trainer.setTensors("params", r.params);
+    trainer.setTensors("m", r.m);
+    trainer.setTensors("v", r.v);
+    try {
+      trainer.setState({
+        step: r.state.step,
+        tokens: r.state.tokens,
+        adamStep: r.state.adamStep,
+        sourceState: JSON.stringify(r.state.dataSource),
+      });
+    } catch (err) {
+      throw new UserError((err as Error).message);
+    }
+    if (r.state.batch.threads !== p.trainer.threads)
+      log.warn(
+        `the checkpoint was trained with ${r.state.batch.threads} threads, this run uses ${p.trainer.threads}: results will not be bit-identical to an uninterrupted run`,
+      );
+    log.info(`resumed from ${loaded.path}`, { step: loaded.step });
+  } else {
+    log.info(`training from scratch: ${parameterCount(p.model)} parameters`, {
+      parameters: parameterCount(p.model),
+    });
+  }
+
+  let stopSignal: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    stopSignal ??= sig;
+    log.info(`${sig}: finishing the step in flight, then writing a checkpoint`);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    const tokensPerStep = p.trainer.seqLen * p.trainer.microBatch * p.trainer.accumSteps;
+    let lastSaved = loaded?.step ?? -1;
+    const save = (): string => {
+      const step = trainer.state().step;
+      const where = saveCheckpoint(p.checkpointDir, step, checkpointContents(trainer, p), p.keep);
+      lastSaved = step;
+      log.info(`checkpoint ${stepName(step)} written`, { event: "checkpoint", step, path: where });
+      return where;
+    };
+    let step = trainer.state().step;
+    const started = performance.now();
+    const startStep = step;
+    while (step < p.stopAt && !stopSignal) {
+      const r = await trainer.step();
+      step++;
+      const elapsed = (performance.now() - started) / 1000;
+      const perStep = elapsed / (step - startStep);
+      log.step({
+        step,
+        loss: r.loss,
+        lr: r.lr,
+        gradNorm: r.gradNorm,
+        tokensPerSecond: tokensPerStep / perStep,
+        etaSeconds: perStep * (p.stopAt - step),
+      });
+      if (step % p.intervalSteps === 0) save();
+    }
+    if (lastSaved !== step) save();
+    log.end();
+    if (stopSignal) {
+      log.info(`stopped by ${stopSignal} at step ${step}; exit ${exitCodes.preempted} (preempted)`);
+      return exitCodes.preempted;
+    }
+    log.info(`done: step ${step} of ${p.totalSteps}; checkpoints in ${p.checkpointDir}`, {
+      step,
+      checkpoints: p.checkpointDir,
+    });
+    return exitCodes.ok;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+}
