@@ -43,6 +43,18 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "list the model presets with their sizes and parameter counts",
     load: async () => (await import("./presets.ts")).run,
   },
+  crds: {
+    summary: "generate (or check) the CRD manifests and docs/api.md from the schemas",
+    load: async () => (await import("./crds.ts")).run,
+  },
+  operator: {
+    summary: "run the operator: TrainingJob/EvalJob/EvalSweep objects → Temporal workflows",
+    load: async () => (await import("./operator.ts")).run,
+  },
+  worker: {
+    summary: "run the control worker: herd's workflows and their activities",
+    load: async () => (await import("./worker.ts")).run,
+  },
   demo: {
     summary: "run the most complete job herd has, on this machine",
     load: async () => (await import("./demo.ts")).run,

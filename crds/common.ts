@@ -10,6 +10,7 @@ export const apiVersion = `${group}/${version}`;
 export const storageUri = z
   .string()
   .min(1)
+  .max(2048)
   .regex(
     /^(s3:\/\/[^/]+(\/.*)?|file:\/\/\/.*|[^:]+)$/,
     "must be a path, file:///path or s3://bucket/prefix",
@@ -20,6 +21,7 @@ export const storageUri = z
 
 export const quantity = z
   .string()
+  .max(64)
   .regex(
     /^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/,
     "must be a Kubernetes quantity such as 500m, 4 or 16Gi",
@@ -30,10 +32,11 @@ export const toleration = z
   .object({
     key: z
       .string()
+      .max(253)
       .optional()
       .describe("Taint key the toleration applies to; empty matches all keys."),
     operator: z.enum(["Exists", "Equal"]).default("Equal").describe("Exists or Equal."),
-    value: z.string().optional().describe("Taint value to match when operator is Equal."),
+    value: z.string().max(253).optional().describe("Taint value to match when operator is Equal."),
     effect: z
       .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
       .optional()
@@ -51,10 +54,13 @@ export const resources = z
     image: z
       .string()
       .min(1)
+      .max(512)
       .default("herd/trainer:latest")
       .describe("Container image of the trainer or evaluator pods."),
     gpuResource: z
       .string()
+      .min(1)
+      .max(253)
       .default("nvidia.com/gpu")
       .describe("Extended resource name that counts GPUs on the nodes."),
     cpu: quantity.default("2").describe("CPU request and limit per worker pod."),
@@ -63,9 +69,10 @@ export const resources = z
       .record(z.string(), z.string())
       .optional()
       .describe("Node labels the pods must match."),
-    tolerations: z.array(toleration).optional().describe("Tolerations for the pods."),
+    tolerations: z.array(toleration).max(32).optional().describe("Tolerations for the pods."),
     priorityClassName: z
       .string()
+      .max(253)
       .optional()
       .describe("PriorityClass of the pods; lower priority can be preempted by the scheduler."),
   })
@@ -73,11 +80,11 @@ export const resources = z
 
 export const condition = z
   .object({
-    type: z.string().describe("Condition type, e.g. Ready, Progressing, Failed."),
+    type: z.string().max(316).describe("Condition type, e.g. Ready, Progressing, Failed."),
     status: z.enum(["True", "False", "Unknown"]).describe("True, False or Unknown."),
-    reason: z.string().describe("One CamelCase word saying why."),
-    message: z.string().default("").describe("Human-readable detail."),
-    lastTransitionTime: z.string().describe("When the status last changed (RFC 3339)."),
+    reason: z.string().max(1024).describe("One CamelCase word saying why."),
+    message: z.string().max(32768).default("").describe("Human-readable detail."),
+    lastTransitionTime: z.string().max(64).describe("When the status last changed (RFC 3339)."),
     observedGeneration: z
       .int()
       .min(0)
@@ -97,3 +104,32 @@ export const objectMeta = z
     annotations: z.record(z.string(), z.string()).optional(),
   })
   .loose();
+
+/** The name of another object in the same namespace (a DNS subdomain name). */
+export const objectName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(
+    /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+    "must be a lower-case DNS name: letters, digits, '-' and '.'",
+  )
+  .describe("Name of an object in the same namespace.");
+
+/** Status fields every herd kind carries: written by the object's workflow only. */
+export const workflowStatusFields = {
+  conditions: z.array(condition).max(32).optional().describe("Observations of the object's state."),
+  workflowId: z
+    .string()
+    .max(1024)
+    .optional()
+    .describe(
+      "The Temporal workflow that drives this object: herd/<kind>/<namespace>/<name>/<uid>.",
+    ),
+  observedGeneration: z
+    .int()
+    .min(0)
+    .optional()
+    .describe("The metadata.generation of the spec this status reflects."),
+  message: z.string().max(32768).optional().describe("Why the object is in its phase, in words."),
+};

@@ -2,8 +2,9 @@
 // This file is the single source of truth for the kind: the CRD manifest, the operator,
 // the workers and `herd train --local` all validate with these schemas.
 import { z } from "zod";
-import { apiVersion, condition, objectMeta, resources, storageUri } from "./common.ts";
+import { apiVersion, objectMeta, resources, storageUri, workflowStatusFields } from "./common.ts";
 import { presetNames } from "./presets.ts";
+import { immutable, validated } from "./rules.ts";
 
 export const modelSpec = z
   .object({
@@ -37,7 +38,36 @@ export const modelSpec = z
       .default(false)
       .describe("Share the token embedding with the output projection."),
   })
-  .describe("The model: a preset and/or explicit dimensions.");
+  .describe("The model: a preset and/or explicit dimensions. Immutable.");
+
+/** The model rules: explicit dimensions must be complete without a preset, and divide. */
+export const modelSpecChecked = immutable(
+  validated(modelSpec, [
+    {
+      rule: "has(self.preset) || (has(self.dim) && has(self.nLayers) && has(self.nHeads))",
+      message: "give model.preset, or model.dim, model.nLayers and model.nHeads",
+      fieldPath: ".preset",
+      reason: "FieldValueRequired",
+      check: (m) =>
+        m.preset !== undefined ||
+        (m.dim !== undefined && m.nLayers !== undefined && m.nHeads !== undefined),
+    },
+    {
+      rule: "!has(self.dim) || !has(self.nHeads) || self.dim % self.nHeads == 0",
+      message: "model.dim must be divisible by model.nHeads",
+      fieldPath: ".dim",
+      check: (m) => m.dim === undefined || m.nHeads === undefined || m.dim % m.nHeads === 0,
+    },
+    {
+      rule: "!has(self.nHeads) || !has(self.nKvHeads) || self.nHeads % self.nKvHeads == 0",
+      message: "model.nHeads must be divisible by model.nKvHeads",
+      fieldPath: ".nKvHeads",
+      check: (m) =>
+        m.nHeads === undefined || m.nKvHeads === undefined || m.nHeads % m.nKvHeads === 0,
+    },
+  ]),
+  "spec.model",
+);
 
 export const tokenizerSpec = z
   .object({
@@ -51,15 +81,21 @@ export const tokenizerSpec = z
       .optional()
       .describe("The SentencePiece model file; required when type is sentencepiece."),
   })
-  .refine((t) => t.type !== "sentencepiece" || t.uri !== undefined, {
-    message: "tokenizer.uri is required when tokenizer.type is sentencepiece",
-    path: ["uri"],
-  })
   .describe("How text becomes token ids.");
+
+export const tokenizerSpecChecked = validated(tokenizerSpec, [
+  {
+    rule: "self.type != 'sentencepiece' || has(self.uri)",
+    message: "tokenizer.uri is required when tokenizer.type is sentencepiece",
+    fieldPath: ".uri",
+    reason: "FieldValueRequired",
+    check: (t) => t.type !== "sentencepiece" || t.uri !== undefined,
+  },
+]);
 
 export const dataSource = z
   .object({
-    name: z.string().min(1).describe("Source name, e.g. CommonCrawl, C4, GitHub."),
+    name: z.string().min(1).max(253).describe("Source name, e.g. CommonCrawl, C4, GitHub."),
     uri: storageUri.describe(
       "A folder of token shards made by `herd data prepare`, or a text file when format is text.",
     ),
@@ -82,10 +118,16 @@ export const dataSpec = z
     sources: z
       .array(dataSource)
       .min(1)
+      .max(64)
       .describe("The mixture's sources (the paper's Table 1 mixes seven)."),
-    seqLen: z.int().positive().default(2048).describe("Tokens per training sequence."),
+    seqLen: z
+      .int()
+      .positive()
+      .max(1_048_576)
+      .default(2048)
+      .describe("Tokens per training sequence."),
   })
-  .describe("Training data: a weighted mixture of token-shard sources.");
+  .describe("Training data: a weighted mixture of token-shard sources. Immutable.");
 
 export const optimizerSpec = z
   .object({
@@ -140,7 +182,9 @@ export const trainingSpec = z
       .describe(
         "Sequences per forward/backward pass on one device; gradients accumulate up to the global batch.",
       ),
-    optimizer: optimizerSpec.prefault({}),
+    optimizer: optimizerSpec
+      .prefault({})
+      .describe("AdamW with the LLaMA paper's defaults and a cosine schedule."),
     precision: z
       .enum(["fp32", "bf16"])
       .default("fp32")
@@ -157,27 +201,42 @@ export const trainingSpec = z
         "Seed for initialisation and data order; same seed, data and threads give identical weights.",
       ),
   })
-  .refine((t) => t.steps !== undefined || t.tokens !== undefined, {
+  .describe("How long and how to train. Immutable.");
+
+export const trainingSpecChecked = validated(trainingSpec, [
+  {
+    rule: "has(self.steps) || has(self.tokens)",
     message: "give training.steps or training.tokens",
-    path: ["steps"],
-  })
-  .describe("How long and how to train.");
+    fieldPath: ".steps",
+    reason: "FieldValueRequired",
+    check: (t) => t.steps !== undefined || t.tokens !== undefined,
+  },
+]);
 
 export const parallelismSpec = z
   .object({
     workers: z
       .int()
       .positive()
+      .max(4096)
       .default(1)
       .describe("Worker pods (data-parallel ranks across pods)."),
-    gpusPerWorker: z.int().min(0).default(0).describe("GPUs per worker pod; 0 trains on CPU."),
+    gpusPerWorker: z
+      .int()
+      .min(0)
+      .max(64)
+      .default(0)
+      .describe("GPUs per worker pod; 0 trains on CPU."),
   })
-  .describe("Data-parallel layout.");
+  .describe("Data-parallel layout. Immutable.");
 
 export const checkpointSpec = z
   .object({
-    uri: storageUri.describe(
-      "Where checkpoints go: a folder (a PVC mount in the cluster) or s3://bucket/prefix.",
+    uri: immutable(
+      storageUri.describe(
+        "Where checkpoints go: a folder (a PVC mount in the cluster) or s3://bucket/prefix. Immutable.",
+      ),
+      "spec.checkpoint.uri",
     ),
     intervalSteps: z
       .int()
@@ -210,24 +269,49 @@ export const retrySpec = z
       .default(10)
       .describe("First back-off delay; doubles after each failure."),
   })
-  .describe("What to tolerate before failing.");
+  .describe("What to tolerate before failing. May change while the job runs.");
 
-export const trainingJobSpec = z
+/** Devices that share one global batch: every worker, and every GPU of a worker (or its CPU). */
+export function dataParallelWidth(p: { workers: number; gpusPerWorker: number }): number {
+  return p.workers * Math.max(p.gpusPerWorker, 1);
+}
+
+const trainingJobSpecFields = z
   .object({
-    model: modelSpec,
-    tokenizer: tokenizerSpec,
-    data: dataSpec,
-    training: trainingSpec,
-    parallelism: parallelismSpec.prefault({}),
-    resources: resources.prefault({}),
+    model: modelSpecChecked,
+    tokenizer: immutable(tokenizerSpecChecked, "spec.tokenizer"),
+    data: immutable(dataSpec, "spec.data"),
+    training: immutable(trainingSpecChecked, "spec.training"),
+    parallelism: immutable(
+      parallelismSpec.prefault({}).describe("Data-parallel layout. Immutable."),
+      "spec.parallelism",
+    ),
+    resources: resources.prefault({}).describe("Where and how the worker pods run."),
     checkpoint: checkpointSpec,
-    retry: retrySpec.prefault({}),
+    retry: retrySpec
+      .prefault({})
+      .describe("What to tolerate before failing. May change while the job runs."),
     suspend: z
       .boolean()
       .default(false)
       .describe("Suspend the job: pods are deleted after a checkpoint; clear to resume."),
   })
   .describe("What to train, on what data, and how.");
+
+export const trainingJobSpec = validated(trainingJobSpecFields, [
+  {
+    rule:
+      "self.training.globalBatchTokens % (self.data.seqLen * self.training.microBatch * " +
+      "self.parallelism.workers * (self.parallelism.gpusPerWorker > 0 ? self.parallelism.gpusPerWorker : 1)) == 0",
+    message:
+      "training.globalBatchTokens must be divisible by data.seqLen × training.microBatch × parallelism.workers × max(parallelism.gpusPerWorker, 1)",
+    fieldPath: ".training.globalBatchTokens",
+    check: (s) =>
+      s.training.globalBatchTokens %
+        (s.data.seqLen * s.training.microBatch * dataParallelWidth(s.parallelism)) ===
+      0,
+  },
+]);
 
 export const trainingJobPhase = z.enum(["Pending", "Running", "Suspended", "Succeeded", "Failed"]);
 
@@ -236,7 +320,7 @@ export const trainingJobStatus = z
     phase: trainingJobPhase
       .optional()
       .describe("Pending, Running, Suspended, Succeeded or Failed."),
-    conditions: z.array(condition).optional().describe("Observations of the job's state."),
+    conditions: workflowStatusFields.conditions,
     step: z.int().min(0).optional().describe("Optimizer steps completed."),
     totalSteps: z.int().min(0).optional().describe("Steps the job will train in all."),
     tokensSeen: z.int().min(0).optional().describe("Training tokens consumed."),
@@ -247,31 +331,33 @@ export const trainingJobStatus = z
       .optional()
       .describe("Recent training throughput, all workers together."),
     lastCheckpoint: z
-      .object({ step: z.int().min(0), uri: z.string(), time: z.string() })
+      .object({
+        step: z.int().min(0).describe("Optimizer step the checkpoint holds."),
+        uri: z.string().max(2048).describe("Where the checkpoint directory is."),
+        time: z.string().max(64).describe("When it became durable (RFC 3339)."),
+      })
       .optional()
       .describe("The newest durable checkpoint."),
     attempts: z.int().min(0).optional().describe("Attempts started (pod sets created)."),
     preemptions: z.int().min(0).optional().describe("Attempts ended by preemption."),
     failures: z.int().min(0).optional().describe("Attempts ended by failure."),
-    workflowId: z.string().optional().describe("The Temporal workflow driving this job."),
-    observedGeneration: z
-      .int()
-      .min(0)
-      .optional()
-      .describe("The spec generation the status reflects."),
-    startTime: z.string().optional().describe("When training first started."),
-    completionTime: z.string().optional().describe("When the job succeeded or failed."),
-    message: z.string().optional().describe("Why the job is in its phase, in words."),
+    workflowId: workflowStatusFields.workflowId,
+    observedGeneration: workflowStatusFields.observedGeneration,
+    startTime: z.string().max(64).optional().describe("When training first started."),
+    completionTime: z.string().max(64).optional().describe("When the job succeeded or failed."),
+    message: workflowStatusFields.message,
   })
   .describe("Observed state, written by the job's workflow only.");
 
-export const trainingJob = z.object({
-  apiVersion: z.literal(apiVersion),
-  kind: z.literal("TrainingJob"),
-  metadata: objectMeta,
-  spec: trainingJobSpec,
-  status: trainingJobStatus.optional(),
-});
+export const trainingJob = z
+  .object({
+    apiVersion: z.literal(apiVersion).describe("herd.dev/v1alpha1"),
+    kind: z.literal("TrainingJob").describe("TrainingJob"),
+    metadata: objectMeta,
+    spec: trainingJobSpec,
+    status: trainingJobStatus.optional(),
+  })
+  .describe("Trains a LLaMA model durably: survives preemption by resuming from checkpoints.");
 
 export type TrainingJob = z.output<typeof trainingJob>;
 export type TrainingJobSpec = z.output<typeof trainingJobSpec>;

@@ -1,0 +1,237 @@
+// What the integration tests share: CRDs applied (server-side apply, so parallel test files
+// agree), a throwaway namespace, a control worker on a private task queue, operators that
+// watch only that namespace, and polling helpers.
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  ApiException,
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
+import { Client, Connection } from "@temporalio/client";
+import { pino } from "pino";
+import { parse } from "yaml";
+import { kinds, kindInfo, type KindName } from "../../crds/kinds.ts";
+import { Operator } from "../../operator/operator.ts";
+import { TemporalWorkflows } from "../../operator/temporal.ts";
+import { startControlWorker } from "../../workers/main.ts";
+import type { ClusterEnv } from "./env.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const silent = pino({ level: process.env.HERD_TEST_LOG ?? "silent" });
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+export async function applyCrds(env: ClusterEnv): Promise<void> {
+  // Through the untyped custom-objects client: the typed one would serialize the CRD through
+  // its model classes, which drop keys such as `default` and `x-kubernetes-validations`.
+  const raw = env.kubeconfig.makeApiClient(CustomObjectsApi);
+  const ext = env.kubeconfig.makeApiClient(ApiextensionsV1Api);
+  for (const info of kinds) {
+    const crd = parse(
+      readFileSync(path.join(root, "crds/manifests", `${info.plural}.yaml`), "utf8"),
+    ) as KubernetesObject;
+    await raw.patchClusterCustomObject(
+      {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        plural: "customresourcedefinitions",
+        name: crd.metadata!.name!,
+        body: crd,
+        fieldManager: "herd-tests",
+        force: true,
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
+    );
+    await waitFor(`CRD ${info.plural} established`, async () => {
+      const c = await ext.readCustomResourceDefinition({ name: `${info.plural}.herd.dev` });
+      return c.status?.conditions?.some((x) => x.type === "Established" && x.status === "True")
+        ? true
+        : undefined;
+    });
+  }
+}
+
+export interface Harness {
+  env: ClusterEnv;
+  namespace: string;
+  taskQueue: string;
+  client: Client;
+  custom: CustomObjectsApi;
+  core: CoreV1Api;
+  newOperator(): Promise<Operator>;
+  close(): Promise<void>;
+}
+
+/** CRDs, a fresh namespace, a worker on a private task queue; operators on demand. */
+export async function harness(env: ClusterEnv, label: string): Promise<Harness> {
+  await applyCrds(env);
+  const id = randomBytes(3).toString("hex");
+  const namespace = `herd-${label}-${id}`;
+  const taskQueue = `herd-test-${label}-${id}`;
+  const core = env.kubeconfig.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  const { worker, run } = await startControlWorker({
+    kubeconfig: env.kubeconfig,
+    temporalAddress: env.temporalAddress,
+    taskQueue,
+    logger: silent,
+  });
+  const connection = await Connection.connect({ address: env.temporalAddress });
+  const client = new Client({ connection });
+  const operators: Operator[] = [];
+  return {
+    env,
+    namespace,
+    taskQueue,
+    client,
+    custom: env.kubeconfig.makeApiClient(CustomObjectsApi),
+    core,
+    async newOperator() {
+      const op = new Operator({
+        kubeconfig: env.kubeconfig,
+        workflows: new TemporalWorkflows(client, taskQueue),
+        logger: silent,
+        namespace,
+        concurrency: 8,
+        httpPort: 0,
+        httpHost: "127.0.0.1",
+      });
+      await op.start();
+      operators.push(op);
+      return op;
+    },
+    async close() {
+      await Promise.all(operators.map((o) => o.stop().catch(() => {})));
+      // Objects keep finalizers once their operator is gone; drop them so the namespace goes.
+      for (const info of kinds) {
+        const list = (await custom(env).listNamespacedCustomObject({
+          group: "herd.dev",
+          version: "v1alpha1",
+          namespace,
+          plural: info.plural,
+        })) as { items: KubernetesObject[] };
+        for (const o of list.items)
+          await patchObject(env, info.kind, namespace, o.metadata!.name!, {
+            metadata: { finalizers: null },
+          }).catch(() => {});
+      }
+      await core.deleteNamespace({ name: namespace }).catch(() => {});
+      worker.shutdown();
+      await run;
+      await connection.close();
+    },
+  };
+}
+
+const custom = (env: ClusterEnv) => env.kubeconfig.makeApiClient(CustomObjectsApi);
+
+export async function createObject(env: ClusterEnv, namespace: string, obj: KubernetesObject) {
+  return (await custom(env).createNamespacedCustomObject({
+    group: "herd.dev",
+    version: "v1alpha1",
+    namespace,
+    plural: kindInfo(obj.kind as KindName).plural,
+    body: obj,
+  })) as KubernetesObject & { metadata: { uid: string; generation: number } };
+}
+
+export async function getObject(env: ClusterEnv, kind: KindName, namespace: string, name: string) {
+  try {
+    return (await custom(env).getNamespacedCustomObject({
+      group: "herd.dev",
+      version: "v1alpha1",
+      namespace,
+      plural: kindInfo(kind).plural,
+      name,
+    })) as KubernetesObject & {
+      metadata: { uid: string; generation: number; finalizers?: string[] };
+      spec: Record<string, unknown>;
+      status?: Record<string, unknown> & { observedGeneration?: number; phase?: string };
+    };
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) return undefined;
+    throw err;
+  }
+}
+
+export async function patchObject(
+  env: ClusterEnv,
+  kind: KindName,
+  namespace: string,
+  name: string,
+  body: unknown,
+) {
+  return custom(env).patchNamespacedCustomObject(
+    {
+      group: "herd.dev",
+      version: "v1alpha1",
+      namespace,
+      plural: kindInfo(kind).plural,
+      name,
+      body,
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+}
+
+export async function deleteObject(
+  env: ClusterEnv,
+  kind: KindName,
+  namespace: string,
+  name: string,
+) {
+  await custom(env).deleteNamespacedCustomObject({
+    group: "herd.dev",
+    version: "v1alpha1",
+    namespace,
+    plural: kindInfo(kind).plural,
+    name,
+  });
+}
+
+/** The API server's message from a failed request. */
+export function apiMessage(err: unknown): string {
+  if (!(err instanceof ApiException)) return String(err);
+  const body = err.body as unknown;
+  if (typeof body === "string") {
+    try {
+      return (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      return body;
+    }
+  }
+  return JSON.stringify(body);
+}
+
+/** How many executions Temporal has for a workflow id (all runs, running or closed). */
+export async function executionsOf(client: Client, workflowId: string): Promise<number> {
+  let n = 0;
+  for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+    if (wf.workflowId === workflowId) n++;
+  return n;
+}

@@ -1,0 +1,88 @@
+// The control worker: runs herd's workflows and their activities on the herd-control task
+// queue. Started by `herd worker`; stops gracefully on SIGTERM/SIGINT (in-flight activities
+// finish, workflows resume on another worker).
+import { fileURLToPath } from "node:url";
+import { KubeConfig } from "@kubernetes/client-node";
+import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from "@temporalio/worker";
+import { pino, type Logger } from "pino";
+import { createActivities } from "./activities/index.ts";
+import { controlTaskQueue } from "../workflows/types.ts";
+
+export const workflowsPath = fileURLToPath(new URL("../workflows/index.ts", import.meta.url));
+
+export interface WorkerOptions {
+  kubeconfig: KubeConfig;
+  temporalAddress: string;
+  temporalNamespace?: string;
+  taskQueue?: string;
+  logger: Logger;
+}
+
+let runtimeInstalled = false;
+
+/** Creates the worker (bundling the workflows) and starts it; `run` settles when it stops. */
+export async function startControlWorker(
+  opts: WorkerOptions,
+): Promise<{ worker: Worker; run: Promise<void>; connection: NativeConnection }> {
+  if (!runtimeInstalled) {
+    Runtime.install({
+      logger: {
+        log: (level, message, meta) =>
+          opts.logger[level === "TRACE" ? "trace" : (level.toLowerCase() as "info")](
+            { ...meta },
+            message,
+          ),
+        trace: (m, meta) => opts.logger.trace(meta ?? {}, m),
+        debug: (m, meta) => opts.logger.debug(meta ?? {}, m),
+        info: (m, meta) => opts.logger.info(meta ?? {}, m),
+        warn: (m, meta) => opts.logger.warn(meta ?? {}, m),
+        error: (m, meta) => opts.logger.error(meta ?? {}, m),
+      },
+      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: "WARN" }) } },
+    });
+    runtimeInstalled = true;
+  }
+  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  const worker = await Worker.create({
+    connection,
+    namespace: opts.temporalNamespace ?? "default",
+    taskQueue: opts.taskQueue ?? controlTaskQueue,
+    workflowsPath,
+    activities: createActivities(opts.kubeconfig),
+    bundlerOptions: { ignoreModules: [] },
+  });
+  const run = worker.run().finally(() => connection.close());
+  return { worker, run, connection };
+}
+
+/** Runs the control worker until SIGTERM/SIGINT; resolves with the exit code. */
+export async function runWorker(o: {
+  kubeconfig?: string;
+  temporalAddress: string;
+  temporalNamespace: string;
+}): Promise<number> {
+  const logger = pino({ name: "herd-worker" });
+  const kc = new KubeConfig();
+  if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
+  else kc.loadFromDefault();
+  const { worker, run } = await startControlWorker({
+    kubeconfig: kc,
+    temporalAddress: o.temporalAddress,
+    temporalNamespace: o.temporalNamespace,
+    logger,
+  });
+  logger.info({ taskQueue: controlTaskQueue }, "worker started");
+  const stop = () => worker.shutdown();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  await run;
+  logger.info("worker stopped");
+  return 0;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1])
+  process.exitCode = await runWorker({
+    kubeconfig: process.env.KUBECONFIG,
+    temporalAddress: process.env.TEMPORAL_ADDRESS ?? "127.0.0.1:7233",
+    temporalNamespace: process.env.TEMPORAL_NAMESPACE ?? "default",
+  });
