@@ -17,7 +17,7 @@ import {
 } from "./gguf.ts";
 
 export interface TextTokenizer {
-  readonly kind: "bpe" | "spm" | "sentencepiece";
+  readonly kind: "bpe" | "spm" | "sentencepiece" | "bytes";
   readonly vocabSize: number;
   readonly bosId: number | undefined;
   readonly eosId: number | undefined;
@@ -293,3 +293,14 @@ export function sentencePieceTokenizer(path: string): TextTokenizer {
     decode: (ids) => sp.decode(Array.from(ids)),
   };
 }
+
+/** The "bytes" tokenizer of tiny demo models: a text's UTF-8 bytes are its tokens. */
+export const bytesTokenizer: TextTokenizer = {
+  kind: "bytes",
+  vocabSize: 256,
+  bosId: undefined,
+  eosId: undefined,
+  addBos: false,
+  encode: (text) => Promise.resolve(Int32Array.from(Buffer.from(text, "utf8"))),
+  decode: (ids) => Promise.resolve(Buffer.from(Array.from(ids)).toString("utf8")),
+};
