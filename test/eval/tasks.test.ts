@@ -107,7 +107,10 @@ test("multiple choice: batched scoring equals one-at-a-time; acc and acc_norm fo
       const best = ll.indexOf(Math.max(...ll));
       const norm = ll.map((x, c) => x / item.choices[c]!.length);
       const bestNorm = norm.indexOf(Math.max(...norm));
-      assert.deepEqual(out.predictions![i], { acc: best, accNorm: bestNorm, label: item.label });
+      assert.deepEqual(
+        { acc: out.predictions![i]!.acc, accNorm: out.predictions![i]!.accNorm },
+        { acc: best, accNorm: bestNorm },
+      );
       acc += best === item.label ? 1 : 0;
       accNorm += bestNorm === item.label ? 1 : 0;
     }
@@ -190,7 +193,7 @@ spec:
     );
     assert.deepEqual(
       results.tasks[0]!.metrics.map((x) => x.name),
-      ["acc", "acc_norm"],
+      ["acc", "acc_norm", "acc_per_token"],
     );
     assert.equal(results.tasks[1]!.bytes, "line one of some text\nline two".length);
     assert.equal(herd("eval", "-f", "x.yaml").status, 64);

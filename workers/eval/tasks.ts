@@ -26,7 +26,7 @@ export interface MultipleChoiceItem {
 }
 
 export interface Metric {
-  name: "acc" | "acc_norm" | "perplexity" | "bits_per_byte" | "byte_perplexity";
+  name: "acc" | "acc_norm" | "acc_per_token" | "perplexity" | "bits_per_byte" | "byte_perplexity";
   value: number;
   stderr?: number;
 }
@@ -35,7 +35,7 @@ export interface TaskOutcome {
   examples: number;
   metrics: Metric[];
   /** Per item: the chosen index by acc and by acc_norm (multiple choice). */
-  predictions?: { acc: number; accNorm: number; label: number }[];
+  predictions?: { acc: number; accNorm: number; accPerToken: number; label: number }[];
 }
 
 /** Reads the first `limit` items of a multiple-choice JSONL file, checking every field. */
@@ -138,6 +138,7 @@ export async function evalMultipleChoice(
 ): Promise<TaskOutcome> {
   const acc: number[] = [];
   const accNorm: number[] = [];
+  const accPerToken: number[] = [];
   const predictions: TaskOutcome["predictions"] = [];
   for (let start = 0; start < items.length; start += options.batchSize) {
     const batch = items.slice(start, start + options.batchSize);
@@ -154,14 +155,18 @@ export async function evalMultipleChoice(
     const scores = await m.inference.score(requests);
     let at = 0;
     for (const item of batch) {
-      const ll = item.choices.map(() => scores[at++]!.logprob);
+      const scored = item.choices.map(() => scores[at++]!);
+      const ll = scored.map((r) => r.logprob);
       const norm = ll.map((x, c) => x / Array.from(item.choices[c]!).length);
+      const perToken = scored.map((r) => r.logprob / r.tokens);
       const argmax = (xs: number[]) => xs.reduce((best, x, j) => (x > xs[best]! ? j : best), 0);
       const a = argmax(ll),
-        an = argmax(norm);
+        an = argmax(norm),
+        ap = argmax(perToken);
       acc.push(a === item.label ? 1 : 0);
       accNorm.push(an === item.label ? 1 : 0);
-      predictions.push({ acc: a, accNorm: an, label: item.label });
+      accPerToken.push(ap === item.label ? 1 : 0);
+      predictions.push({ acc: a, accNorm: an, accPerToken: ap, label: item.label });
     }
     options.progress?.(Math.min(items.length, start + options.batchSize));
   }
@@ -170,6 +175,8 @@ export async function evalMultipleChoice(
     metrics: [
       { name: "acc", ...meanStderr(acc) },
       { name: "acc_norm", ...meanStderr(accNorm) },
+      // normalised by the continuation's token count, as llama.cpp's perplexity tool scores
+      { name: "acc_per_token", ...meanStderr(accPerToken) },
     ],
     predictions,
   };
