@@ -18,6 +18,7 @@ import {
   readHf,
   readLlama2c,
   readModel,
+  readSafetensorsAny,
   tensorShapes,
   writeHerd,
   writeHf,
@@ -323,7 +324,7 @@ test("malformed GGUF, llama2.c and HF files fail with an error naming the proble
   }
 });
 
-test("fuzz: 2000 mutated GGUF and llama2.c files only ever fail with a format error", () => {
+test("fuzz: 3000 mutated GGUF, llama2.c and safetensors files only ever fail with a format error", () => {
   const m = randomModel({ ...config, nLayers: 1, vocabSize: 32, dim: 32, ffnHidden: 32 }, 8);
   const tok = {
     "tokenizer.ggml.model": { type: "string" as const, value: "gpt2" },
@@ -335,10 +336,18 @@ test("fuzz: 2000 mutated GGUF and llama2.c files only ever fail with a format er
   try {
     writeLlama2c(path.join(dir, "m.bin"), m);
     const bin = readFileSync(path.join(dir, "m.bin"));
+    mkdirSync(path.join(dir, "hf"));
+    writeHf(path.join(dir, "hf"), m);
+    const st = readFileSync(path.join(dir, "hf", "model.safetensors"));
+    const readers: [Buffer, (b: Buffer) => unknown][] = [
+      [gguf, (b) => readGguf("f.gguf", b)],
+      [bin, (b) => readLlama2c("m.bin", b)],
+      [st, (b) => readSafetensorsAny(b, "model.safetensors")],
+    ];
     let s = 12345;
     const rand = (n: number) => ((s = (s * 1103515245 + 12345) % 2147483648), s % n);
     let formatErrors = 0;
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < 3000; i++) {
       const [src, read] =
         i % 2
           ? [gguf, (b: Buffer) => readGguf("f.gguf", b)]
