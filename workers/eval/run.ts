@@ -30,6 +30,8 @@ export interface TaskResultFile {
   numFewShot: number;
   metrics: Metric[];
   seconds: number;
+  /** Multiple-choice tasks: per item, the choice each metric picked and the label. */
+  predictions?: { acc: number; accNorm: number; accPerToken: number; label: number }[];
   /** Perplexity tasks: tokens scored and bytes of text. */
   tokens?: number;
   bytes?: number;
@@ -119,6 +121,7 @@ export async function runEvalLocal(o: LocalEvalOptions): Promise<ResultsFile> {
       numFewShot: task.numFewShot,
       metrics: outcome.metrics,
       seconds: (Date.now() - started) / 1000,
+      ...(outcome.predictions ? { predictions: outcome.predictions } : {}),
       ...(outcome.tokens !== undefined ? { tokens: outcome.tokens, bytes: outcome.bytes } : {}),
     };
     log(

@@ -75,6 +75,15 @@ void Inference::check_tokens(const int32_t* tokens, size_t n) const {
                                   " out of range [0, " + std::to_string(config_.vocab_size) + ")");
 }
 
+// out[n, OC] = in[n, C] · W[OC, C]ᵀ; one row (decoding) is a matrix-vector product, which
+// OpenBLAS does faster through gemv than through a 1-row gemm.
+static void linear(float* out, const float* in, const float* w, int n, int C, int OC) {
+  if (n == 1)
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, w, C, in, 1, 0.0f, out, 1);
+  else
+    ops::linear_forward(out, in, w, n, C, OC);
+}
+
 // Rotates the head vectors of rows[0..n) that sit at positions start..start+n−1 (Meta's
 // interleaved pairs, as ops::rope_apply).
 static void rope_at(float* x, const float* cos_t, const float* sin_t, int n, int start,
@@ -127,9 +136,9 @@ void Inference::forward(Session& s, const int32_t* tokens, int n, int first_logi
     float* vc = s.v_[l].data();
     // attention block: new keys and values go straight into the cache at their positions
     ops::rmsnorm_forward(xn_.data(), rstd_.data(), x_.data(), p(L.attn_norm), n, d, eps);
-    ops::linear_forward(q_.data(), xn_.data(), p(L.wq), n, d, d);
-    ops::linear_forward(kc + size_t(start) * kvd, xn_.data(), p(L.wk), n, d, kvd);
-    ops::linear_forward(vc + size_t(start) * kvd, xn_.data(), p(L.wv), n, d, kvd);
+    linear(q_.data(), xn_.data(), p(L.wq), n, d, d);
+    linear(kc + size_t(start) * kvd, xn_.data(), p(L.wk), n, d, kvd);
+    linear(vc + size_t(start) * kvd, xn_.data(), p(L.wv), n, d, kvd);
     rope_at(q_.data(), rope_cos_.data(), rope_sin_.data(), n, start, H, hd);
     rope_at(kc + size_t(start) * kvd, rope_cos_.data(), rope_sin_.data(), n, start, c.n_kv_heads, hd);
     // causal attention of row r (position start+r) over cached positions 0..start+r
@@ -154,14 +163,14 @@ void Inference::forward(Session& s, const int32_t* tokens, int n, int first_logi
           for (int i = 0; i < hd; i++) out[i] += w * vj[i];
         }
       }
-    ops::linear_forward(h_.data(), att_.data(), p(L.wo), n, d, d);
+    linear(h_.data(), att_.data(), p(L.wo), n, d, d);
     for (size_t i = 0; i < N * d; i++) h_[i] += x_[i];
     // feed-forward block
     ops::rmsnorm_forward(xn_.data(), rstd_.data(), h_.data(), p(L.ffn_norm), n, d, eps);
-    ops::linear_forward(a_.data(), xn_.data(), p(L.w1), n, d, hid);
-    ops::linear_forward(b_.data(), xn_.data(), p(L.w3), n, d, hid);
+    linear(a_.data(), xn_.data(), p(L.w1), n, d, hid);
+    linear(b_.data(), xn_.data(), p(L.w3), n, d, hid);
     ops::swiglu_forward(a_.data(), a_.data(), b_.data(), N * hid);
-    ops::linear_forward(x_.data(), a_.data(), p(L.w2), n, hid, d);
+    linear(x_.data(), a_.data(), p(L.w2), n, hid, d);
     for (size_t i = 0; i < N * d; i++) x_[i] += h_[i];
   }
   s.length = end;
@@ -170,7 +179,7 @@ void Inference::forward(Session& s, const int32_t* tokens, int n, int first_logi
   if (rows == 0) return;
   const size_t from = size_t(n - rows) * d;
   ops::rmsnorm_forward(xn_.data(), rstd_.data(), x_.data() + from, p(norm_), rows, d, eps);
-  ops::linear_forward(logits.data(), xn_.data(), p(output_), rows, d, V);
+  linear(logits.data(), xn_.data(), p(output_), rows, d, V);
 }
 
 // log softmax(z)[target] and whether target is the arg-max.
