@@ -8,12 +8,15 @@
 //      per token (so acc_per_token is the like-for-like number).
 //
 //   node --import tsx bench/eval-smollm2.ts [N=100] [threads=2]
+// HERD_RESULTS=<results.json of `herd eval --local` on the same N> reuses herd's side of step
+// 3 instead of recomputing it; ONLY=logits,hellaswag,piqa picks steps.
 // llama.cpp's tools come from LLAMA_CPP_BIN or ~/.cache/herd/llama.cpp/bin (HERD_LLAMA_CPP=1
 // npm run provision); without them only herd's numbers are printed.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { openModel } from "../workers/eval/open.ts";
+import type { ResultsFile } from "../workers/eval/run.ts";
 import { evalMultipleChoice, readMultipleChoice } from "../workers/eval/tasks.ts";
 import { llamaCppBin, smollm2Path } from "../workers/model/smollm2.ts";
 import { perplexityMultipleChoice, startServer } from "./llama-cpp.ts";
@@ -98,8 +101,19 @@ try {
   for (const [name, items] of Object.entries(tasks)) {
     if (only && !only.includes(name)) continue;
     const t0 = Date.now();
-    const ours = await evalMultipleChoice(m, items, { numFewShot: 0, seed: 1234, batchSize: 16 });
-    const seconds = (Date.now() - t0) / 1000;
+    const previous = process.env.HERD_RESULTS
+      ? (JSON.parse(readFileSync(process.env.HERD_RESULTS, "utf8")) as ResultsFile).tasks.find(
+          (t) => t.task === name,
+        )
+      : undefined;
+    if (previous && previous.examples !== items.length)
+      throw new Error(
+        `${process.env.HERD_RESULTS}: ${name} has ${previous.examples} items, not ${items.length}`,
+      );
+    const ours = previous
+      ? { metrics: previous.metrics, predictions: previous.predictions }
+      : await evalMultipleChoice(m, items, { numFewShot: 0, seed: 1234, batchSize: 16 });
+    const seconds = previous ? previous.seconds : (Date.now() - t0) / 1000;
     const metrics = Object.fromEntries(
       ours.metrics.map((x) => [x.name, { value: x.value, stderr: x.stderr }]),
     );
