@@ -348,10 +348,7 @@ test("fuzz: 3000 mutated GGUF, llama2.c and safetensors files only ever fail wit
     const rand = (n: number) => ((s = (s * 1103515245 + 12345) % 2147483648), s % n);
     let formatErrors = 0;
     for (let i = 0; i < 3000; i++) {
-      const [src, read] =
-        i % 2
-          ? [gguf, (b: Buffer) => readGguf("f.gguf", b)]
-          : [bin, (b: Buffer) => readLlama2c("m.bin", b)];
+      const [src, read] = readers[i % readers.length]!;
       const b = Buffer.from(src.subarray(0, rand(4) === 0 ? rand(src.length) : src.length));
       // header bytes are where parsing decisions are made: mutate them more often
       for (let k = 0, n = 1 + rand(8); k < n; k++)
