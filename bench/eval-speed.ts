@@ -2,7 +2,7 @@
 // same machine, same thread count, in one run:
 //   scoring: tokens/s of a 512-token prefill that computes every position's logits (what
 //     log-likelihood scoring and perplexity do) — herd's perplexity() over one window, and
-//     llama-perplexity -c 512 on the same text (its "prompt eval" rate);
+//     llama-perplexity -c 512 --chunks 1 on the same text (its seconds per pass);
 //   generation: greedy decoding tokens/s after a short prompt — herd's generate() (prefill
 //     timed separately and subtracted) and llama-server's predicted_per_second.
 // herd computes in fp32 from weights dequantised on load; llama.cpp multiplies the Q4_1
@@ -70,12 +70,10 @@ if (bin) {
       ],
       { encoding: "utf8" },
     );
-    const rate =
-      /prompt eval time\s*=\s*[\d.]+ ms\s*\/\s*(\d+) tokens.*?([\d.]+) tokens per second/.exec(
-        r.stderr,
-      );
-    if (!rate)
-      throw new Error(`llama-perplexity printed no prompt eval rate:\n${r.stderr.slice(-1500)}`);
+    // "<s> seconds per pass": one 512-token chunk with every position's logits
+    const pass = /([\d.]+) seconds per pass/.exec(r.stderr);
+    if (!pass)
+      throw new Error(`llama-perplexity printed no time per pass:\n${r.stderr.slice(-1500)}`);
     const server = await startServer(bin, gguf, threads, 1024);
     let gen;
     try {
@@ -84,7 +82,7 @@ if (bin) {
     } finally {
       server.stop();
     }
-    const llamaScoring = Number(rate[2]);
+    const llamaScoring = 512 / Number(pass[1]);
     result.llamaCpp = {
       scoringTokensPerSecond: llamaScoring,
       generationTokensPerSecond: gen.predictedPerSecond,
