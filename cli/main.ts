@@ -39,6 +39,18 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "train a TrainingJob on this machine (--local), with checkpoints and resume",
     load: async () => (await import("./train.ts")).run,
   },
+  eval: {
+    summary: "evaluate a checkpoint on an EvalJob's tasks on this machine (--local)",
+    load: async () => (await import("./eval.ts")).run,
+  },
+  generate: {
+    summary: "generate text from a checkpoint (herd, safetensors, GGUF or llama2.c)",
+    load: async () => (await import("./generate.ts")).run,
+  },
+  convert: {
+    summary: "convert a model between herd, Hugging Face, llama2.c and GGUF formats",
+    load: async () => (await import("./convert.ts")).run,
+  },
   presets: {
     summary: "list the model presets with their sizes and parameter counts",
     load: async () => (await import("./presets.ts")).run,

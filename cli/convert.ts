@@ -1,0 +1,74 @@
+// herd convert: a model from one format to another (herd checkpoint, Hugging Face LLaMA,
+// llama2.c, GGUF). Tokenizers travel only inside GGUF files; see docs/eval.md.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+
+const usage = `usage: herd convert --from <path> --to <path> --to-format herd|safetensors|llama2c|gguf
+  [--from-format auto|herd|safetensors|gguf|llama2c] [--type f32|f16|bf16|q8_0|q4_0|q4_1 (gguf)]`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      from: { type: "string" },
+      to: { type: "string" },
+      "from-format": { type: "string" },
+      "to-format": { type: "string" },
+      type: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  if (!values.from || !values.to || !values["to-format"]) {
+    console.error(`herd convert: --from, --to and --to-format are required\n${usage}`);
+    return 64;
+  }
+  const formats = await import("../workers/model/formats.ts");
+  const { ggmlType } = await import("../workers/model/gguf.ts");
+  const { formatOf } = await import("../workers/eval/open.ts");
+  try {
+    const m = formats.readModel(values.from, formatOf(values["from-format"]), (w) =>
+      console.error(`warning: ${w}`),
+    );
+    const to = formatOf(values["to-format"]);
+    switch (to) {
+      case "herd":
+        console.error(`wrote ${formats.writeHerd(values.to, m)}`);
+        break;
+      case "hf":
+        mkdirSync(values.to, { recursive: true });
+        formats.writeHf(values.to, m);
+        break;
+      case "llama2c":
+        formats.writeLlama2c(values.to, m);
+        break;
+      case "gguf": {
+        const types: Record<string, number> = {
+          f32: ggmlType.F32,
+          f16: ggmlType.F16,
+          bf16: ggmlType.BF16,
+          q8_0: ggmlType.Q8_0,
+          q4_0: ggmlType.Q4_0,
+          q4_1: ggmlType.Q4_1,
+        };
+        const type = types[values.type ?? "f32"];
+        if (type === undefined)
+          throw new Error(`--type must be one of ${Object.keys(types).join(", ")}`);
+        writeFileSync(values.to, formats.encodeGgufModel(m, type));
+        break;
+      }
+      default:
+        throw new Error("--to-format must be herd, safetensors, llama2c or gguf");
+    }
+    console.error(
+      `converted ${values.from} (${m.format}) to ${values.to} (${values["to-format"]})`,
+    );
+    return 0;
+  } catch (err) {
+    console.error(`herd convert: ${(err as Error).message}`);
+    return 64;
+  }
+}

@@ -1,0 +1,672 @@
+// Model formats in and out. Every reader returns the same thing: the model's shape (the
+// engine's ModelConfig) and its tensors in herd's names and layout (Meta's LLaMA names,
+// matrices [out, in] row-major, rotary pairs interleaved), fp32 — what the trainer writes and
+// the inference engine takes. Readers check everything they read and fail with a
+// ModelFormatError naming the file and the problem.
+//
+//   herd       a checkpoint directory (step-NNNNNNNNN/ or a folder with LATEST):
+//              model.safetensors + trainer.json (its "model" field), manifest-verified
+//   hf         a Hugging Face LLaMA folder: config.json + model.safetensors (or shards with
+//              model.safetensors.index.json), F32/F16/BF16; q/k rows un-permuted (below)
+//   gguf       a GGUF file (llama architecture), dequantised; carries its tokenizer
+//   llama2c    llama2.c's legacy .bin: 7 int32 (dim, hidden, layers, heads, kv heads,
+//              ±vocab, seq_len; negative vocab = separate classifier), then fp32 tensors
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import path from "node:path";
+import type { ModelConfig } from "../../crds/model.ts";
+import { loadCheckpoint, saveCheckpoint } from "../trainer/checkpoint.ts";
+import { decodeSafetensors, encodeSafetensors } from "../trainer/safetensors.ts";
+import {
+  dequantize,
+  encodeGguf,
+  GgufError,
+  ggmlType,
+  type GgufWriteValue,
+  metaNumber,
+  metaString,
+  parseGguf,
+  quantize,
+} from "./gguf.ts";
+import { ggufTokenizer, type TextTokenizer } from "./tokenizers.ts";
+
+export class ModelFormatError extends Error {
+  override name = "ModelFormatError";
+}
+
+export type ModelFormat = "herd" | "hf" | "gguf" | "llama2c";
+
+export interface LoadedModel {
+  config: ModelConfig;
+  tensors: Record<string, Float32Array>;
+  /** The tokenizer the file carries (GGUF), if any. */
+  tokenizer?: TextTokenizer;
+  format: ModelFormat;
+  /** Training step and tokens, for herd checkpoints. */
+  step?: number;
+  tokensSeen?: number;
+}
+
+/** herd's tensor names and shapes for a config, in checkpoint order (as native/src/engine/model.cc). */
+export function tensorShapes(c: ModelConfig): { name: string; shape: number[] }[] {
+  const d = c.dim,
+    kvd = (c.dim / c.nHeads) * c.nKvHeads,
+    h = c.ffnHidden,
+    V = c.vocabSize;
+  const out = [{ name: "tok_embeddings.weight", shape: [V, d] }];
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `layers.${l}.`;
+    out.push(
+      { name: p + "attention.wq.weight", shape: [d, d] },
+      { name: p + "attention.wk.weight", shape: [kvd, d] },
+      { name: p + "attention.wv.weight", shape: [kvd, d] },
+      { name: p + "attention.wo.weight", shape: [d, d] },
+      { name: p + "feed_forward.w1.weight", shape: [h, d] },
+      { name: p + "feed_forward.w2.weight", shape: [d, h] },
+      { name: p + "feed_forward.w3.weight", shape: [h, d] },
+      { name: p + "attention_norm.weight", shape: [d] },
+      { name: p + "ffn_norm.weight", shape: [d] },
+    );
+  }
+  out.push({ name: "norm.weight", shape: [d] });
+  if (!c.tiedEmbeddings) out.push({ name: "output.weight", shape: [V, d] });
+  return out;
+}
+
+function checkConfig(c: ModelConfig, source: string): ModelConfig {
+  const ints: (keyof ModelConfig)[] = [
+    "dim",
+    "nLayers",
+    "nHeads",
+    "nKvHeads",
+    "ffnHidden",
+    "vocabSize",
+    "maxSeqLen",
+  ];
+  for (const k of ints) {
+    const v = c[k];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0 || v > 1 << 24)
+      throw new ModelFormatError(`${source}: ${k} ${String(v)} is not a positive integer`);
+  }
+  if (c.dim % c.nHeads !== 0 || (c.dim / c.nHeads) % 2 !== 0)
+    throw new ModelFormatError(
+      `${source}: dim ${c.dim} is not nHeads ${c.nHeads} × an even head size`,
+    );
+  if (c.nHeads % c.nKvHeads !== 0)
+    throw new ModelFormatError(
+      `${source}: nHeads ${c.nHeads} is not a multiple of nKvHeads ${c.nKvHeads}`,
+    );
+  if (!(c.normEps > 0) || !(c.ropeTheta > 0))
+    throw new ModelFormatError(`${source}: normEps and ropeTheta must be positive`);
+  return c;
+}
+
+function expectShape(name: string, got: number[], want: number[], source: string) {
+  if (got.join(",") !== want.join(","))
+    throw new ModelFormatError(
+      `${source}: tensor ${name} has shape [${got}], the config needs [${want}]`,
+    );
+}
+
+// ---- herd checkpoints --------------------------------------------------------------------------
+
+/** A herd checkpoint: `dir` is a step-NNNNNNNNN folder or a run folder with LATEST. */
+export function readHerd(dir: string, warn: (m: string) => void = () => {}): LoadedModel {
+  const required = ["model.safetensors", "trainer.json"];
+  const open = (files: Map<string, Buffer>, step: number): LoadedModel => {
+    let state: { model?: ModelConfig; tokens?: number };
+    try {
+      state = JSON.parse(files.get("trainer.json")!.toString("utf8")) as typeof state;
+    } catch (err) {
+      throw new ModelFormatError(
+        `${dir}: trainer.json is not valid JSON (${(err as Error).message})`,
+      );
+    }
+    if (!state.model) throw new ModelFormatError(`${dir}: trainer.json has no model`);
+    const config = checkConfig(state.model, `${dir}/trainer.json`);
+    const { tensors } = decodeSafetensors(
+      files.get("model.safetensors")!,
+      `${dir}/model.safetensors`,
+    );
+    const out: Record<string, Float32Array> = {};
+    for (const t of tensorShapes(config)) {
+      const got = tensors.get(t.name);
+      if (!got) throw new ModelFormatError(`${dir}: model.safetensors lacks tensor ${t.name}`);
+      expectShape(t.name, got.shape, t.shape, `${dir}/model.safetensors`);
+      out[t.name] = got.data;
+    }
+    return { config, tensors: out, format: "herd", step, tokensSeen: state.tokens };
+  };
+  const base = path.basename(dir);
+  const m = /^step-(\d{9})$/.exec(base);
+  // a single step folder: open it through its parent's protocol, pinned to that step
+  if (m) {
+    const files = new Map<string, Buffer>();
+    for (const f of required) {
+      const p = path.join(dir, f);
+      if (!existsSync(p)) throw new ModelFormatError(`${dir}: ${f} is missing`);
+      files.set(f, readFileSync(p));
+    }
+    return open(files, Number(m[1]));
+  }
+  const loaded = loadCheckpoint(dir, required, open, warn);
+  if (!loaded) throw new ModelFormatError(`${dir}: no herd checkpoint (step-NNNNNNNNN/) found`);
+  return loaded.value;
+}
+
+/** Writes a model as a herd checkpoint (step 0 unless given) under `dir`, with LATEST. */
+export function writeHerd(dir: string, m: LoadedModel, step = m.step ?? 0): string {
+  const shapes = tensorShapes(m.config);
+  const params = shapes.map((t) => ({ name: t.name, shape: t.shape, data: m.tensors[t.name]! }));
+  const state = {
+    format: "herd-trainer-state",
+    version: 1,
+    step,
+    tokens: m.tokensSeen ?? 0,
+    model: m.config,
+    convertedFrom: m.format,
+  };
+  return saveCheckpoint(
+    dir,
+    step,
+    {
+      "model.safetensors": encodeSafetensors(params, { format: "herd", kind: "model" }),
+      "trainer.json": JSON.stringify(state, null, 2) + "\n",
+    },
+    1_000_000,
+  );
+}
+
+// ---- Hugging Face LLaMA ------------------------------------------------------------------------
+
+interface RawTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+const dtypeBytes: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
+
+/** A safetensors file of F32, F16 or BF16 tensors, converted to fp32; every bound checked. */
+export function readSafetensorsAny(bytes: Buffer, source: string): Map<string, RawTensor> {
+  const fail = (msg: string): never => {
+    throw new ModelFormatError(`${source}: ${msg}`);
+  };
+  if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the header length`);
+  const n = bytes.readBigUInt64LE(0);
+  if (n > BigInt(Math.min(bytes.length - 8, 100_000_000)))
+    fail(`header length ${n} exceeds the file`);
+  const start = 8 + Number(n);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(bytes.subarray(8, start).toString("utf8")) as Record<string, unknown>;
+  } catch (err) {
+    return fail(`header is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof header !== "object" || header === null || Array.isArray(header))
+    fail("header is not a JSON object");
+  const out = new Map<string, RawTensor>();
+  for (const [name, v] of Object.entries(header)) {
+    if (name === "__metadata__") continue;
+    const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const size = typeof e?.dtype === "string" ? dtypeBytes[e.dtype] : undefined;
+    if (!size)
+      fail(`tensor ${name}: dtype ${JSON.stringify(e?.dtype)} is not supported (F32, F16, BF16)`);
+    if (!Array.isArray(e.shape) || !e.shape.every((x) => Number.isSafeInteger(x) && x >= 0))
+      fail(`tensor ${name}: bad shape`);
+    const [b, en] = Array.isArray(e.data_offsets) ? (e.data_offsets as number[]) : [];
+    const count = (e.shape as number[]).reduce((a, x) => a * x, 1);
+    if (
+      !Number.isSafeInteger(b) ||
+      !Number.isSafeInteger(en) ||
+      b! < 0 ||
+      en! < b! ||
+      start + en! > bytes.length
+    )
+      fail(`tensor ${name}: data_offsets lie outside the file`);
+    if (en! - b! !== count * size!)
+      fail(`tensor ${name}: ${en! - b!} bytes for ${count} elements of ${String(e.dtype)}`);
+    const data = new Float32Array(count);
+    const at = start + b!;
+    if (e.dtype === "F32") for (let i = 0; i < count; i++) data[i] = bytes.readFloatLE(at + 4 * i);
+    else if (e.dtype === "BF16") {
+      const u = new Uint32Array(data.buffer);
+      for (let i = 0; i < count; i++) u[i] = bytes.readUInt16LE(at + 2 * i) << 16;
+    } else {
+      for (let i = 0; i < count; i++) {
+        const h = bytes.readUInt16LE(at + 2 * i);
+        const s = h & 0x8000 ? -1 : 1,
+          ex = (h >> 10) & 31,
+          mant = h & 1023;
+        data[i] =
+          ex === 0
+            ? s * mant * 2 ** -24
+            : ex === 31
+              ? mant
+                ? NaN
+                : s * Infinity
+              : s * (1 + mant / 1024) * 2 ** (ex - 15);
+      }
+    }
+    out.set(name, { shape: e.shape as number[], data });
+  }
+  return out;
+}
+
+// Hugging Face's conversion permutes the rows of wq and wk so that rotary embedding rotates
+// the two halves of each head (rotate_half) instead of interleaved pairs:
+//   hf[h·hd + half·hd/2 + i] = meta[h·hd + 2i + half]   (half ∈ {0, 1}, i < hd/2)
+// These two functions move rows between the layouts.
+export function unpermuteRows(
+  w: Float32Array,
+  heads: number,
+  rows: number,
+  cols: number,
+): Float32Array {
+  const hd = rows / heads,
+    out = new Float32Array(w.length);
+  for (let h = 0; h < heads; h++)
+    for (let half = 0; half < 2; half++)
+      for (let i = 0; i < hd / 2; i++) {
+        const from = (h * hd + half * (hd / 2) + i) * cols,
+          to = (h * hd + 2 * i + half) * cols;
+        out.set(w.subarray(from, from + cols), to);
+      }
+  return out;
+}
+
+export function permuteRows(
+  w: Float32Array,
+  heads: number,
+  rows: number,
+  cols: number,
+): Float32Array {
+  const hd = rows / heads,
+    out = new Float32Array(w.length);
+  for (let h = 0; h < heads; h++)
+    for (let half = 0; half < 2; half++)
+      for (let i = 0; i < hd / 2; i++) {
+        const to = (h * hd + half * (hd / 2) + i) * cols,
+          from = (h * hd + 2 * i + half) * cols;
+        out.set(w.subarray(from, from + cols), to);
+      }
+  return out;
+}
+
+const hfNames = (l: number) => ({
+  [`layers.${l}.attention.wq.weight`]: `model.layers.${l}.self_attn.q_proj.weight`,
+  [`layers.${l}.attention.wk.weight`]: `model.layers.${l}.self_attn.k_proj.weight`,
+  [`layers.${l}.attention.wv.weight`]: `model.layers.${l}.self_attn.v_proj.weight`,
+  [`layers.${l}.attention.wo.weight`]: `model.layers.${l}.self_attn.o_proj.weight`,
+  [`layers.${l}.feed_forward.w1.weight`]: `model.layers.${l}.mlp.gate_proj.weight`,
+  [`layers.${l}.feed_forward.w2.weight`]: `model.layers.${l}.mlp.down_proj.weight`,
+  [`layers.${l}.feed_forward.w3.weight`]: `model.layers.${l}.mlp.up_proj.weight`,
+  [`layers.${l}.attention_norm.weight`]: `model.layers.${l}.input_layernorm.weight`,
+  [`layers.${l}.ffn_norm.weight`]: `model.layers.${l}.post_attention_layernorm.weight`,
+});
+
+function hfName(name: string): string {
+  if (name === "tok_embeddings.weight") return "model.embed_tokens.weight";
+  if (name === "norm.weight") return "model.norm.weight";
+  if (name === "output.weight") return "lm_head.weight";
+  const l = Number(/^layers\.(\d+)\./.exec(name)?.[1]);
+  return hfNames(l)[name]!;
+}
+
+export function readHf(dir: string): LoadedModel {
+  const cfgPath = path.join(dir, "config.json");
+  if (!existsSync(cfgPath)) throw new ModelFormatError(`${dir}: config.json is missing`);
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = JSON.parse(readFileSync(cfgPath, "utf8")) as Record<string, unknown>;
+  } catch (err) {
+    throw new ModelFormatError(`${cfgPath}: not valid JSON (${(err as Error).message})`);
+  }
+  const num = (k: string, fallback?: number) => {
+    const v = cfg[k] ?? fallback;
+    if (typeof v !== "number")
+      throw new ModelFormatError(`${cfgPath}: ${k} is missing or not a number`);
+    return v;
+  };
+  const heads = num("num_attention_heads");
+  const config = checkConfig(
+    {
+      dim: num("hidden_size"),
+      nLayers: num("num_hidden_layers"),
+      nHeads: heads,
+      nKvHeads: num("num_key_value_heads", heads),
+      ffnHidden: num("intermediate_size"),
+      vocabSize: num("vocab_size"),
+      maxSeqLen: num("max_position_embeddings", 2048),
+      normEps: num("rms_norm_eps", 1e-6),
+      ropeTheta: num("rope_theta", 10000),
+      tiedEmbeddings: cfg.tie_word_embeddings === true,
+    },
+    cfgPath,
+  );
+  const files = existsSync(path.join(dir, "model.safetensors.index.json"))
+    ? [
+        ...new Set(
+          Object.values(
+            (
+              JSON.parse(readFileSync(path.join(dir, "model.safetensors.index.json"), "utf8")) as {
+                weight_map: Record<string, string>;
+              }
+            ).weight_map,
+          ),
+        ),
+      ]
+    : ["model.safetensors"];
+  const all = new Map<string, RawTensor>();
+  for (const f of files) {
+    const p = path.join(dir, path.basename(f));
+    if (!existsSync(p)) throw new ModelFormatError(`${dir}: ${f} is missing`);
+    for (const [k, v] of readSafetensorsAny(readFileSync(p), p)) all.set(k, v);
+  }
+  const hd = config.dim / config.nHeads;
+  const tensors: Record<string, Float32Array> = {};
+  for (const t of tensorShapes(config)) {
+    const name = hfName(t.name);
+    const got = all.get(name);
+    if (!got) throw new ModelFormatError(`${dir}: tensor ${name} is missing`);
+    expectShape(name, got.shape, t.shape, dir);
+    if (t.name.endsWith("attention.wq.weight"))
+      tensors[t.name] = unpermuteRows(got.data, config.nHeads, config.dim, config.dim);
+    else if (t.name.endsWith("attention.wk.weight"))
+      tensors[t.name] = unpermuteRows(got.data, config.nKvHeads, config.nKvHeads * hd, config.dim);
+    else tensors[t.name] = got.data;
+  }
+  return { config, tensors, format: "hf" };
+}
+
+export function writeHf(dir: string, m: LoadedModel): void {
+  const c = m.config,
+    hd = c.dim / c.nHeads;
+  const out = tensorShapes(c).map((t) => {
+    let data = m.tensors[t.name]!;
+    if (t.name.endsWith("attention.wq.weight")) data = permuteRows(data, c.nHeads, c.dim, c.dim);
+    if (t.name.endsWith("attention.wk.weight"))
+      data = permuteRows(data, c.nKvHeads, c.nKvHeads * hd, c.dim);
+    return { name: hfName(t.name), shape: t.shape, data };
+  });
+  writeFileSync(path.join(dir, "model.safetensors"), encodeSafetensors(out, { format: "pt" }));
+  const config = {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    hidden_size: c.dim,
+    num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads,
+    num_key_value_heads: c.nKvHeads,
+    intermediate_size: c.ffnHidden,
+    vocab_size: c.vocabSize,
+    max_position_embeddings: c.maxSeqLen,
+    rms_norm_eps: c.normEps,
+    rope_theta: c.ropeTheta,
+    tie_word_embeddings: c.tiedEmbeddings,
+    hidden_act: "silu",
+    torch_dtype: "float32",
+  };
+  writeFileSync(path.join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+}
+
+// ---- GGUF --------------------------------------------------------------------------------------
+
+const ggufNames = (l: number): Record<string, string> => ({
+  [`layers.${l}.attention.wq.weight`]: `blk.${l}.attn_q.weight`,
+  [`layers.${l}.attention.wk.weight`]: `blk.${l}.attn_k.weight`,
+  [`layers.${l}.attention.wv.weight`]: `blk.${l}.attn_v.weight`,
+  [`layers.${l}.attention.wo.weight`]: `blk.${l}.attn_output.weight`,
+  [`layers.${l}.feed_forward.w1.weight`]: `blk.${l}.ffn_gate.weight`,
+  [`layers.${l}.feed_forward.w2.weight`]: `blk.${l}.ffn_down.weight`,
+  [`layers.${l}.feed_forward.w3.weight`]: `blk.${l}.ffn_up.weight`,
+  [`layers.${l}.attention_norm.weight`]: `blk.${l}.attn_norm.weight`,
+  [`layers.${l}.ffn_norm.weight`]: `blk.${l}.ffn_norm.weight`,
+});
+
+export function ggufTensorName(name: string): string {
+  if (name === "tok_embeddings.weight") return "token_embd.weight";
+  if (name === "norm.weight") return "output_norm.weight";
+  if (name === "output.weight") return "output.weight";
+  const l = Number(/^layers\.(\d+)\./.exec(name)?.[1]);
+  return ggufNames(l)[name]!;
+}
+
+/**
+ * A GGUF file of the llama architecture. llama.cpp's converter already undid Hugging Face's
+ * q/k permutation (its llama graph rotates interleaved pairs, as Meta's code and herd do), so
+ * tensors are used as they are.
+ */
+export function readGguf(file: string, bytes?: Uint8Array): LoadedModel {
+  const wrap = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (err) {
+      if (err instanceof GgufError)
+        throw new ModelFormatError(`${file}: ${err.message.replace(/^gguf: /, "")}`);
+      throw err;
+    }
+  };
+  return wrap(() => {
+    const g = parseGguf(bytes ?? readFileSync(file), file);
+    const arch = metaString(g, "general.architecture");
+    if (arch !== "llama")
+      throw new ModelFormatError(
+        `${file}: architecture ${JSON.stringify(arch)} is not supported (llama)`,
+      );
+    const heads = metaNumber(g, "llama.attention.head_count");
+    const embd = g.tensors.get("token_embd.weight");
+    if (!embd) throw new ModelFormatError(`${file}: tensor token_embd.weight is missing`);
+    const config = checkConfig(
+      {
+        dim: metaNumber(g, "llama.embedding_length"),
+        nLayers: metaNumber(g, "llama.block_count"),
+        nHeads: heads,
+        nKvHeads: metaNumber(g, "llama.attention.head_count_kv", heads),
+        ffnHidden: metaNumber(g, "llama.feed_forward_length"),
+        vocabSize: embd.ne[1] ?? 0,
+        maxSeqLen: metaNumber(g, "llama.context_length"),
+        normEps: metaNumber(g, "llama.attention.layer_norm_rms_epsilon", 1e-5),
+        ropeTheta: metaNumber(g, "llama.rope.freq_base", 10000),
+        tiedEmbeddings: !g.tensors.has("output.weight"),
+      },
+      file,
+    );
+    const tensors: Record<string, Float32Array> = {};
+    for (const t of tensorShapes(config)) {
+      const name = ggufTensorName(t.name);
+      const info = g.tensors.get(name);
+      if (!info) throw new ModelFormatError(`${file}: tensor ${name} is missing`);
+      expectShape(name, [...info.ne].reverse(), t.shape, file);
+      tensors[t.name] = dequantize(g, info);
+    }
+    const tokenizer = ggufTokenizer(g);
+    if (tokenizer.vocabSize > config.vocabSize)
+      throw new ModelFormatError(
+        `${file}: the tokenizer has ${tokenizer.vocabSize} tokens, the model ${config.vocabSize}`,
+      );
+    return { config, tensors, tokenizer, format: "gguf" as const };
+  });
+}
+
+// ---- llama2.c ----------------------------------------------------------------------------------
+
+// The tensor groups of a llama2.c file, in file order: each group stacks all layers.
+function llama2cGroups(c: ModelConfig) {
+  const per = (suffix: string) =>
+    Array.from({ length: c.nLayers }, (_, l) => `layers.${l}.${suffix}`);
+  return [
+    ["tok_embeddings.weight"],
+    per("attention_norm.weight"),
+    per("attention.wq.weight"),
+    per("attention.wk.weight"),
+    per("attention.wv.weight"),
+    per("attention.wo.weight"),
+    per("ffn_norm.weight"),
+    per("feed_forward.w1.weight"),
+    per("feed_forward.w2.weight"),
+    per("feed_forward.w3.weight"),
+    ["norm.weight"],
+  ];
+}
+
+export function readLlama2c(file: string, bytes?: Buffer): LoadedModel {
+  const b = bytes ?? readFileSync(file);
+  const fail = (msg: string): never => {
+    throw new ModelFormatError(`${file}: ${msg}`);
+  };
+  if (b.length < 28) fail(`file is ${b.length} bytes, shorter than the 28-byte header`);
+  const h = Array.from({ length: 7 }, (_, i) => b.readInt32LE(4 * i));
+  const [dim, hidden, layers, heads, kvHeads, vocab, seq] = h as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const config = checkConfig(
+    {
+      dim,
+      ffnHidden: hidden,
+      nLayers: layers,
+      nHeads: heads,
+      nKvHeads: kvHeads,
+      vocabSize: Math.abs(vocab),
+      maxSeqLen: seq,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+      tiedEmbeddings: vocab > 0,
+    },
+    `${file} header`,
+  );
+  const shapes = new Map(tensorShapes(config).map((t) => [t.name, t.shape]));
+  const count = (name: string) => shapes.get(name)!.reduce((a, x) => a * x, 1);
+  const hd = dim / heads;
+  let expected = 28;
+  for (const g of llama2cGroups(config)) for (const n of g) expected += 4 * count(n);
+  expected += 4 * seq * hd; // freq_cis_real and freq_cis_imag (unused: herd computes its own)
+  if (!config.tiedEmbeddings) expected += 4 * count("output.weight");
+  if (b.length !== expected)
+    fail(
+      `file is ${b.length} bytes; the header (dim ${dim}, hidden ${hidden}, layers ${layers}, heads ${heads}/${kvHeads}, vocab ${vocab}, seq ${seq}) needs ${expected}`,
+    );
+  let at = 28;
+  const take = (n: number) => {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = b.readFloatLE(at + 4 * i);
+    at += 4 * n;
+    return out;
+  };
+  const tensors: Record<string, Float32Array> = {};
+  for (const g of llama2cGroups(config)) for (const n of g) tensors[n] = take(count(n));
+  at += 4 * seq * hd;
+  if (!config.tiedEmbeddings) tensors["output.weight"] = take(count("output.weight"));
+  return { config, tensors, format: "llama2c" };
+}
+
+/** llama2.c's legacy format; ropeTheta must be 10000 and normEps 1e-5 (the format stores neither). */
+export function writeLlama2c(file: string, m: LoadedModel): void {
+  const c = m.config;
+  if (c.ropeTheta !== 10000 || Math.abs(c.normEps - 1e-5) > 1e-12)
+    throw new ModelFormatError(
+      `llama2.c files assume ropeTheta 10000 and normEps 1e-5; this model has ${c.ropeTheta} and ${c.normEps}`,
+    );
+  const hd = c.dim / c.nHeads;
+  const header = Buffer.alloc(28);
+  [
+    c.dim,
+    c.ffnHidden,
+    c.nLayers,
+    c.nHeads,
+    c.nKvHeads,
+    c.tiedEmbeddings ? c.vocabSize : -c.vocabSize,
+    c.maxSeqLen,
+  ].forEach((v, i) => header.writeInt32LE(v, 4 * i));
+  const parts: Buffer[] = [header];
+  const f32 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  for (const g of llama2cGroups(c)) for (const n of g) parts.push(f32(m.tensors[n]!));
+  const real = new Float32Array(c.maxSeqLen * (hd / 2)),
+    imag = new Float32Array(real.length);
+  for (let p = 0; p < c.maxSeqLen; p++)
+    for (let i = 0; i < hd / 2; i++) {
+      const f = p * Math.pow(10000, (-2 * i) / hd);
+      real[p * (hd / 2) + i] = Math.cos(f);
+      imag[p * (hd / 2) + i] = Math.sin(f);
+    }
+  parts.push(f32(real), f32(imag));
+  if (!c.tiedEmbeddings) parts.push(f32(m.tensors["output.weight"]!));
+  writeFileSync(file, Buffer.concat(parts));
+}
+
+// ---- any ---------------------------------------------------------------------------------------
+
+/** The format of a path: a folder with config.json is hf, other folders herd; files by magic. */
+export function detectFormat(p: string): ModelFormat {
+  if (!existsSync(p)) throw new ModelFormatError(`${p} does not exist`);
+  if (statSync(p).isDirectory()) return existsSync(path.join(p, "config.json")) ? "hf" : "herd";
+  const head = Buffer.alloc(4);
+  const fd = openSync(p, "r");
+  try {
+    readSync(fd, head, 0, 4, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return head.toString("latin1") === "GGUF" ? "gguf" : "llama2c";
+}
+
+export function readModel(
+  p: string,
+  format: ModelFormat | "auto" = "auto",
+  warn?: (m: string) => void,
+): LoadedModel {
+  const f = format === "auto" ? detectFormat(p) : format;
+  switch (f) {
+    case "herd":
+      return readHerd(p, warn);
+    case "hf":
+      return readHf(p);
+    case "gguf":
+      return readGguf(p);
+    case "llama2c":
+      return readLlama2c(p);
+  }
+}
+
+/**
+ * A GGUF file of the llama architecture: matrices as `type` (F32, F16, BF16, Q8_0, Q4_0 or
+ * Q4_1; row lengths must be whole blocks), norms as F32, plus the given tokenizer metadata.
+ */
+export function encodeGgufModel(
+  m: LoadedModel,
+  type: number,
+  extra: Record<string, GgufWriteValue> = {},
+): Buffer {
+  const c = m.config;
+  const meta: Record<string, GgufWriteValue> = {
+    "general.architecture": { type: "string", value: "llama" },
+    "llama.embedding_length": { type: "u32", value: c.dim },
+    "llama.block_count": { type: "u32", value: c.nLayers },
+    "llama.attention.head_count": { type: "u32", value: c.nHeads },
+    "llama.attention.head_count_kv": { type: "u32", value: c.nKvHeads },
+    "llama.feed_forward_length": { type: "u32", value: c.ffnHidden },
+    "llama.context_length": { type: "u32", value: c.maxSeqLen },
+    "llama.attention.layer_norm_rms_epsilon": { type: "f32", value: c.normEps },
+    "llama.rope.freq_base": { type: "f32", value: c.ropeTheta },
+    "llama.rope.dimension_count": { type: "u32", value: c.dim / c.nHeads },
+    ...extra,
+  };
+  const tensors = tensorShapes(c).map((t) => ({
+    name: ggufTensorName(t.name),
+    ne: [...t.shape].reverse(),
+    type: t.shape.length === 1 ? ggmlType.F32 : type,
+    data: quantize(m.tensors[t.name]!, t.shape.length === 1 ? ggmlType.F32 : type),
+  }));
+  return encodeGguf(meta, tensors);
+}
