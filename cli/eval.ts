@@ -1,16 +1,9 @@
 // herd eval --local -f <EvalJob manifest>: evaluate a checkpoint on this machine.
 import { parseArgs } from "node:util";
+import { localManifest, positiveInt } from "./args.ts";
 
 const usage =
   "usage: herd eval --local -f <EvalJob manifest> [--out results.json] [--threads N] [--limit N]";
-
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0)
-    throw new Error(`--${flag} must be a positive integer, got '${value}'`);
-  return n;
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -28,20 +21,12 @@ export async function run(argv: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  if (!values.local) {
-    console.error(
-      `herd eval: only --local is implemented here; on a cluster, kubectl apply the EvalJob\n${usage}`,
-    );
-    return 64;
-  }
-  if (!values.file) {
-    console.error(`herd eval: -f <manifest> is required\n${usage}`);
-    return 64;
-  }
+  const manifest = localManifest("eval", "EvalJob", values, usage);
+  if (manifest === 64) return 64;
   const { runEvalLocal } = await import("../workers/eval/run.ts");
   try {
     await runEvalLocal({
-      manifest: values.file,
+      manifest,
       out: values.out,
       threads: positiveInt(values.threads, "threads"),
       limit: positiveInt(values.limit, "limit"),

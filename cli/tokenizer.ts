@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { positiveInt } from "./args.ts";
 import { loadTokenizer, trainTokenizer } from "../native/tokenizer.ts";
 
 const usage = `Usage:
@@ -33,14 +34,6 @@ export function sha256File(file: string): string {
   return createHash("sha256").update(readFileSync(file)).digest("hex");
 }
 
-function positiveInt(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new Error(`--${name} must be a positive integer, got '${value}'`);
-  return n;
-}
-
 async function train(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -64,11 +57,11 @@ async function train(argv: string[]): Promise<number> {
   await trainTokenizer({
     inputs,
     modelPath: values.out,
-    vocabSize: positiveInt("vocab-size", values["vocab-size"]),
-    threads: positiveInt("threads", values.threads),
+    vocabSize: positiveInt(values["vocab-size"], "vocab-size"),
+    threads: positiveInt(values.threads, "threads"),
     characterCoverage: coverage === undefined ? undefined : Number(coverage),
-    inputSentenceSize: positiveInt("input-sentence-size", values["input-sentence-size"]),
-    seed: positiveInt("seed", values.seed),
+    inputSentenceSize: positiveInt(values["input-sentence-size"], "input-sentence-size"),
+    seed: positiveInt(values.seed, "seed"),
     verbose: values.verbose,
   });
   const tok = loadTokenizer(values.out);

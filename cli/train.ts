@@ -2,17 +2,10 @@
 // trains a TrainingJob on this machine, without Kubernetes. Exit codes: 0 done, 64 bad
 // configuration or data, 75 stopped by SIGTERM after a checkpoint (docs/engine.md).
 import { parseArgs } from "node:util";
+import { localManifest, positiveInt } from "./args.ts";
 
 const usage =
   "usage: herd train --local -f <TrainingJob manifest> [--out <dir>] [--steps N] [--threads N] [--log json|progress]";
-
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0)
-    throw new Error(`--${flag} must be a positive integer, got '${value}'`);
-  return n;
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -31,16 +24,8 @@ export async function run(argv: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  if (!values.local) {
-    console.error(
-      `herd train: only --local is implemented here; on a cluster, kubectl apply the TrainingJob\n${usage}`,
-    );
-    return 64;
-  }
-  if (!values.file) {
-    console.error(`herd train: -f <manifest> is required\n${usage}`);
-    return 64;
-  }
+  const manifest = localManifest("train", "TrainingJob", values, usage);
+  if (manifest === 64) return 64;
   if (values.log !== undefined && values.log !== "json" && values.log !== "progress") {
     console.error(`herd train: --log must be json or progress`);
     return 64;
@@ -55,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const { train } = await import("../workers/trainer/train.ts");
   return train({
-    manifest: values.file,
+    manifest,
     out: values.out,
     steps,
     threads,
