@@ -91,10 +91,7 @@ class Inference {
   std::vector<float> logits_by_chunks(const std::vector<int32_t>& tokens, int chunk);
 
  private:
-  struct Layer {
-    size_t attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3;
-  };
-  size_t add_tensor(const std::string& name, std::vector<int64_t> shape, bool decay);
+  using Layer = ParamLayout::Layer;
   void check_tokens(const int32_t* tokens, size_t n) const;
   const float* p(size_t offset) const { return params.data() + offset; }
   void use_threads() const;

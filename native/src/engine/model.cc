@@ -8,38 +8,45 @@
 
 namespace herd {
 
-template <class T>
-size_t Model<T>::add_tensor(const std::string& name, std::vector<int64_t> shape, bool decay) {
-  size_t size = 1;
-  for (auto s : shape) size *= size_t(s);
-  size_t offset = tensors_.empty() ? 0 : tensors_.back().offset + tensors_.back().size;
-  tensors_.push_back({name, std::move(shape), offset, size, decay});
-  return offset;
+ParamLayout::ParamLayout(const ModelConfig& config) {
+  const int64_t d = config.dim, kvd = config.kv_dim(), hid = config.ffn_hidden,
+                V = config.vocab_size;
+  auto add = [this](const std::string& name, std::vector<int64_t> shape, bool decay) {
+    size_t size = 1;
+    for (auto s : shape) size *= size_t(s);
+    size_t offset = tensors.empty() ? 0 : tensors.back().offset + tensors.back().size;
+    tensors.push_back({name, std::move(shape), offset, size, decay});
+    return offset;
+  };
+  tok_embeddings = add("tok_embeddings.weight", {V, d}, true);
+  for (int l = 0; l < config.n_layers; l++) {
+    const std::string pre = "layers." + std::to_string(l) + ".";
+    Layer L;
+    L.wq = add(pre + "attention.wq.weight", {d, d}, true);
+    L.wk = add(pre + "attention.wk.weight", {kvd, d}, true);
+    L.wv = add(pre + "attention.wv.weight", {kvd, d}, true);
+    L.wo = add(pre + "attention.wo.weight", {d, d}, true);
+    L.w1 = add(pre + "feed_forward.w1.weight", {hid, d}, true);
+    L.w2 = add(pre + "feed_forward.w2.weight", {d, hid}, true);
+    L.w3 = add(pre + "feed_forward.w3.weight", {hid, d}, true);
+    L.attn_norm = add(pre + "attention_norm.weight", {d}, false);
+    L.ffn_norm = add(pre + "ffn_norm.weight", {d}, false);
+    layers.push_back(L);
+  }
+  norm = add("norm.weight", {d}, false);
+  output = config.tied_embeddings ? tok_embeddings : add("output.weight", {V, d}, true);
 }
 
 template <class T>
 Model<T>::Model(const ModelConfig& config) : config_(config) {
   config_.validate();
-  const int64_t d = config_.dim, kvd = config_.kv_dim(), hid = config_.ffn_hidden,
-                V = config_.vocab_size;
-  tok_embeddings_ = add_tensor("tok_embeddings.weight", {V, d}, true);
-  for (int l = 0; l < config_.n_layers; l++) {
-    const std::string pre = "layers." + std::to_string(l) + ".";
-    Layer L;
-    L.wq = add_tensor(pre + "attention.wq.weight", {d, d}, true);
-    L.wk = add_tensor(pre + "attention.wk.weight", {kvd, d}, true);
-    L.wv = add_tensor(pre + "attention.wv.weight", {kvd, d}, true);
-    L.wo = add_tensor(pre + "attention.wo.weight", {d, d}, true);
-    L.w1 = add_tensor(pre + "feed_forward.w1.weight", {hid, d}, true);
-    L.w2 = add_tensor(pre + "feed_forward.w2.weight", {d, hid}, true);
-    L.w3 = add_tensor(pre + "feed_forward.w3.weight", {hid, d}, true);
-    L.attn_norm = add_tensor(pre + "attention_norm.weight", {d}, false);
-    L.ffn_norm = add_tensor(pre + "ffn_norm.weight", {d}, false);
-    layers_.push_back(L);
-  }
-  norm_ = add_tensor("norm.weight", {d}, false);
-  output_ = config_.tied_embeddings ? tok_embeddings_ : add_tensor("output.weight", {V, d}, true);
-  params.assign(tensors_.back().offset + tensors_.back().size, T(0));
+  const ParamLayout layout(config_);
+  tensors_ = layout.tensors;
+  layers_ = layout.layers;
+  tok_embeddings_ = layout.tok_embeddings;
+  norm_ = layout.norm;
+  output_ = layout.output;
+  params.assign(layout.size(), T(0));
   grads.assign(params.size(), T(0));
   ops::rope_tables(rope_cos_, rope_sin_, config_.max_seq_len, config_.head_dim(),
                    config_.rope_theta);

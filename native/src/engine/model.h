@@ -20,6 +20,21 @@ struct TensorInfo {
   bool decay = false; // weight decay applies (matrices), not to RMSNorm gains
 };
 
+// Where every parameter lives in the flat buffer, with its Meta checkpoint name and shape:
+// the one layout that training (Model) and inference (Inference) both use, so a checkpoint
+// written by one always loads into the other.
+struct ParamLayout {
+  struct Layer {  // offsets of one block's tensors
+    size_t attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3;
+  };
+  explicit ParamLayout(const ModelConfig& config);
+  size_t size() const { return tensors.back().offset + tensors.back().size; }  // elements
+
+  std::vector<TensorInfo> tensors;
+  std::vector<Layer> layers;
+  size_t tok_embeddings = 0, norm = 0, output = 0;
+};
+
 template <class T>
 class Model {
  public:
@@ -50,9 +65,7 @@ class Model {
   std::vector<T> grads;
 
  private:
-  struct Layer {  // offsets of one block's tensors in the flat buffers
-    size_t attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3;
-  };
+  using Layer = ParamLayout::Layer;
   struct LayerActs {
     std::vector<T> x, xn1, rstd1, q, k, v, att, lse, h, xn2, rstd2, a, b, g;
   };
@@ -65,7 +78,6 @@ class Model {
     std::vector<T> dx, dh, dxn, datt, dq, dk, dv, da, db, dg;
   };
 
-  size_t add_tensor(const std::string& name, std::vector<int64_t> shape, bool decay);
   void ensure_activations(int B, int seq);
   T* param(size_t offset) { return params.data() + offset; }
   T* grad(size_t offset) { return grads.data() + offset; }
