@@ -11,6 +11,7 @@ import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createMixtureLoader, type MixtureLoader } from "../native/data.ts";
+import { S3, type S3Config } from "./s3.ts";
 
 export interface StoredObject {
   uri: string;
@@ -55,6 +56,20 @@ export interface S3ObjectClient {
     prefix: string,
   ): Promise<{ key: string; size: number; etag?: string }[]>;
   getObject(bucket: string, key: string): Promise<Uint8Array | AsyncIterable<Uint8Array>>;
+}
+
+/** The S3 cache's client over herd's S3 client (workers/s3.ts), one connection per bucket. */
+export function s3ObjectClient(config: Omit<S3Config, "bucket">): S3ObjectClient {
+  const buckets = new Map<string, S3>();
+  const bucket = (name: string) => {
+    let s3 = buckets.get(name);
+    if (!s3) buckets.set(name, (s3 = new S3({ ...config, bucket: name })));
+    return s3;
+  };
+  return {
+    listObjects: async (name, prefix) => bucket(name).list(prefix),
+    getObject: async (name, key) => bucket(name).get(key),
+  };
 }
 
 export function parseS3Uri(uri: string): { bucket: string; key: string } {
