@@ -9,18 +9,15 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   ApiException,
-  ApiextensionsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
   type KubernetesObject,
 } from "@kubernetes/client-node";
 import { Client, Connection } from "@temporalio/client";
 import { destination, pino } from "pino";
 import { parse } from "yaml";
-import { kinds } from "../crds/kinds.ts";
+import { installCrds } from "../crds/install.ts";
 import { parameterCount, resolveModel } from "../crds/model.ts";
 import { readTrainingJob } from "../crds/manifest.ts";
 
@@ -59,34 +56,6 @@ function clusterJob(): KubernetesObject & { spec: Record<string, unknown> } {
   return raw;
 }
 
-async function installCrds(kc: KubeConfig): Promise<void> {
-  const raw = kc.makeApiClient(CustomObjectsApi);
-  const ext = kc.makeApiClient(ApiextensionsV1Api);
-  for (const info of kinds) {
-    const crd = parse(
-      readFileSync(path.join(root, "crds/manifests", `${info.plural}.yaml`), "utf8"),
-    ) as KubernetesObject;
-    await raw.patchClusterCustomObject(
-      {
-        group: "apiextensions.k8s.io",
-        version: "v1",
-        plural: "customresourcedefinitions",
-        name: crd.metadata!.name!,
-        body: crd,
-        fieldManager: "herd-demo",
-        force: true,
-      },
-      setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
-    );
-    for (let i = 0; ; i++) {
-      const c = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-      if (c.status?.conditions?.some((x) => x.type === "Established" && x.status === "True")) break;
-      if (i > 100) throw new Error(`CRD ${crd.metadata!.name} not established after 10 s`);
-      await sleep(100);
-    }
-  }
-}
-
 interface Status {
   phase?: string;
   step?: number;
@@ -118,7 +87,7 @@ async function runOnCluster(state: string | undefined, namespace: string): Promi
   const kc = new KubeConfig();
   kc.loadFromFile(e.kubeconfig);
   console.log("herd demo: installing the CRDs");
-  await installCrds(kc);
+  await installCrds(kc, "herd-demo");
 
   mkdirSync(path.join(dir, "logs"), { recursive: true });
   const logFile = path.join(dir, "logs", "herd-demo.log");

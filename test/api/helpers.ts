@@ -2,12 +2,8 @@
 // agree), a throwaway namespace, a control worker on a private task queue, operators that
 // watch only that namespace, and polling helpers.
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   ApiException,
-  ApiextensionsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   PatchStrategy,
@@ -16,14 +12,13 @@ import {
 } from "@kubernetes/client-node";
 import { Client, Connection } from "@temporalio/client";
 import { pino } from "pino";
-import { parse } from "yaml";
+import { installCrds } from "../../crds/install.ts";
 import { kinds, kindInfo, type KindName } from "../../crds/kinds.ts";
 import { Operator } from "../../operator/operator.ts";
 import { TemporalWorkflows } from "../../operator/temporal.ts";
 import { startControlWorker } from "../../workers/main.ts";
 import type { ClusterEnv } from "./env.ts";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const silent = pino({ level: process.env.HERD_TEST_LOG ?? "silent" });
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -47,33 +42,7 @@ export async function waitFor<T>(
 }
 
 export async function applyCrds(env: ClusterEnv): Promise<void> {
-  // Through the untyped custom-objects client: the typed one would serialize the CRD through
-  // its model classes, which drop keys such as `default` and `x-kubernetes-validations`.
-  const raw = env.kubeconfig.makeApiClient(CustomObjectsApi);
-  const ext = env.kubeconfig.makeApiClient(ApiextensionsV1Api);
-  for (const info of kinds) {
-    const crd = parse(
-      readFileSync(path.join(root, "crds/manifests", `${info.plural}.yaml`), "utf8"),
-    ) as KubernetesObject;
-    await raw.patchClusterCustomObject(
-      {
-        group: "apiextensions.k8s.io",
-        version: "v1",
-        plural: "customresourcedefinitions",
-        name: crd.metadata!.name!,
-        body: crd,
-        fieldManager: "herd-tests",
-        force: true,
-      },
-      setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
-    );
-    await waitFor(`CRD ${info.plural} established`, async () => {
-      const c = await ext.readCustomResourceDefinition({ name: `${info.plural}.herd.dev` });
-      return c.status?.conditions?.some((x) => x.type === "Established" && x.status === "True")
-        ? true
-        : undefined;
-    });
-  }
+  await installCrds(env.kubeconfig, "herd-tests");
 }
 
 export interface Harness {
