@@ -262,42 +262,32 @@ export function readSafetensorsAny(bytes: Buffer, source: string): Map<string, R
 // Hugging Face's conversion permutes the rows of wq and wk so that rotary embedding rotates
 // the two halves of each head (rotate_half) instead of interleaved pairs:
 //   hf[h·hd + half·hd/2 + i] = meta[h·hd + 2i + half]   (half ∈ {0, 1}, i < hd/2)
-// These two functions move rows between the layouts.
-export function unpermuteRows(
+// reorderHeadRows moves rows between the layouts; unpermuteRows reads HF, permuteRows writes it.
+function reorderHeadRows(
   w: Float32Array,
   heads: number,
   rows: number,
   cols: number,
+  to: "meta" | "hf",
 ): Float32Array {
   const hd = rows / heads,
     out = new Float32Array(w.length);
   for (let h = 0; h < heads; h++)
     for (let half = 0; half < 2; half++)
       for (let i = 0; i < hd / 2; i++) {
-        const from = (h * hd + half * (hd / 2) + i) * cols,
-          to = (h * hd + 2 * i + half) * cols;
-        out.set(w.subarray(from, from + cols), to);
+        const hf = (h * hd + half * (hd / 2) + i) * cols,
+          meta = (h * hd + 2 * i + half) * cols;
+        const [from, dest] = to === "meta" ? [hf, meta] : [meta, hf];
+        out.set(w.subarray(from, from + cols), dest);
       }
   return out;
 }
 
-export function permuteRows(
-  w: Float32Array,
-  heads: number,
-  rows: number,
-  cols: number,
-): Float32Array {
-  const hd = rows / heads,
-    out = new Float32Array(w.length);
-  for (let h = 0; h < heads; h++)
-    for (let half = 0; half < 2; half++)
-      for (let i = 0; i < hd / 2; i++) {
-        const to = (h * hd + half * (hd / 2) + i) * cols,
-          from = (h * hd + 2 * i + half) * cols;
-        out.set(w.subarray(from, from + cols), to);
-      }
-  return out;
-}
+export const unpermuteRows = (w: Float32Array, heads: number, rows: number, cols: number) =>
+  reorderHeadRows(w, heads, rows, cols, "meta");
+
+export const permuteRows = (w: Float32Array, heads: number, rows: number, cols: number) =>
+  reorderHeadRows(w, heads, rows, cols, "hf");
 
 const hfNames = (l: number) => ({
   [`layers.${l}.attention.wq.weight`]: `model.layers.${l}.self_attn.q_proj.weight`,

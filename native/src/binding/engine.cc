@@ -337,6 +337,21 @@ struct ForwardOut {
   std::vector<float> logits, token_losses;
 };
 
+// { logits, loss, tokenLosses? } for JavaScript; tokenLosses only when the pass computed them.
+Napi::Value forwardObject(Napi::Env env, const ForwardOut& out) {
+  Napi::Object o = Napi::Object::New(env);
+  auto logits = Napi::Float32Array::New(env, out.logits.size());
+  std::copy(out.logits.begin(), out.logits.end(), logits.Data());
+  o.Set("logits", logits);
+  o.Set("loss", out.loss);
+  if (!out.token_losses.empty()) {
+    auto losses = Napi::Float32Array::New(env, out.token_losses.size());
+    std::copy(out.token_losses.begin(), out.token_losses.end(), losses.Data());
+    o.Set("tokenLosses", losses);
+  }
+  return o;
+}
+
 // forward(tokens, batch, seqLen, targets?) -> { logits, loss, tokenLosses? }: no gradients;
 // with targets, tokenLosses[n] = −log p(target[n]) (what log-likelihood scoring needs).
 Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo& info) {
@@ -356,19 +371,7 @@ Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo& info) {
         if (!b->targets.empty())
           out->token_losses.assign(model.losses(), model.losses() + size_t(b->B) * b->T);
       },
-      [out](Napi::Env env) -> Napi::Value {
-        Napi::Object o = Napi::Object::New(env);
-        auto logits = Napi::Float32Array::New(env, out->logits.size());
-        std::copy(out->logits.begin(), out->logits.end(), logits.Data());
-        o.Set("logits", logits);
-        o.Set("loss", out->loss);
-        if (!out->token_losses.empty()) {
-          auto losses = Napi::Float32Array::New(env, out->token_losses.size());
-          std::copy(out->token_losses.begin(), out->token_losses.end(), losses.Data());
-          o.Set("tokenLosses", losses);
-        }
-        return o;
-      });
+      [out](Napi::Env env) { return forwardObject(env, *out); });
   w->Queue();
   return w->Promise();
 }
@@ -391,14 +394,7 @@ Napi::Value TrainerWrap::LossAndGrads(const Napi::CallbackInfo& info) {
         model.zero_grad();
         model.backward(1.0f / float(n));
       },
-      [out](Napi::Env env) -> Napi::Value {
-        Napi::Object o = Napi::Object::New(env);
-        auto logits = Napi::Float32Array::New(env, out->logits.size());
-        std::copy(out->logits.begin(), out->logits.end(), logits.Data());
-        o.Set("logits", logits);
-        o.Set("loss", out->loss);
-        return o;
-      });
+      [out](Napi::Env env) { return forwardObject(env, *out); });
   w->Queue();
   return w->Promise();
 }
