@@ -16,6 +16,7 @@ function pod(
     disruption?: string;
     deleting?: boolean;
     node?: string;
+    finishedAt?: Date;
   } = {},
 ): V1Pod {
   return {
@@ -39,7 +40,9 @@ function pod(
                 imageID: "",
                 ready: false,
                 restartCount: 0,
-                state: { terminated: { exitCode: o.exitCode, reason: o.reason } },
+                state: {
+                  terminated: { exitCode: o.exitCode, reason: o.reason, finishedAt: o.finishedAt },
+                },
               },
             ],
     },
@@ -108,4 +111,37 @@ test("exit codes: 75 preempted, 64 user error with the trainer's message, OOMKil
   const crash = classify([pod("a", "Failed", { exitCode: 1, reason: "Error" })], 1, nodes, noLogs);
   assert.equal(crash?.kind, "failed");
   assert.match(crash?.message ?? "", /exit 1/);
+});
+
+test("ranks that failed together: the cause is the rank whose peer did not fail first", () => {
+  // Rank 1 crashed; rank 0 failed after it because its all-reduce lost the peer — in the
+  // same second (finishedAt has whole seconds), or even a second before by the clock.
+  const logs = (p: V1Pod) =>
+    p.metadata?.name === "r0"
+      ? "herd train: all-reduce on rank 0 of 2 failed: a peer rank is gone or did not arrive"
+      : "herd train: something broke on rank 1";
+  const out = classify(
+    [
+      pod("r0", "Failed", { exitCode: 1, finishedAt: new Date(1000) }),
+      pod("r1", "Failed", { exitCode: 1, finishedAt: new Date(1000) }),
+    ],
+    2,
+    nodes,
+    logs,
+  );
+  assert.equal(out?.kind, "failed");
+  assert.equal(out?.message, "pod r1 failed (exit 1): something broke on rank 1");
+});
+
+test("of ranks that each failed on their own, the first to fail is the cause", () => {
+  const out = classify(
+    [
+      pod("r0", "Failed", { exitCode: 1, finishedAt: new Date(9000) }),
+      pod("r1", "Failed", { exitCode: 2, finishedAt: new Date(1000) }),
+    ],
+    2,
+    nodes,
+    noLogs,
+  );
+  assert.equal(out?.message, "pod r1 failed (exit 2)");
 });

@@ -79,6 +79,8 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
         name: "HERD_RENDEZVOUS",
         value: `${rank0}.${service}.${object.namespace}.svc:${rendezvousPort}`,
       },
+      // The address the rank listens on for its peers (Gloo's pairs; rank 0's store).
+      { name: "HERD_POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
       { name: "HERD_ATTEMPT", value: String(a.attempt) },
       { name: "HERD_TRAININGJOB_NAME", value: object.name },
       { name: "HERD_TRAININGJOB_NAMESPACE", value: object.namespace },
@@ -195,6 +197,9 @@ function trainerMessage(log: string): string | undefined {
   return undefined;
 }
 
+/** A rank's error when another rank died under it (native/src/dist/gloo_collective.cc). */
+const peerLost = /all-reduce on rank \d+ of \d+ failed: a peer rank is gone/;
+
 /**
  * Classifies a set of pods (all of one attempt) that has ended, or returns undefined while
  * it runs. Disruption wins over exit codes: a preempted trainer exits 75 after its SIGTERM
@@ -242,7 +247,13 @@ export function classify(
         `pod ${disrupted[0]!.metadata!.name}: ${c ? `${c.reason}: ${c.message ?? ""}` : "deleted"}`.trim(),
     };
   }
-  const failed = pods.filter((p) => p.status?.phase === "Failed");
+  // The rank that failed first is the cause; its peers fail after it, saying a peer is gone.
+  // finishedAt has whole seconds, so a peer's "a peer rank is gone" also sorts it last.
+  const finished = (p: V1Pod) => new Date(terminated(p)?.finishedAt ?? 0).getTime();
+  const lostPeer = (p: V1Pod) => (peerLost.test(logs(p) ?? "") ? 1 : 0);
+  const failed = pods
+    .filter((p) => p.status?.phase === "Failed")
+    .sort((a, b) => lostPeer(a) - lostPeer(b) || finished(a) - finished(b));
   for (const pod of failed) {
     const t = terminated(pod);
     const name = pod.metadata!.name!;
