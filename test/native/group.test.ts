@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
+import { resolveModel } from "../../crds/model.ts";
 import { engine, type GroupOptions } from "../../native/engine.ts";
 
 const rankScript = path.join(import.meta.dirname, "group-rank.ts");
@@ -135,11 +136,41 @@ test("a group of one: all-reduce is the identity; bad options name the field", a
   );
   assert.throws(() => engine.joinGroup({ ...group(port, 0, 2), port: 70000 }), /options\.port/);
   assert.throws(() => engine.joinGroup({ ...group(port, 0, 2), host: "" }), /options\.host/);
+  // A trainer takes only a group from joinGroup().
+  const bytes = new TextEncoder().encode("a tiny text to train on, ".repeat(20));
+  const options = {
+    model: resolveModel(
+      { preset: "llama-tiny", normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false },
+      256,
+    ),
+    optimizer: {
+      peakLr: 1e-3,
+      minLrRatio: 0.1,
+      warmupSteps: 1,
+      totalSteps: 2,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0.1,
+      gradClip: 1,
+    },
+    seqLen: 16,
+    microBatch: 1,
+    accumSteps: 1,
+    seed: 1,
+    threads: 1,
+    source: { kind: "text-bytes" as const, text: bytes, seed: 1 },
+  };
   assert.throws(
-    () =>
-      engine.createTrainer({
-        group: {} as never,
-      } as never),
-    /./,
+    () => engine.createTrainer({ ...options, group: { handle: {} } as never }),
+    /^TypeError: options\.group must be a group from joinGroup\(\)$/,
   );
+  assert.throws(
+    () => engine.createTrainer({ ...options, group: g }),
+    /options\.group: the group is closed/,
+  );
+  const solo = await engine.joinGroup(group(await freePort(), 0, 1));
+  const step = await engine.createTrainer({ ...options, group: solo }).step(true);
+  assert.equal(step.stop, true, "a rank's own stop request comes back");
+  assert.ok(Number.isFinite(step.loss));
 });

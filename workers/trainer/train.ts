@@ -161,7 +161,7 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
   if (rows % (t.microBatch * world) !== 0)
     throw new UserError(
       `spec.training.microBatch: ${world} ranks of micro-batches of ${t.microBatch} do not divide ` +
-        `the ${rows} sequences of a global batch (spec.parallelism.workers ${world})`,
+        `the ${rows} sequences of a global batch (world size ${world})`,
     );
   const totalSteps = t.steps ?? Math.ceil(t.tokens! / t.globalBatchTokens);
   const o = t.optimizer;
