@@ -43,7 +43,7 @@ try {
   } else if (mode === "idle") {
     // Joins, then stays alive without ever taking part in a collective (a hung peer).
     say({ joined: group.rank });
-    await new Promise((r) => setTimeout(r, 15_000));
+    await new Promise((r) => setTimeout(r, 6_000));
   } else {
     say({ joined: group.rank, world: group.world });
   }
