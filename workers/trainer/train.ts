@@ -9,7 +9,14 @@ import { parameterCount, resolveModel, type ModelConfig } from "../../crds/model
 import { presets } from "../../crds/presets.ts";
 import type { TrainingJob } from "../../crds/trainingjob.ts";
 import { engine, type Trainer, type TrainerOptions } from "../../native/engine.ts";
-import { CheckpointError, loadCheckpoint, saveCheckpoint, stepName } from "./checkpoint.ts";
+import { CheckpointError, loadCheckpoint, stepName } from "./checkpoint.ts";
+import {
+  folderStore,
+  s3ConfigFromEnv,
+  s3Store,
+  stagingDirFor,
+  type CheckpointStore,
+} from "./checkpoint-store.ts";
 import { decodeSafetensors, encodeSafetensors, type Tensor } from "./safetensors.ts";
 
 /** Exit codes of the trainer; the training workflow classifies attempts by them. */
@@ -31,7 +38,7 @@ export class UserError extends Error {
 export interface TrainOptions {
   /** The TrainingJob manifest; relative paths in it resolve against its folder. */
   manifest: string;
-  /** Checkpoint folder; defaults to spec.checkpoint.uri. */
+  /** Checkpoint folder or s3:// URI; defaults to spec.checkpoint.uri. */
   out?: string;
   /** Stop once this many steps are done in all (the schedule still follows the job's length). */
   steps?: number;
@@ -48,7 +55,8 @@ export interface Plan {
   sourceFile: string;
   totalSteps: number;
   stopAt: number;
-  checkpointDir: string;
+  /** A local folder or an s3://bucket/prefix. */
+  checkpointUri: string;
   intervalSteps: number;
   keep: number;
   /** Settings this trainer does not apply, said once at start. */
@@ -60,9 +68,24 @@ const checkpointFiles = ["model.safetensors", "optimizer.safetensors", "trainer.
 // A storage URI from the manifest as a local path: relative to the manifest's folder.
 function localPath(uri: string, base: string, field: string): string {
   if (uri.startsWith("s3://"))
-    throw new UserError(`${field}: ${uri} is object storage; --local runs take a local path`);
+    throw new UserError(`${field}: ${uri} is object storage; give a local path`);
   if (uri.startsWith("file://")) return uri.slice("file://".length);
   return path.resolve(base, uri);
+}
+
+// Checkpoints go to object storage as they are; anything else is a local path.
+const checkpointUri = (uri: string, base: string) =>
+  uri.startsWith("s3://") ? uri : localPath(uri, base, "spec.checkpoint.uri");
+
+/** The job's checkpoint storage; object storage needs S3 settings in the environment. */
+function checkpointStore(uri: string): CheckpointStore {
+  if (!uri.startsWith("s3://")) return folderStore(uri);
+  const config = s3ConfigFromEnv();
+  if (!config)
+    throw new UserError(
+      `spec.checkpoint.uri: ${uri} is object storage, but HERD_S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not all set`,
+    );
+  return s3Store(uri, stagingDirFor(uri), config);
 }
 
 export function plan(job: TrainingJob, manifestDir: string, options: TrainOptions): Plan {
@@ -132,9 +155,10 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
     sourceFile: localPath(spec.data.sources[0]!.uri, manifestDir, "spec.data.sources[0].uri"),
     totalSteps,
     stopAt: Math.min(options.steps ?? totalSteps, totalSteps),
-    checkpointDir: options.out
-      ? path.resolve(options.out)
-      : localPath(spec.checkpoint.uri, manifestDir, "spec.checkpoint.uri"),
+    checkpointUri: checkpointUri(
+      options.out ?? spec.checkpoint.uri,
+      options.out ? process.cwd() : manifestDir,
+    ),
     intervalSteps: spec.checkpoint.intervalSteps,
     keep: spec.checkpoint.keep,
     warnings,
@@ -376,12 +400,13 @@ async function run(p: Plan, log: Logger): Promise<number> {
   process.on("SIGINT", onSignal);
   try {
     for (const w of p.warnings) log.warn(w);
-    const trainer = createAndResume(p, log);
+    const store = checkpointStore(p.checkpointUri);
+    const trainer = await createAndResume(p, store, log);
     const tokensPerStep = p.trainer.seqLen * p.trainer.microBatch * p.trainer.accumSteps;
     let step = trainer.state().step;
     let lastSaved = step;
-    const save = (): void => {
-      const where = saveCheckpoint(p.checkpointDir, step, checkpointContents(trainer, p), p.keep);
+    const save = async (): Promise<void> => {
+      const where = await store.save(step, checkpointContents(trainer, p), p.keep);
       lastSaved = step;
       log.info(`checkpoint ${stepName(step)} written`, { event: "checkpoint", step, path: where });
     };
@@ -402,17 +427,17 @@ async function run(p: Plan, log: Logger): Promise<number> {
         tokensPerSecond: tokensPerStep / perStep,
         etaSeconds: perStep * (p.stopAt - step),
       });
-      if (step % p.intervalSteps === 0) save();
+      if (step % p.intervalSteps === 0) await save();
     }
-    if (lastSaved !== step) save();
+    if (lastSaved !== step) await save();
     log.end();
     if (stopSignal) {
       log.info(`stopped by ${stopSignal} at step ${step}; exit ${exitCodes.preempted} (preempted)`);
       return exitCodes.preempted;
     }
-    log.info(`done: step ${step} of ${p.totalSteps}; checkpoints in ${p.checkpointDir}`, {
+    log.info(`done: step ${step} of ${p.totalSteps}; checkpoints in ${p.checkpointUri}`, {
       step,
-      checkpoints: p.checkpointDir,
+      checkpoints: p.checkpointUri,
     });
     return exitCodes.ok;
   } finally {
@@ -422,7 +447,7 @@ async function run(p: Plan, log: Logger): Promise<number> {
 }
 
 // Creates the engine's trainer for the plan and restores the newest usable checkpoint.
-function createAndResume(p: Plan, log: Logger): Trainer {
+async function createAndResume(p: Plan, store: CheckpointStore, log: Logger): Promise<Trainer> {
   let text: Buffer;
   try {
     text = readFileSync(p.sourceFile);
@@ -444,8 +469,9 @@ function createAndResume(p: Plan, log: Logger): Trainer {
   } catch (err) {
     throw new UserError((err as Error).message);
   }
+  await store.prepareResume((msg) => log.warn(msg));
   const loaded = loadCheckpoint(
-    p.checkpointDir,
+    store.localDir,
     checkpointFiles,
     (files) => openCheckpoint(files, trainer, p),
     (msg) => log.warn(msg),
