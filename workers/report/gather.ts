@@ -118,6 +118,9 @@ function checkResults(x: unknown, where: string): ResultsFile {
   const r = x as Partial<ResultsFile>;
   if (r?.format !== "herd-eval-results" || r.version !== 1)
     throw new ReportError(`${where}: not a herd-eval-results version 1 file`);
+  for (const field of ["step", "tokensSeen"] as const)
+    if (r.checkpoint?.[field] !== undefined && !isStep(r.checkpoint[field]))
+      throw new ReportError(`${where}: checkpoint.${field} must be a non-negative integer`);
   if (!Array.isArray(r.tasks)) throw new ReportError(`${where}: tasks must be a list`);
   r.tasks.forEach((t, i) => {
     if (typeof t?.task !== "string" || !Array.isArray(t.metrics))
@@ -154,7 +157,10 @@ export async function gatherReport(name: string, files: CheckpointFiles): Promis
   const completed = new Map<EvalPoint, string>();
   for (const file of resultFiles) {
     const where = `${files.location}/${file}`;
-    const results = checkResults(parseJson((await files.read(file))!, where), where);
+    const bytes = await files.read(file);
+    if (!bytes) continue; // removed since the listing
+    const results = checkResults(parseJson(bytes, where), where);
+    const completion = String(results.completionTime ?? "");
     const step = results.checkpoint?.step ?? Number(resultsName.exec(file)![1]);
     const tokens = results.checkpoint?.tokensSeen ?? ckptTokens.get(step) ?? lossTokens.get(step);
     if (tokens === undefined) {
@@ -174,9 +180,9 @@ export async function gatherReport(name: string, files: CheckpointFiles): Promis
         const same = s.points.findIndex((p) => p.step === step);
         // Two evaluations of one checkpoint on one task: the one completed last counts.
         if (same < 0) s.points.push(point);
-        else if (results.completionTime >= completed.get(s.points[same]!)!) s.points[same] = point;
+        else if (completion >= completed.get(s.points[same]!)!) s.points[same] = point;
         else continue;
-        completed.set(point, results.completionTime);
+        completed.set(point, completion);
       }
   }
   for (const s of series.values()) s.points.sort((a, b) => a.tokens - b.tokens);
