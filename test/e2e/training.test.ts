@@ -401,6 +401,12 @@ describe("training end to end", () => {
     );
     steps.delete(undefined);
     assert.equal(steps.size, 2, `keep: 2 leaves two checkpoints: ${[...steps].join(", ")}`);
+    // The loss history travelled with the checkpoints: every step once, despite the resume.
+    const history = (await s3.get(prefix + "metrics.jsonl")).toString().trim().split("\n");
+    assert.deepEqual(
+      history.map((l) => (JSON.parse(l) as { step: number }).step),
+      Array.from({ length: 400 }, (_, i) => i + 1),
+    );
     const logs = await c.kubectl("logs", "-n", h.namespace, `ins3-a2-r0`);
     assert.match(logs.stdout, /resumed from/, "the second attempt resumed");
     const local = await uninterrupted400();

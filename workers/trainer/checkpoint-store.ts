@@ -13,11 +13,12 @@
 // published checkpoint that verifies against its manifest into the staging folder and opens it
 // there with the same loader as a local folder.
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { S3, type S3Config } from "../s3.ts";
 import { parseS3Uri } from "../shard-store.ts";
+import { metricsFile } from "./metrics-log.ts";
 import {
   CheckpointError,
   latestFile,
@@ -150,6 +151,8 @@ export function s3Store(
       // The staging folder mirrors S3 for this run only: what an earlier pod left is stale.
       rmSync(stagingDir, { recursive: true, force: true });
       mkdirSync(stagingDir, { recursive: true });
+      if (await s3.head(prefix + metricsFile))
+        await s3.getFile(prefix + metricsFile, path.join(stagingDir, metricsFile));
       const latest = await s3Latest(s3, prefix);
       const candidates = resumeCandidates(
         latest.step,
@@ -174,6 +177,9 @@ export function s3Store(
     async save(step, files, keep) {
       const dir = saveCheckpoint(stagingDir, step, files, 1);
       await upload(step, dir);
+      // The loss history goes with the checkpoint it covers (docs/formats.md, metrics.jsonl).
+      const metrics = path.join(stagingDir, metricsFile);
+      if (existsSync(metrics)) await s3.putFile(prefix + metricsFile, metrics);
       await s3.put(prefix + latestFile, stepName(step) + "\n");
       await prune(step, keep);
       return published(step);

@@ -17,6 +17,7 @@ import {
   stagingDirFor,
   type CheckpointStore,
 } from "./checkpoint-store.ts";
+import { MetricsLog } from "./metrics-log.ts";
 import { decodeSafetensors, encodeSafetensors, type Tensor } from "./safetensors.ts";
 
 /** Exit codes of the trainer; the training workflow classifies attempts by them. */
@@ -405,7 +406,9 @@ async function run(p: Plan, log: Logger): Promise<number> {
     const tokensPerStep = p.trainer.seqLen * p.trainer.microBatch * p.trainer.accumSteps;
     let step = trainer.state().step;
     let lastSaved = step;
+    const metrics = MetricsLog.open(store.localDir, step, (msg) => log.warn(msg));
     const save = async (): Promise<void> => {
+      metrics.sync(); // the log covers every step of the checkpoint before it is published
       const where = await store.save(step, checkpointContents(trainer, p), p.keep);
       lastSaved = step;
       log.info(`checkpoint ${stepName(step)} written`, { event: "checkpoint", step, path: where });
@@ -419,17 +422,15 @@ async function run(p: Plan, log: Logger): Promise<number> {
       inFlight = undefined;
       step++;
       const perStep = (performance.now() - started) / 1000 / (step - startStep);
-      log.step({
-        step,
-        loss: r.loss,
-        lr: r.lr,
-        gradNorm: r.gradNorm,
-        tokensPerSecond: tokensPerStep / perStep,
-        etaSeconds: perStep * (p.stopAt - step),
-      });
+      const done = { step, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm };
+      const tokensPerSecond = tokensPerStep / perStep;
+      log.step({ ...done, tokensPerSecond, etaSeconds: perStep * (p.stopAt - step) });
+      const { tokens } = trainer.state();
+      metrics.append({ ...done, tokens, tokensPerSecond, time: new Date().toISOString() });
       if (step % p.intervalSteps === 0) await save();
     }
     if (lastSaved !== step) await save();
+    metrics.close();
     log.end();
     if (stopSignal) {
       log.info(`stopped by ${stopSignal} at step ${step}; exit ${exitCodes.preempted} (preempted)`);
