@@ -145,3 +145,26 @@ test("of ranks that each failed on their own, the first to fail is the cause", (
   );
   assert.equal(out?.message, "pod r1 failed (exit 2)");
 });
+
+test("a pod being deleted on a node that stopped responding: NodeLost once past its deadline", () => {
+  const now = Date.parse("2026-01-01T00:10:00Z");
+  const deleting = (deadline: string, node: string): V1Pod => {
+    const p = pod("a", "Running", { disruption: "DeletionByTaintManager", node });
+    p.metadata!.deletionTimestamp = new Date(deadline);
+    return p;
+  };
+  const present = new Set(["n1", "n2"]);
+  const silent = new Set(["n2"]);
+  // Just past the deadline: the kubelet may still report the end (and the checkpoint).
+  const recent = deleting("2026-01-01T00:09:55Z", "n2");
+  assert.equal(classify([recent], 1, present, noLogs, new Map(), silent, now), undefined);
+  // Long past it on a silent node: it will not end by itself.
+  const stranded = deleting("2026-01-01T00:09:00Z", "n2");
+  const o = classify([stranded], 1, present, noLogs, new Map(), silent, now);
+  assert.equal(o?.kind, "preempted");
+  assert.equal(o?.reason, "NodeLost");
+  assert.match(o?.message ?? "", /node n2 stopped responding/);
+  // The same pod on a Ready node is just slow to stop: keep waiting.
+  const slow = deleting("2026-01-01T00:09:00Z", "n1");
+  assert.equal(classify([slow], 1, present, noLogs, new Map(), silent, now), undefined);
+});

@@ -1,9 +1,7 @@
 // The training workflow's activities: an attempt's pods and Service, watching them to their
 // end and classifying it (DESIGN.md, "Outcomes of an attempt"), deleting them, reading the
 // newest durable checkpoint, and Events on the TrainingJob.
-import { statSync } from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import { heartbeat, sleep as activitySleep } from "@temporalio/activity";
 import {
   ApiException,
@@ -11,13 +9,15 @@ import {
   Watch,
   type KubeConfig,
   type V1EnvVar,
+  type V1Node,
   type V1Pod,
   type V1Service,
   type V1Toleration,
 } from "@kubernetes/client-node";
 import { group, version } from "../../crds/common.ts";
 import type { TrainingJobSpec } from "../../crds/trainingjob.ts";
-import { manifestFile, readLatest, stepName } from "../trainer/checkpoint.ts";
+import { latestPublished, s3ConfigFromEnv } from "../trainer/checkpoint-store.ts";
+import type { S3Config } from "../s3.ts";
 import type { ObjectRef } from "../../workflows/types.ts";
 import {
   labels,
@@ -33,6 +33,45 @@ export interface TrainingActivityOptions {
   /** The Temporal address the trainer pods signal their progress to. */
   temporalAddress: string;
   temporalNamespace: string;
+  /** Object storage the pods and this worker reach (s3:// checkpoint and data URIs). */
+  s3?: ObjectStorage;
+}
+
+/**
+ * The S3 endpoint and credentials. Pods get the credentials from the Secret named by
+ * credentialsSecret (keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) when one is given —
+ * the way a cluster should — and as literal values otherwise (the local plane).
+ */
+export interface ObjectStorage {
+  config: Omit<S3Config, "bucket">;
+  credentialsSecret?: string;
+}
+
+/** Object storage from the worker's environment: HERD_S3_ENDPOINT, AWS_*, HERD_S3_CREDENTIALS_SECRET. */
+export function objectStorageFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+): ObjectStorage | undefined {
+  const config = s3ConfigFromEnv(env);
+  if (!config) return undefined;
+  return { config, credentialsSecret: env.HERD_S3_CREDENTIALS_SECRET || undefined };
+}
+
+/** The pod env that gives a trainer the same object storage as the worker. */
+function objectStorageEnv(s: ObjectStorage | undefined): V1EnvVar[] {
+  if (!s) return [];
+  const secret = (key: string): V1EnvVar =>
+    s.credentialsSecret
+      ? { name: key, valueFrom: { secretKeyRef: { name: s.credentialsSecret, key } } }
+      : {
+          name: key,
+          value: key === "AWS_ACCESS_KEY_ID" ? s.config.accessKeyId : s.config.secretAccessKey,
+        };
+  return [
+    { name: "HERD_S3_ENDPOINT", value: s.config.endpoint },
+    { name: "AWS_REGION", value: s.config.region },
+    secret("AWS_ACCESS_KEY_ID"),
+    secret("AWS_SECRET_ACCESS_KEY"),
+  ];
 }
 
 /** Port of rank 0's rendezvous (Gloo's store) on the headless Service. */
@@ -49,6 +88,8 @@ export function localCheckpointDir(uri: string): string | undefined {
   return uri;
 }
 
+const isReady = (n: V1Node) =>
+  n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
 const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
 
@@ -90,6 +131,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
       { name: "HERD_TRAINER_THREADS", value: String(threads) },
       { name: "TEMPORAL_ADDRESS", value: opts.temporalAddress },
       { name: "TEMPORAL_NAMESPACE", value: opts.temporalNamespace },
+      ...objectStorageEnv(opts.s3),
     ];
     const name = podName(object, a.attempt, rank);
     return {
@@ -200,6 +242,24 @@ function trainerMessage(log: string): string | undefined {
 /** A rank's error when another rank died under it (native/src/dist/gloo_collective.cc). */
 const peerLost = /all-reduce on rank \d+ of \d+ failed: a peer rank is gone/;
 
+/** Slack past a pod's deletion deadline before its silent node counts as lost. */
+const strandedAfterMs = 15_000;
+
+/**
+ * A pod being deleted on a node that is not Ready, past its deletion deadline (the API server
+ * sets deletionTimestamp to the request time plus the grace period): its kubelet cannot
+ * confirm the end, so the pod would stay Terminating until the node comes back.
+ */
+function strandedOn(p: V1Pod, notReady: Set<string>, now: number): boolean {
+  const deadline = p.metadata?.deletionTimestamp;
+  return (
+    !ended(p) &&
+    deadline !== undefined &&
+    notReady.has(p.spec?.nodeName ?? "") &&
+    now > new Date(deadline).getTime() + strandedAfterMs
+  );
+}
+
 /**
  * Classifies a set of pods (all of one attempt) that has ended, or returns undefined while
  * it runs. Disruption wins over exit codes: a preempted trainer exits 75 after its SIGTERM
@@ -211,8 +271,11 @@ export function classify(
   nodes: Set<string>,
   logs: (pod: V1Pod) => string | undefined,
   remembered: Map<string, Disruption> = new Map(),
+  notReady: Set<string> = new Set(),
+  now: number = Date.now(),
 ): Outcome | undefined {
   const disrupted = pods.filter((p) => disruptionOf(p) || p.metadata?.deletionTimestamp);
+  const stranded = disrupted.filter((p) => strandedOn(p, notReady, now));
   const lostNode = pods.filter((p) => p.spec?.nodeName && !nodes.has(p.spec.nodeName));
   if (pods.length < expected) {
     // A pod deleted by someone else: once the others are down too, it is a preemption. The
@@ -234,6 +297,12 @@ export function classify(
       kind: "preempted",
       reason: "NodeLost",
       message: `node ${lostNode[0]!.spec!.nodeName} is gone`,
+    };
+  if (stranded.length > 0)
+    return {
+      kind: "preempted",
+      reason: "NodeLost",
+      message: `pod ${stranded[0]!.metadata!.name}: node ${stranded[0]!.spec!.nodeName} stopped responding; resuming from the last durable checkpoint`,
     };
   if (disrupted.length > 0) {
     // Wait for the disrupted pods to stop: their SIGTERM checkpoint must be durable first.
@@ -298,25 +367,41 @@ export function trainingActivities(
   const selector = (o: ObjectRef, attempt?: number) =>
     `${labels.uid}=${o.uid}` + (attempt === undefined ? "" : `,${labels.attempt}=${attempt}`);
 
+  /** Deletes pods of an attempt (or all attempts) and waits until they are gone. */
   const deleteAll = async (object: ObjectRef): Promise<void> => {
     const { namespace } = object;
-    const pods = await core.listNamespacedPod({ namespace, labelSelector: selector(object) });
-    for (const p of pods.items)
-      if (!p.metadata?.deletionTimestamp)
-        await core.deleteNamespacedPod({ name: p.metadata!.name!, namespace }).catch((err) => {
-          if (!isNotFound(err)) throw err;
-        });
     await core
       .deleteNamespacedService({ name: serviceName(object), namespace })
       .catch((err: unknown) => {
         if (!isNotFound(err)) throw err;
       });
-    // Wait until they are gone: the trainers write their SIGTERM checkpoint meanwhile.
+    // The trainers write their SIGTERM checkpoint meanwhile.
     for (;;) {
-      const left = await core.listNamespacedPod({ namespace, labelSelector: selector(object) });
-      if (left.items.length === 0) return;
+      const pods = (await core.listNamespacedPod({ namespace, labelSelector: selector(object) }))
+        .items;
+      if (pods.length === 0) return;
+      const notReady = new Set(
+        (await core.listNode()).items.filter((n) => !isReady(n)).map((n) => n.metadata?.name ?? ""),
+      );
+      for (const p of pods) {
+        // A pod whose node stopped responding would stay Terminating until the node returns:
+        // past its deadline it is removed from the API at once. (On a partitioned rather than
+        // dead node its process may still run: docs/training.md, "Node loss", says why that
+        // is safe.)
+        const stranded = strandedOn(p, notReady, Date.now());
+        if (!p.metadata?.deletionTimestamp || stranded)
+          await core
+            .deleteNamespacedPod({
+              name: p.metadata!.name!,
+              namespace,
+              ...(stranded && { gracePeriodSeconds: 0 }),
+            })
+            .catch((err) => {
+              if (!isNotFound(err)) throw err;
+            });
+      }
       heartbeat();
-      await activitySleep(250);
+      await activitySleep(500);
     }
   };
 
@@ -366,8 +451,10 @@ export function trainingActivities(
               labelSelector: selector(a.object, a.attempt),
             })
           ).items;
-          const nodeNames = new Set(
-            (await core.listNode()).items.map((n) => n.metadata?.name ?? ""),
+          const nodes = (await core.listNode()).items;
+          const nodeNames = new Set(nodes.map((n) => n.metadata?.name ?? ""));
+          const notReady = new Set(
+            nodes.filter((n) => !isReady(n)).map((n) => n.metadata?.name ?? ""),
           );
           const logs = new Map<string, string>();
           for (const p of pods)
@@ -389,6 +476,7 @@ export function trainingActivities(
             nodeNames,
             (p) => logs.get(p.metadata!.name!),
             remembered,
+            notReady,
           );
           // A deletion whose reason the watch has not delivered yet: give it a moment.
           if (outcome?.reason === "PodDeleted" && settle++ < 4) {
@@ -428,17 +516,7 @@ export function trainingActivities(
 
     async latestCheckpoint(spec): Promise<CheckpointInfo | undefined> {
       const uri = (spec as unknown as TrainingJobSpec).checkpoint.uri;
-      const dir = localCheckpointDir(uri);
-      if (!dir) return undefined; // object storage: the trainer reports checkpoints it makes
-      const step = readLatest(dir);
-      if (step === undefined) return undefined;
-      const where = path.join(dir, stepName(step));
-      try {
-        const time = statSync(path.join(where, manifestFile)).mtime.toISOString();
-        return { step, uri: where, time };
-      } catch {
-        return undefined;
-      }
+      return latestPublished(uri, opts.s3?.config);
     },
 
     async recordEvent({ object, type, reason, message }) {

@@ -11,7 +11,15 @@ import { parameterCount, resolveModel, type ModelConfig } from "../../crds/model
 import { presets } from "../../crds/presets.ts";
 import type { TrainingJob } from "../../crds/trainingjob.ts";
 import { engine, type Group, type Trainer, type TrainerOptions } from "../../native/engine.ts";
-import { CheckpointError, loadCheckpoint, saveCheckpoint, stepName } from "./checkpoint.ts";
+import { CheckpointError, loadCheckpoint, stepName } from "./checkpoint.ts";
+import {
+  folderStore,
+  s3ConfigFromEnv,
+  s3Store,
+  stagingDirFor,
+  type CheckpointStore,
+} from "./checkpoint-store.ts";
+import { MetricsLog } from "./metrics-log.ts";
 import { parseEndpoint, resolveHost } from "./rendezvous.ts";
 import { decodeSafetensors, encodeSafetensors, type Tensor } from "./safetensors.ts";
 
@@ -34,7 +42,7 @@ export class UserError extends Error {
 export interface TrainOptions {
   /** The TrainingJob manifest; relative paths in it resolve against its folder. */
   manifest: string;
-  /** Checkpoint folder; defaults to spec.checkpoint.uri. */
+  /** Checkpoint folder or s3:// URI; defaults to spec.checkpoint.uri. */
   out?: string;
   /** Stop once this many steps are done in all (the schedule still follows the job's length). */
   steps?: number;
@@ -98,7 +106,8 @@ export interface Plan {
   sourceFile: string;
   totalSteps: number;
   stopAt: number;
-  checkpointDir: string;
+  /** A local folder or an s3://bucket/prefix. */
+  checkpointUri: string;
   intervalSteps: number;
   keep: number;
   /** Ranks training together (1: this process alone). */
@@ -112,9 +121,24 @@ const checkpointFiles = ["model.safetensors", "optimizer.safetensors", "trainer.
 // A storage URI from the manifest as a local path: relative to the manifest's folder.
 function localPath(uri: string, base: string, field: string): string {
   if (uri.startsWith("s3://"))
-    throw new UserError(`${field}: ${uri} is object storage; --local runs take a local path`);
+    throw new UserError(`${field}: ${uri} is object storage; give a local path`);
   if (uri.startsWith("file://")) return uri.slice("file://".length);
   return path.resolve(base, uri);
+}
+
+// Checkpoints go to object storage as they are; anything else is a local path.
+const checkpointUri = (uri: string, base: string) =>
+  uri.startsWith("s3://") ? uri : localPath(uri, base, "spec.checkpoint.uri");
+
+/** The job's checkpoint storage; object storage needs S3 settings in the environment. */
+function checkpointStore(uri: string): CheckpointStore {
+  if (!uri.startsWith("s3://")) return folderStore(uri);
+  const config = s3ConfigFromEnv();
+  if (!config)
+    throw new UserError(
+      `spec.checkpoint.uri: ${uri} is object storage, but HERD_S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not all set`,
+    );
+  return s3Store(uri, stagingDirFor(uri), config);
 }
 
 export function plan(job: TrainingJob, manifestDir: string, options: TrainOptions): Plan {
@@ -191,9 +215,10 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
     sourceFile: localPath(spec.data.sources[0]!.uri, manifestDir, "spec.data.sources[0].uri"),
     totalSteps,
     stopAt: Math.min(options.steps ?? totalSteps, totalSteps),
-    checkpointDir: options.out
-      ? path.resolve(options.out)
-      : localPath(spec.checkpoint.uri, manifestDir, "spec.checkpoint.uri"),
+    checkpointUri: checkpointUri(
+      options.out ?? spec.checkpoint.uri,
+      options.out ? process.cwd() : manifestDir,
+    ),
     intervalSteps: spec.checkpoint.intervalSteps,
     keep: spec.checkpoint.keep,
     world,
@@ -461,17 +486,22 @@ async function run(p: Plan, log: Logger, dist: Distributed | undefined): Promise
       if (joined === "stop") return exitCodes.preempted;
       group = joined as Group;
     }
-    const trainer = createAndResume(p, log, group);
+    const store = checkpointStore(p.checkpointUri);
+    const trainer = await createAndResume(p, store, log, group);
     const tokensPerStep = p.trainer.seqLen * p.trainer.microBatch * p.trainer.accumSteps * p.world;
     let step = trainer.state().step;
     if (group) await agreeOnStartStep(group, step);
-    // Every rank holds the same weights; rank 0 alone writes them.
+    // Every rank holds the same weights and logs the same loss; rank 0 alone writes them.
     const writesCheckpoints = (dist?.rank ?? 0) === 0;
     let lastSaved = step;
-    const save = (): void => {
+    const metrics = writesCheckpoints
+      ? MetricsLog.open(store.localDir, step, (msg) => log.warn(msg))
+      : undefined;
+    const save = async (): Promise<void> => {
       lastSaved = step;
       if (!writesCheckpoints) return;
-      const where = saveCheckpoint(p.checkpointDir, step, checkpointContents(trainer, p), p.keep);
+      metrics?.sync(); // the log covers every step of the checkpoint before it is published
+      const where = await store.save(step, checkpointContents(trainer, p), p.keep);
       log.info(`checkpoint ${stepName(step)} written`, { event: "checkpoint", step, path: where });
     };
     const started = performance.now();
@@ -486,26 +516,24 @@ async function run(p: Plan, log: Logger, dist: Distributed | undefined): Promise
       step++;
       agreedToStop = r.stop;
       const perStep = (performance.now() - started) / 1000 / (step - startStep);
-      log.step({
-        step,
-        loss: r.loss,
-        lr: r.lr,
-        gradNorm: r.gradNorm,
-        tokensPerSecond: tokensPerStep / perStep,
-        etaSeconds: perStep * (p.stopAt - step),
-      });
-      if (step % p.intervalSteps === 0) save();
+      const done = { step, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm };
+      const tokensPerSecond = tokensPerStep / perStep;
+      log.step({ ...done, tokensPerSecond, etaSeconds: perStep * (p.stopAt - step) });
+      const { tokens } = trainer.state();
+      metrics?.append({ ...done, tokens, tokensPerSecond, time: new Date().toISOString() });
+      if (step % p.intervalSteps === 0) await save();
     }
-    if (lastSaved !== step) save();
+    if (lastSaved !== step) await save();
+    metrics?.close();
     log.end();
     if (stopSignal || agreedToStop) {
       const why = stopSignal ?? "another rank's stop";
       log.info(`stopped by ${why} at step ${step}; exit ${exitCodes.preempted} (preempted)`);
       return exitCodes.preempted;
     }
-    log.info(`done: step ${step} of ${p.totalSteps}; checkpoints in ${p.checkpointDir}`, {
+    log.info(`done: step ${step} of ${p.totalSteps}; checkpoints in ${p.checkpointUri}`, {
       step,
-      checkpoints: p.checkpointDir,
+      checkpoints: p.checkpointUri,
     });
     return exitCodes.ok;
   } finally {
@@ -549,12 +577,17 @@ async function agreeOnStartStep(group: Group, step: number): Promise<void> {
   if (steps.some((s) => s !== steps[0]))
     throw new Error(
       `the ranks resumed from different checkpoints (${steps.map((s, r) => `rank ${r} at step ${s}`).join(", ")}): ` +
-        "every rank must see the checkpoint folder rank 0 writes",
+        "every rank must see the checkpoints rank 0 writes",
     );
 }
 
 // Creates the engine's trainer for the plan and restores the newest usable checkpoint.
-function createAndResume(p: Plan, log: Logger, group: Group | undefined): Trainer {
+async function createAndResume(
+  p: Plan,
+  store: CheckpointStore,
+  log: Logger,
+  group: Group | undefined,
+): Promise<Trainer> {
   let text: Buffer;
   try {
     text = readFileSync(p.sourceFile);
@@ -577,8 +610,9 @@ function createAndResume(p: Plan, log: Logger, group: Group | undefined): Traine
   } catch (err) {
     throw new UserError((err as Error).message);
   }
+  await store.prepareResume((msg) => log.warn(msg));
   const loaded = loadCheckpoint(
-    p.checkpointDir,
+    store.localDir,
     checkpointFiles,
     (files) => openCheckpoint(files, trainer, p),
     (msg) => log.warn(msg),
