@@ -4,6 +4,8 @@
 // herd's matrices are row-major and cuBLASLt's are column-major. A row-major [r, c] matrix
 // read as column-major is its transpose, so C = op(A)·op(B) is computed as
 // Cᵀ = op(B)ᵀ·op(A)ᵀ: cuBLASLt's first operand is B, its second A, transposes unchanged.
+#include <utility>
+
 #include "kernels.cuh"
 
 namespace herd::cuda {
@@ -22,6 +24,14 @@ cublasLtMatrixLayout_t layout(DType t, int rows, int cols, int ld) {
   cublasLtMatrixLayout_t l;
   lt_check(cublasLtMatrixLayoutCreate(&l, cuda_type(t), cols, rows, ld), "layout");
   return l;
+}
+
+// Largest power of two (up to 256) dividing the address: cuBLASLt's heuristic assumes 256-byte
+// aligned operands unless told otherwise, and would pick kernels that fault on others.
+uint32_t alignment(const void* p) {
+  uint32_t a = 256;
+  while (a > 1 && reinterpret_cast<uintptr_t>(p) % a != 0) a /= 2;
+  return a;
 }
 
 }  // namespace
@@ -61,6 +71,16 @@ void matmul(const Blas& blas, cudaStream_t stream, bool trans_a, bool trans_b, i
                                                 &blas.workspace_bytes,
                                                 sizeof blas.workspace_bytes),
            "workspace");
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, const void*> operands[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, b},  // cuBLASLt's A is our B
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c}};
+  for (const auto& [attribute, pointer] : operands) {
+    const uint32_t bytes = alignment(pointer);
+    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, attribute, &bytes, sizeof bytes),
+             "alignment");
+  }
   if (blas.deterministic) {
     // Split-K reductions are the only place cuBLASLt's result could depend on scheduling;
     // allow none.
