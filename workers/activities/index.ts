@@ -3,13 +3,18 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { ControlActivities, ObjectRef } from "../../workflows/types.ts";
 import type { TrainingActivities } from "../../workflows/training-types.ts";
 import { statusActivities } from "./status.ts";
-import { trainingActivities, type TrainingActivityOptions } from "./training.ts";
+import {
+  trainerOptionsFromEnv,
+  trainingActivities,
+  type TrainingActivityOptions,
+} from "./training.ts";
 
 export function createActivities(
   kc: KubeConfig,
   opts: TrainingActivityOptions = {
     temporalAddress: process.env.TEMPORAL_ADDRESS ?? "127.0.0.1:7233",
     temporalNamespace: process.env.TEMPORAL_NAMESPACE ?? "default",
+    ...trainerOptionsFromEnv(),
   },
 ): ControlActivities & TrainingActivities {
   const { cleanUpTraining, ...training } = trainingActivities(kc, opts);
