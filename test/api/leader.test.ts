@@ -185,7 +185,10 @@ test("two operator processes: one leads, the standby takes over when the leader 
     assert.ok(first, "the Lease names its holder");
 
     await reconciled("first");
-    assert.ok((await metric(leader, "herd_operator_reconciles_total")) > 0);
+    assert.ok(
+      (await metric(leader, "herd_operator_reconciles_total")) > 0,
+      "the leader reconciles",
+    );
     assert.equal(await metric(standby, "herd_operator_reconciles_total"), 0);
 
     // Killed: no release, so the standby waits for the Lease to expire, then leads.
@@ -198,7 +201,10 @@ test("two operator processes: one leads, the standby takes over when the leader 
     assert.notEqual(after.holderIdentity, first);
     assert.equal(after.leaseTransitions, 1);
     await reconciled("second");
-    assert.ok((await metric(standby, "herd_operator_reconciles_total")) > 0);
+    assert.ok(
+      (await metric(standby, "herd_operator_reconciles_total")) > 0,
+      "the new leader reconciles",
+    );
 
     // A graceful stop releases the Lease for the next replica.
     standby.proc.kill("SIGTERM");

@@ -189,7 +189,7 @@ test("the worker's native connection connects over mTLS", async () => {
   );
   try {
     const info = await connection.workflowService.getSystemInfo({});
-    assert.ok(info.serverVersion);
+    assert.ok(info.serverVersion, "the server answered through the TLS terminator");
   } finally {
     await connection.close();
   }
