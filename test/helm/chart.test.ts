@@ -11,6 +11,9 @@ import os from "node:os";
 import path from "node:path";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { installCrds } from "../../crds/install.ts";
+import { trainingJob } from "../../crds/trainingjob.ts";
+import { attemptPods } from "../../workers/activities/training.ts";
+import { trainingJobObject } from "../crds/cases.ts";
 import { toolPath } from "../cluster/controlplane.ts";
 import { cluster, createNamespace, unique, type Cluster } from "../cluster/harness.ts";
 
@@ -403,6 +406,55 @@ describe("on the local control plane", () => {
         /deployment\.apps\/\S+-operator (created|configured) \(server dry run\)/,
       );
     }
+  });
+
+  test("the chart's pods and trainer pods are admitted where Pod Security enforces restricted", async () => {
+    const ns = await namespace("restricted");
+    const label = await c.kubectl(
+      "label",
+      "namespace",
+      ns,
+      "pod-security.kubernetes.io/enforce=restricted",
+    );
+    assert.equal(label.code, 0, label.stderr);
+    const { objects } = await render({}, { namespace: ns });
+    const asPod = (name: string, spec: object) => ({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: ns },
+      spec: { ...spec, serviceAccountName: undefined }, // PSA does not look at it
+    });
+    const trainer = (name: string, checkpoint: string) => {
+      const job = trainingJobObject("tj");
+      (job.spec as { checkpoint: { uri: string } }).checkpoint.uri = checkpoint;
+      const [pod] = attemptPods(
+        {
+          object: { kind: "TrainingJob", namespace: ns, name: "tj", uid: "u1" },
+          attempt: 0,
+          spec: trainingJob.parse(job).spec as unknown as Record<string, unknown>,
+          workflowId: "w",
+        },
+        { temporalAddress: "t:7233", temporalNamespace: "herd", trainerServiceAccount: "x" },
+      );
+      return asPod(name, pod!.spec!);
+    };
+    const admitted = [
+      ...all(objects, "Deployment").map((d) =>
+        asPod(d.metadata.name, (d as Deployment).spec.template.spec),
+      ),
+      trainer("trainer-s3", "s3://herd-checkpoints/tj"),
+    ];
+    const f = path.join(tmp, `restricted-${files++}.yaml`);
+    writeFileSync(f, admitted.map((o) => stringify(o)).join("---\n"));
+    const ok = await c.kubectl("apply", "--dry-run=server", "-f", f);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.doesNotMatch(ok.stderr, /PodSecurity/);
+    // The control: a trainer whose checkpoint is a local folder mounts it by hostPath.
+    const g = path.join(tmp, `hostpath-${files++}.yaml`);
+    writeFileSync(g, stringify(trainer("trainer-local", "/var/lib/herd/ckpt")));
+    const refused = await c.kubectl("apply", "--dry-run=server", "-f", g);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /violates PodSecurity "restricted:latest": .*hostPath/);
   });
 
   test("RBAC: the trainer may do nothing, the worker only in its namespaces, the operator only herd's kinds", async () => {
