@@ -41,6 +41,8 @@ export class LeaderElector {
   private observedAt = 0;
   private readonly stopping = new AbortController();
   private leading = false;
+  /** The acquire or renew loop running now, so `release` can wait for its last write. */
+  private running: Promise<unknown> = Promise.resolve();
 
   constructor(
     kc: KubeConfig,
@@ -61,7 +63,13 @@ export class LeaderElector {
   }
 
   /** Waits until this replica holds the Lease; false if `stop` came first. */
-  async acquire(): Promise<boolean> {
+  acquire(): Promise<boolean> {
+    const loop = this.acquireLoop();
+    this.running = loop.catch(() => {});
+    return loop;
+  }
+
+  private async acquireLoop(): Promise<boolean> {
     let waiting = false;
     while (!this.stopping.signal.aborted) {
       if (await this.tryAcquireOrRenew()) {
@@ -85,7 +93,13 @@ export class LeaderElector {
    * Renews the Lease every retry period while leading; resolves with the reason once this
    * replica has lost the Lease (or `stop` was called).
    */
-  async keepLeading(): Promise<string> {
+  keepLeading(): Promise<string> {
+    const loop = this.renewLoop();
+    this.running = loop.catch(() => {});
+    return loop;
+  }
+
+  private async renewLoop(): Promise<string> {
     let lastRenew = Date.now();
     while (!this.stopping.signal.aborted) {
       await this.pause();
@@ -118,27 +132,46 @@ export class LeaderElector {
    */
   async release(): Promise<void> {
     this.stop();
+    await this.running; // a renew in flight would make our write conflict
     if (!this.leading) return;
     this.leading = false;
-    const lease = this.observed;
-    if (!lease || lease.spec?.holderIdentity !== this.opts.identity) return;
+    const { name, namespace, identity } = this.opts;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        const lease = attempt === 1 && this.observed ? this.observed : await this.read();
+        if (lease?.spec?.holderIdentity !== identity) return; // not ours any more
+        await this.api.replaceNamespacedLease({
+          name,
+          namespace,
+          body: {
+            ...lease,
+            spec: {
+              ...lease.spec,
+              holderIdentity: "",
+              leaseDurationSeconds: 1,
+              renewTime: new V1MicroTime(),
+            },
+          },
+        });
+        this.opts.logger.info({ lease: name }, "released the lease");
+        return;
+      } catch (err) {
+        if (isStatus(err, 409)) continue; // changed since we read it: read again
+        this.opts.logger.warn({ err: String(err) }, "could not release the lease; it will expire");
+        return;
+      }
+    }
+  }
+
+  private async read(): Promise<V1Lease | undefined> {
     try {
-      await this.api.replaceNamespacedLease({
+      return await this.api.readNamespacedLease({
         name: this.opts.name,
         namespace: this.opts.namespace,
-        body: {
-          ...lease,
-          spec: {
-            ...lease.spec,
-            holderIdentity: "",
-            leaseDurationSeconds: 1,
-            renewTime: new V1MicroTime(),
-          },
-        },
       });
-      this.opts.logger.info({ lease: this.opts.name }, "released the lease");
     } catch (err) {
-      this.opts.logger.warn({ err: String(err) }, "could not release the lease; it will expire");
+      if (isStatus(err, 404)) return undefined;
+      throw err;
     }
   }
 
