@@ -67,9 +67,12 @@ function run(
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { ...process.env, PATH: [...toolPath, process.env.PATH].join(":") };
   return new Promise((resolve) =>
-    execFile(cmd, args, { env, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
+    execFile(cmd, args, { env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const code = (err as NodeJS.ErrnoException | null)?.code;
+      if (code === "ENOENT")
+        stderr = `${cmd} is not on PATH: run \`npm run provision\` (scripts/provision.d/45-helm.sh)`;
+      resolve({ code: err ? (typeof code === "number" ? code : 1) : 0, stdout, stderr });
+    }),
   );
 }
 
