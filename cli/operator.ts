@@ -1,6 +1,6 @@
 // `herd operator`: watch TrainingJobs, EvalJobs and EvalSweeps and drive their workflows.
 import { parseArgs } from "node:util";
-import { optionsFromEnv, runOperator } from "../operator/main.ts";
+import { electionFromEnv, optionsFromEnv, runOperator } from "../operator/main.ts";
 
 export async function run(argv: string[]): Promise<number> {
   const defaults = optionsFromEnv();
@@ -13,6 +13,7 @@ export async function run(argv: string[]): Promise<number> {
       "temporal-namespace": { type: "string", default: defaults.temporalNamespace },
       port: { type: "string", default: String(defaults.httpPort) },
       concurrency: { type: "string", default: String(defaults.concurrency) },
+      "leader-elect": { type: "boolean" },
     },
   });
   const port = Number(values.port);
@@ -28,5 +29,8 @@ export async function run(argv: string[]): Promise<number> {
     temporalNamespace: values["temporal-namespace"],
     httpPort: port,
     concurrency,
+    leaderElection: values["leader-elect"]
+      ? electionFromEnv({ ...process.env, HERD_LEADER_ELECT: "true" })
+      : defaults.leaderElection,
   });
 }

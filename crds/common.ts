@@ -19,6 +19,9 @@ export const storageUri = z
     "A local path (relative paths resolve against the manifest's folder in --local runs), file:///path, or s3://bucket/prefix.",
   );
 
+/** The image of jobs that name none; the worker may stand its own in (HERD_TRAINER_IMAGE). */
+export const defaultTrainerImage = "herd/trainer:latest";
+
 export const quantity = z
   .string()
   .max(64)
@@ -55,7 +58,7 @@ export const resources = z
       .string()
       .min(1)
       .max(512)
-      .default("herd/trainer:latest")
+      .default(defaultTrainerImage)
       .describe("Container image of the trainer or evaluator pods."),
     gpuResource: z
       .string()

@@ -264,6 +264,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export function generatedFiles(): Map<string, string> {
   const files = new Map<string, string>();
   for (const info of kinds) files.set(`crds/manifests/${info.plural}.yaml`, renderCrd(info));
+  // The Helm chart's copy (charts/herd/templates/crds.yaml renders it): a chart reads no file
+  // outside its folder.
+  for (const info of kinds)
+    files.set(`charts/herd/files/crds/${info.plural}.yaml`, renderCrd(info));
   files.set("docs/api.md", renderApiDoc());
   return files;
 }

@@ -110,7 +110,7 @@ export class Registry {
 }
 
 /** The operator's metrics. */
-export function operatorMetrics(queueDepth: () => number) {
+export function operatorMetrics(queueDepth: () => number, leading: () => number = () => 1) {
   const registry = new Registry();
   return {
     registry,
@@ -141,6 +141,13 @@ export function operatorMetrics(queueDepth: () => number) {
     ),
     queueDepth: registry.register(
       new Gauge("herd_operator_queue_depth", "Keys waiting in the work queue.", queueDepth),
+    ),
+    leader: registry.register(
+      new Gauge(
+        "herd_operator_leader",
+        "1 while this replica reconciles (leads), 0 while it stands by.",
+        leading,
+      ),
     ),
     residentMemory: registry.register(
       new Gauge(

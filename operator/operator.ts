@@ -24,6 +24,11 @@ export interface OperatorOptions {
   httpHost?: string;
   /** Every this often, every known object is reconciled again (level-based safety net). */
   resyncMs?: number;
+  /**
+   * Set when replicas elect a leader: until `startReconciling`, this replica is a standby
+   * that serves /metrics and /healthz, and /readyz answers 200 "standby".
+   */
+  standby?: boolean;
 }
 
 export class Operator {
@@ -35,10 +40,14 @@ export class Operator {
   private loops: Promise<void>[] = [];
   private resyncTimer?: NodeJS.Timeout;
   private readonly log: Logger;
+  private reconciling = false;
 
   constructor(private readonly opts: OperatorOptions) {
     this.log = opts.logger;
-    this.metrics = operatorMetrics(() => this.queue.depth);
+    this.metrics = operatorMetrics(
+      () => this.queue.depth,
+      () => (this.reconciling ? 1 : 0),
+    );
     this.kube = new KubeObjects(opts.kubeconfig, {
       onChange: (key) => this.queue.add(keyString(key)),
       logger: this.log,
@@ -59,8 +68,16 @@ export class Operator {
     return a ? `http://${a.address}:${a.port}` : undefined;
   }
 
+  /** Serves HTTP (when a port is set) and starts reconciling, unless this is a standby. */
   async start(): Promise<void> {
     if (this.opts.httpPort !== undefined) await this.serveHttp(this.opts.httpPort);
+    if (!this.opts.standby) this.startReconciling();
+  }
+
+  /** Starts the informers, the reconcile loops and the resync: a standby that now leads. */
+  startReconciling(): void {
+    if (this.reconciling) return;
+    this.reconciling = true;
     this.kube.start();
     const n = this.opts.concurrency ?? 64;
     for (let i = 0; i < n; i++) this.loops.push(this.loop());
@@ -108,6 +125,7 @@ export class Operator {
       if (req.url === "/metrics")
         reply(200, this.metrics.registry.render(), "text/plain; version=0.0.4; charset=utf-8");
       else if (req.url === "/healthz") reply(200, "ok\n");
+      else if (req.url === "/readyz" && !this.reconciling) reply(200, "standby\n");
       else if (req.url === "/readyz")
         reply(this.ready ? 200 : 503, this.ready ? "ok\n" : "informers not synced\n");
       else reply(404, "not found\n");

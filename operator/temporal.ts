@@ -11,6 +11,7 @@ import {
   type SpecChanged,
   type WorkflowInput,
 } from "../workflows/types.ts";
+import { temporalConnectionOptions } from "../workers/temporal-tls.ts";
 import type { WorkflowAccess, WorkflowState } from "./reconcile.ts";
 
 /** True for the errors Temporal gives when signalling or cancelling a closed workflow. */
@@ -27,7 +28,7 @@ export class TemporalWorkflows implements WorkflowAccess {
   ) {}
 
   static async connect(address: string, namespace = "default"): Promise<TemporalWorkflows> {
-    const connection = await Connection.connect({ address });
+    const connection = await Connection.connect(temporalConnectionOptions(address));
     return new TemporalWorkflows(new Client({ connection, namespace }));
   }
 

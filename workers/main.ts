@@ -6,7 +6,8 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from "@temporalio/worker";
 import { pino, type Logger } from "pino";
 import { createActivities } from "./activities/index.ts";
-import { objectStorageFromEnv, type ObjectStorage } from "./activities/training.ts";
+import { trainerOptionsFromEnv, type ObjectStorage } from "./activities/training.ts";
+import { temporalConnectionOptions } from "./temporal-tls.ts";
 import { controlTaskQueue, type ControlActivities } from "../workflows/types.ts";
 
 export const workflowsPath = fileURLToPath(new URL("../workflows/index.ts", import.meta.url));
@@ -47,7 +48,9 @@ export async function startControlWorker(
     });
     runtimeInstalled = true;
   }
-  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  const connection = await NativeConnection.connect(
+    temporalConnectionOptions(opts.temporalAddress),
+  );
   const worker = await Worker.create({
     connection,
     namespace: opts.temporalNamespace ?? "default",
@@ -58,7 +61,8 @@ export async function startControlWorker(
       createActivities(opts.kubeconfig, {
         temporalAddress: opts.temporalAddress,
         temporalNamespace: opts.temporalNamespace ?? "default",
-        s3: opts.s3 ?? objectStorageFromEnv(),
+        ...trainerOptionsFromEnv(),
+        ...(opts.s3 && { s3: opts.s3 }),
       }),
     bundlerOptions: { ignoreModules: [] },
   });

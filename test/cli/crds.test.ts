@@ -23,10 +23,19 @@ test("drift names a manifest that differs from the schemas", () => {
     cpSync(path.join(root, "crds/manifests"), path.join(copy, "crds/manifests"), {
       recursive: true,
     });
+    cpSync(path.join(root, "charts/herd/files/crds"), path.join(copy, "charts/herd/files/crds"), {
+      recursive: true,
+    });
     cpSync(path.join(root, "docs/api.md"), path.join(copy, "docs/api.md"));
     assert.deepEqual(drift(copy), []);
     writeFileSync(path.join(copy, "crds/manifests/evaljobs.yaml"), "# edited by hand\n");
     assert.deepEqual(drift(copy), ["crds/manifests/evaljobs.yaml"]);
+    // The Helm chart's copy too.
+    writeFileSync(path.join(copy, "charts/herd/files/crds/evalsweeps.yaml"), "# stale\n");
+    assert.deepEqual(drift(copy), [
+      "crds/manifests/evaljobs.yaml",
+      "charts/herd/files/crds/evalsweeps.yaml",
+    ]);
   } finally {
     rmSync(copy, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@ import type { ControlActivities, ObjectRef } from "../../workflows/types.ts";
 import type { TrainingActivities } from "../../workflows/training-types.ts";
 import { statusActivities } from "./status.ts";
 import {
-  objectStorageFromEnv,
+  trainerOptionsFromEnv,
   trainingActivities,
   type TrainingActivityOptions,
 } from "./training.ts";
@@ -14,7 +14,7 @@ export function createActivities(
   opts: TrainingActivityOptions = {
     temporalAddress: process.env.TEMPORAL_ADDRESS ?? "127.0.0.1:7233",
     temporalNamespace: process.env.TEMPORAL_NAMESPACE ?? "default",
-    s3: objectStorageFromEnv(),
+    ...trainerOptionsFromEnv(),
   },
 ): ControlActivities & TrainingActivities {
   const { cleanUpTraining, ...training } = trainingActivities(kc, opts);

@@ -14,7 +14,7 @@ import {
   type V1Service,
   type V1Toleration,
 } from "@kubernetes/client-node";
-import { group, version } from "../../crds/common.ts";
+import { defaultTrainerImage, group, version } from "../../crds/common.ts";
 import type { TrainingJobSpec } from "../../crds/trainingjob.ts";
 import { latestPublished, s3ConfigFromEnv } from "../trainer/checkpoint-store.ts";
 import type { S3Config } from "../s3.ts";
@@ -35,6 +35,17 @@ export interface TrainingActivityOptions {
   temporalNamespace: string;
   /** Object storage the pods and this worker reach (s3:// checkpoint and data URIs). */
   s3?: ObjectStorage;
+  /** The trainer pods' ServiceAccount (one with no RBAC bindings); the namespace's default when unset. */
+  trainerServiceAccount?: string;
+  /**
+   * A Secret in the job's namespace with tls.crt, tls.key and ca.crt for the trainer pods'
+   * connection to Temporal (mTLS); plaintext when unset.
+   */
+  trainerTemporalTlsSecret?: string;
+  /** The name the trainers check Temporal's certificate against (TEMPORAL_TLS_SERVER_NAME). */
+  trainerTemporalServerName?: string;
+  /** The image for jobs that leave spec.resources.image at its default (the release's own). */
+  trainerImage?: string;
 }
 
 /**
@@ -74,6 +85,63 @@ function objectStorageEnv(s: ObjectStorage | undefined): V1EnvVar[] {
   ];
 }
 
+/** The trainer pod settings the worker is deployed with (the Helm chart sets these). */
+export function trainerOptionsFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+): Pick<
+  TrainingActivityOptions,
+  | "trainerServiceAccount"
+  | "trainerTemporalTlsSecret"
+  | "trainerTemporalServerName"
+  | "trainerImage"
+  | "s3"
+> {
+  return {
+    s3: objectStorageFromEnv(env),
+    trainerImage: env.HERD_TRAINER_IMAGE || undefined,
+    trainerServiceAccount: env.HERD_TRAINER_SERVICE_ACCOUNT || undefined,
+    trainerTemporalTlsSecret: env.HERD_TRAINER_TEMPORAL_TLS_SECRET || undefined,
+    trainerTemporalServerName: env.TEMPORAL_TLS_SERVER_NAME || undefined,
+  };
+}
+
+/** Where trainer pods find the Temporal client certificate (the Secret, mounted read-only). */
+const trainerTlsDir = "/etc/herd/temporal-tls";
+
+/** The Temporal mTLS files of a trainer pod: the variables, the mount and the Secret volume. */
+function trainerTemporalTls(opts: TrainingActivityOptions) {
+  if (!opts.trainerTemporalTlsSecret) return { env: [], mounts: [], volumes: [] };
+  const env: V1EnvVar[] = [
+    { name: "TEMPORAL_TLS_CERT", value: `${trainerTlsDir}/tls.crt` },
+    { name: "TEMPORAL_TLS_KEY", value: `${trainerTlsDir}/tls.key` },
+    { name: "TEMPORAL_TLS_CA", value: `${trainerTlsDir}/ca.crt` },
+  ];
+  if (opts.trainerTemporalServerName)
+    env.push({ name: "TEMPORAL_TLS_SERVER_NAME", value: opts.trainerTemporalServerName });
+  return {
+    env,
+    mounts: [{ name: "temporal-tls", mountPath: trainerTlsDir, readOnly: true }],
+    volumes: [{ name: "temporal-tls", secret: { secretName: opts.trainerTemporalTlsSecret } }],
+  };
+}
+
+/**
+ * Pod Security Admission's "restricted" level, so trainer pods run in namespaces labelled
+ * for it: a fixed non-root uid (no reliance on the image's USER), no privilege escalation,
+ * no capabilities, the runtime's default seccomp profile.
+ */
+const trainerPodSecurity = {
+  runAsNonRoot: true,
+  runAsUser: 65532,
+  runAsGroup: 65532,
+  fsGroup: 65532,
+  seccompProfile: { type: "RuntimeDefault" },
+};
+const trainerContainerSecurity = {
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ["ALL"] },
+};
+
 /** Port of rank 0's rendezvous (Gloo's store) on the headless Service. */
 export const rendezvousPort = 29500;
 
@@ -112,6 +180,12 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
   const ckpt = localCheckpointDir(spec.checkpoint.uri);
   const service = serviceName(object);
   const rank0 = podName(object, a.attempt, 0);
+  const tls = trainerTemporalTls(opts);
+  const mounts = [...(ckpt ? [{ name: "checkpoints", mountPath: ckpt }] : []), ...tls.mounts];
+  const volumes = [
+    ...(ckpt ? [{ name: "checkpoints", hostPath: { path: ckpt, type: "DirectoryOrCreate" } }] : []),
+    ...tls.volumes,
+  ];
   return Array.from({ length: world }, (_, rank): V1Pod => {
     const env: V1EnvVar[] = [
       { name: "HERD_RANK", value: String(rank) },
@@ -132,6 +206,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
       { name: "TEMPORAL_ADDRESS", value: opts.temporalAddress },
       { name: "TEMPORAL_NAMESPACE", value: opts.temporalNamespace },
       ...objectStorageEnv(opts.s3),
+      ...tls.env,
     ];
     const name = podName(object, a.attempt, rank);
     return {
@@ -160,25 +235,27 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
         subdomain: service,
         terminationGracePeriodSeconds: 30,
         automountServiceAccountToken: false,
+        ...(opts.trainerServiceAccount && { serviceAccountName: opts.trainerServiceAccount }),
+        securityContext: trainerPodSecurity,
         ...(r.priorityClassName && { priorityClassName: r.priorityClassName }),
         ...(r.nodeSelector && { nodeSelector: r.nodeSelector }),
         ...(r.tolerations && { tolerations: r.tolerations as V1Toleration[] }),
         containers: [
           {
             name: "trainer",
-            image: r.image,
+            image:
+              r.image === defaultTrainerImage && opts.trainerImage ? opts.trainerImage : r.image,
             // The image's checkout is at /app (the node agent maps herd's image there).
             command: ["node", "--import", "tsx", "workers/trainer/pod.ts"],
             workingDir: "/app",
             env,
             ports: [{ name: "rendezvous", containerPort: rendezvousPort }],
             resources: { requests: limits, limits },
-            ...(ckpt && { volumeMounts: [{ name: "checkpoints", mountPath: ckpt }] }),
+            securityContext: trainerContainerSecurity,
+            ...(mounts.length > 0 && { volumeMounts: mounts }),
           },
         ],
-        ...(ckpt && {
-          volumes: [{ name: "checkpoints", hostPath: { path: ckpt, type: "DirectoryOrCreate" } }],
-        }),
+        ...(volumes.length > 0 && { volumes }),
       },
     };
   });

@@ -14,6 +14,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Client, Connection } from "@temporalio/client";
 import { progressSignal, trainerExit, type Progress } from "../../workflows/training-types.ts";
+import { temporalConnectionOptions } from "../temporal-tls.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -31,7 +32,7 @@ function progressReporter(workflowId: string | undefined, attempt: number, rank:
   let lastSent = 0;
   let timer: NodeJS.Timeout | undefined;
   const connect = () =>
-    (client ??= Connection.connect({ address }).then(
+    (client ??= Connection.connect(temporalConnectionOptions(address!)).then(
       (connection) =>
         new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? "default" }),
     ));

@@ -1,0 +1,77 @@
+// The trainer pods the worker creates, as the Helm chart configures it: the trainer's
+// ServiceAccount, the release's trainer image for jobs that keep the default, the Temporal
+// client certificate mounted from a Secret, and the restricted Pod Security settings.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { trainingJob } from "../../crds/trainingjob.ts";
+import {
+  attemptPods,
+  trainerOptionsFromEnv,
+  type TrainingActivityOptions,
+} from "../../workers/activities/training.ts";
+import { trainingJobObject } from "../crds/cases.ts";
+
+function attempt(image?: string) {
+  const job = trainingJobObject("tj");
+  if (image) (job.spec as { resources?: unknown }).resources = { image };
+  return {
+    object: { kind: "TrainingJob" as const, namespace: "ml", name: "tj", uid: "u1" },
+    attempt: 0,
+    spec: trainingJob.parse(job).spec as unknown as Record<string, unknown>,
+    workflowId: "herd/TrainingJob/ml/tj/u1",
+  };
+}
+const base: TrainingActivityOptions = { temporalAddress: "t:7233", temporalNamespace: "herd" };
+
+test("without the chart's settings: the namespace's default account, the job's image, no TLS", () => {
+  const [pod] = attemptPods(attempt(), base);
+  assert.equal(pod!.spec!.serviceAccountName, undefined);
+  assert.equal(pod!.spec!.automountServiceAccountToken, false);
+  assert.equal(pod!.spec!.containers[0]!.image, "herd/trainer:latest");
+  assert.equal(
+    pod!.spec!.containers[0]!.env!.find((e) => e.name.startsWith("TEMPORAL_TLS")),
+    undefined,
+  );
+});
+
+test("the worker's environment: trainer account, release image, mTLS Secret", () => {
+  const opts = {
+    ...base,
+    ...trainerOptionsFromEnv({
+      HERD_TRAINER_SERVICE_ACCOUNT: "herd-trainer",
+      HERD_TRAINER_IMAGE: "registry.example/trainer:0.1.0-cpu",
+      HERD_TRAINER_TEMPORAL_TLS_SECRET: "temporal-client",
+      TEMPORAL_TLS_SERVER_NAME: "temporal.example",
+    }),
+  };
+  const [pod] = attemptPods(attempt(), opts);
+  const spec = pod!.spec!;
+  const c = spec.containers[0]!;
+  assert.equal(spec.serviceAccountName, "herd-trainer");
+  assert.equal(c.image, "registry.example/trainer:0.1.0-cpu");
+  const env = Object.fromEntries(c.env!.map((e) => [e.name, e.value]));
+  const mount = c.volumeMounts!.find((m) => m.name === "temporal-tls")!;
+  assert.equal(mount.readOnly, true);
+  assert.equal(env.TEMPORAL_TLS_CERT, `${mount.mountPath}/tls.crt`);
+  assert.equal(env.TEMPORAL_TLS_KEY, `${mount.mountPath}/tls.key`);
+  assert.equal(env.TEMPORAL_TLS_CA, `${mount.mountPath}/ca.crt`);
+  assert.equal(env.TEMPORAL_TLS_SERVER_NAME, "temporal.example");
+  assert.equal(
+    spec.volumes!.find((v) => v.name === "temporal-tls")?.secret?.secretName,
+    "temporal-client",
+  );
+  // A job that names its own image keeps it.
+  const [own] = attemptPods(attempt("mine/trainer:7"), opts);
+  assert.equal(own!.spec!.containers[0]!.image, "mine/trainer:7");
+});
+
+test("trainer pods meet the restricted Pod Security Standard (but for a hostPath checkpoint)", () => {
+  const [pod] = attemptPods(attempt(), base);
+  const spec = pod!.spec!;
+  assert.equal(spec.securityContext?.runAsNonRoot, true);
+  assert.ok((spec.securityContext?.runAsUser ?? 0) > 0, "a non-root uid");
+  assert.equal(spec.securityContext?.seccompProfile?.type, "RuntimeDefault");
+  const c = spec.containers[0]!;
+  assert.equal(c.securityContext?.allowPrivilegeEscalation, false);
+  assert.deepEqual(c.securityContext?.capabilities?.drop, ["ALL"]);
+});
