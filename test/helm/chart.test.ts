@@ -299,6 +299,8 @@ test("non-default values: images by digest, Temporal mTLS, S3 from a Secret, per
     secretKeyRef: { name: "s3-creds", key: "secret" },
   });
   assert.equal(env(oc, "AWS_SECRET_ACCESS_KEY"), undefined, "the operator gets no S3 keys");
+  // Trainer pods read their keys from the Secret of that name in the job's namespace.
+  assert.equal(env(wc, "HERD_S3_CREDENTIALS_SECRET")?.value, "s3-creds");
 
   // The operator watches team-a only: a Role there, no ClusterRole.
   one(objects, "Role", "herd-operator", "team-a");
