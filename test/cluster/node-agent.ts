@@ -179,6 +179,13 @@ async function renewLease(name: string): Promise<void> {
 }
 
 async function registerNode(spec: NodeSpec): Promise<void> {
+  // A docker node without an engine is refused before it exists in the API.
+  let runtimeVersion = "herd-process://0.1";
+  if (spec.runtime === "docker") {
+    const engine = await dockerEngine();
+    if (!engine.version) throw new Error(`node ${spec.name}: runtime docker, but ${engine.reason}`);
+    runtimeVersion = `docker://${engine.version}`;
+  }
   const existing = nodes.get(spec.name);
   if (existing) clearInterval(existing.timer);
   const body: V1Node = {
@@ -201,12 +208,6 @@ async function registerNode(spec: NodeSpec): Promise<void> {
   }
   const gpuCount = Number(spec.capacity["nvidia.com/gpu"] ?? 0);
   const devices = spec.gpuDevices ?? Array.from({ length: gpuCount }, (_, i) => String(i));
-  let runtimeVersion = "herd-process://0.1";
-  if (spec.runtime === "docker") {
-    const engine = await dockerEngine();
-    if (!engine.version) throw new Error(`node ${spec.name}: runtime docker, but ${engine.reason}`);
-    runtimeVersion = `docker://${engine.version}`;
-  }
   const run: NodeRun = { spec, ready: true, freeGpus: devices, runtimeVersion };
   nodes.set(spec.name, run);
   await postNodeStatus(run);

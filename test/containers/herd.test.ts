@@ -29,9 +29,12 @@ import { stepName } from "../../workers/trainer/checkpoint.ts";
 import { buildImage, herdImage, localBase, trainerImage } from "./images.ts";
 
 // testcontainers reads these when it first talks to the engine. Its reaper (Ryuk) is an image
-// from Docker Hub, which cannot be pulled here; this suite stops what it starts itself.
+// from Docker Hub, which cannot be pulled here; this suite stops what it starts itself. The
+// engine has no bridge network, whose gateway testcontainers would otherwise look up to find
+// the containers' host: with host networking that is loopback.
 process.env.DOCKER_HOST ??= dockerHost();
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
+process.env.TESTCONTAINERS_HOST_OVERRIDE ??= "127.0.0.1";
 const { GenericContainer, Wait } = await import("testcontainers");
 type Started = Awaited<ReturnType<InstanceType<typeof GenericContainer>["start"]>>;
 
@@ -117,7 +120,8 @@ async function privateTemporalNamespace(): Promise<string> {
 
 /** herd/herd running one command (`operator`, `worker`) on the host network. */
 async function startHerd(command: string[], ready: RegExp, kubeconfig: string): Promise<Started> {
-  const container = await new GenericContainer(herdImage)
+  const output: string[] = [];
+  const starting = new GenericContainer(herdImage)
     .withName(`${command[0]}-${randomBytes(3).toString("hex")}`)
     .withNetworkMode("host")
     .withCommand(command)
@@ -131,12 +135,20 @@ async function startHerd(command: string[], ready: RegExp, kubeconfig: string): 
       // The worker reads local checkpoint folders (latestCheckpoint) where the trainers wrote them.
       { source: work, target: work, mode: "ro" },
     ])
-    .withTmpFs({ "/tmp": "rw" })
+    // exec: the worker's workflow bundler (swc) materialises its native addon under $HOME=/tmp.
+    .withTmpFs({ "/tmp": "rw,exec" })
+    .withLogConsumer((stream) => stream.on("data", (d) => output.push(String(d))))
     .withWaitStrategy(Wait.forLogMessage(ready))
-    .withStartupTimeout(240_000)
-    .start();
-  started.push(container);
-  return container;
+    .withStartupTimeout(240_000);
+  try {
+    const container = await starting.start();
+    started.push(container);
+    return container;
+  } catch (err) {
+    throw new Error(
+      `herd ${command[0]} container: ${String(err)}; its output:\n${output.join("").slice(-3000)}`,
+    );
+  }
 }
 
 /** A tiny TrainingJob on the docker node, in the trainer image. */
@@ -225,7 +237,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const container of started) await container.stop({ timeout: 10_000 }).catch(() => {});
+  for (const container of started)
+    await container.stop({ timeout: 10_000, remove: true }).catch(() => {});
   if (c) {
     await c.core
       .deleteCollectionNamespacedPod({ namespace: ns, gracePeriodSeconds: 1 })
