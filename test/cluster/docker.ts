@@ -69,3 +69,16 @@ export async function removeAgentContainers(stateDir: string): Promise<number> {
   if (ids.length > 0) await docker(["rm", "-f", ...ids]);
   return ids.length;
 }
+
+/**
+ * For container tests: false when an engine answers, else the reason to skip, also printed as
+ * a banner on stderr so a run without Docker says so loudly rather than passing quietly.
+ */
+export async function noDockerReason(): Promise<string | false> {
+  const engine = await dockerEngine();
+  if (engine.version) return false;
+  const reason = `NO DOCKER ENGINE, CONTAINER TESTS NOT RUN: ${engine.reason} (scripts/provision.d/60-docker.sh starts one unless HERD_NO_DOCKER=1)`;
+  const bar = "!".repeat(78);
+  console.error(`${bar}\n${reason}\n${bar}`);
+  return reason;
+}
