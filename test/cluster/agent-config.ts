@@ -20,6 +20,34 @@ export interface NodeSpec {
   taints?: NodeTaint[];
   /** The GPU devices behind nvidia.com/gpu (CUDA_VISIBLE_DEVICES values); default 0..n-1. */
   gpuDevices?: string[];
+  /**
+   * How the node runs a pod's containers: "process" (the default) as local processes, image
+   * paths mapped to folders; "docker" as Docker containers of the pod's image.
+   */
+  runtime?: NodeRuntime;
+  /**
+   * docker runtime: host folders mounted read-only into every container at the same path, as
+   * a node's shared filesystems are (a data set, say).
+   */
+  hostMounts?: string[];
+}
+
+export const nodeRuntimes = ["process", "docker"] as const;
+export type NodeRuntime = (typeof nodeRuntimes)[number];
+
+/** Problems with one node's spec, each naming its field; empty when it is valid. */
+export function nodeSpecErrors(n: Partial<NodeSpec> | undefined, where: string): string[] {
+  const errors: string[] = [];
+  if (!n?.name || typeof n.capacity !== "object")
+    errors.push(`${where} needs a name and a capacity map`);
+  if (n?.runtime !== undefined && !nodeRuntimes.includes(n.runtime))
+    errors.push(
+      `${where}.runtime: ${JSON.stringify(n.runtime)} is not one of ${nodeRuntimes.join(", ")}`,
+    );
+  for (const [i, m] of (n?.hostMounts ?? []).entries())
+    if (typeof m !== "string" || !path.isAbsolute(m))
+      errors.push(`${where}.hostMounts[${i}]: ${JSON.stringify(m)} is not an absolute path`);
+  return errors;
 }
 
 /**
@@ -79,11 +107,8 @@ export function writeAgentConfig(file: string, config: AgentConfig): void {
 export function readAgentConfig(file: string): AgentConfig {
   const raw = YAML.parse(readFileSync(file, "utf8")) as Partial<AgentConfig> | null;
   const config: AgentConfig = { nodes: raw?.nodes ?? [], images: raw?.images ?? [] };
-  for (const [i, n] of config.nodes.entries()) {
-    if (!n?.name || typeof n.capacity !== "object") {
-      throw new Error(`${file}: nodes[${i}] needs a name and a capacity map`);
-    }
-  }
+  const errors = config.nodes.flatMap((n, i) => nodeSpecErrors(n, `nodes[${i}]`));
+  if (errors.length > 0) throw new Error(`${file}: ${errors.join("; ")}`);
   for (const [i, m] of config.images.entries()) {
     if (!m?.image || typeof m.paths !== "object") {
       throw new Error(`${file}: images[${i}] needs an image glob and a paths map`);
@@ -103,4 +128,15 @@ export function imageMapping(config: AgentConfig, image: string): ImageMapping |
 function globMatch(glob: string, s: string): boolean {
   const re = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
   return new RegExp(`^${re}$`).test(s);
+}
+
+const binarySuffix: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+const decimalSuffix: Record<string, number> = { m: 1e-3, "": 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+
+/** A Kubernetes quantity ("512Mi", "1G", "500m", "2") as a number; throws naming it if malformed. */
+export function quantity(q: string, field: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|m|k|M|G|T)?$/.exec(q.trim());
+  if (!m) throw new Error(`${field}: ${JSON.stringify(q)} is not a Kubernetes quantity`);
+  const unit = m[2] ?? "";
+  return Number(m[1]) * (binarySuffix[unit] ?? decimalSuffix[unit]!);
 }

@@ -26,6 +26,7 @@ import type { S3Config } from "../../workers/s3.ts";
 import { ensurePki } from "./pki.ts";
 import type { Pki } from "./pki.ts";
 import { defaultAgentConfig, writeAgentConfig } from "./agent-config.ts";
+import { removeAgentContainers } from "./docker.ts";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const cache = process.env.XDG_CACHE_HOME
@@ -595,6 +596,17 @@ export async function down(dir = defaultStateDir(), say: (l: string) => void = (
       if (pid > 0) await stopGroup(pid, 2_000);
       rmSync(path.join(pods, f), { force: true });
     }
+  }
+  // Docker containers of docker-runtime nodes whose agent did not get to remove them.
+  const left = await removeAgentContainers(dir);
+  if (left > 0) say(`removed ${left} docker container(s) of pods`);
+  // The Docker engine that provisioning started with its pid file here (60-docker.sh).
+  const dockerd = readPid(dir, "dockerd");
+  if (dockerd !== undefined) {
+    const t0 = Date.now();
+    await stopGroup(dockerd, 20_000); // dockerd stops its containerd and containers itself
+    rmSync(pidFile(dir, "dockerd"), { force: true });
+    say(`stopped dockerd (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   }
 }
 

@@ -142,9 +142,14 @@ export const unique = (prefix: string) => `${prefix}-${randomBytes(3).toString("
  * A node of the test's own: tainted so only pods that ask for it (with `placement`) land
  * there, and nothing of the test lands anywhere else.
  */
-export async function testNode(c: Cluster, name: string, capacity: Record<string, string>) {
+export async function testNode(
+  c: Cluster,
+  name: string,
+  capacity: Record<string, string>,
+  more: Pick<NodeSpec, "runtime" | "hostMounts"> = {},
+) {
   const taint = { key: "herd.dev/test-node", value: name, effect: "NoSchedule" as const };
-  await c.addNode({ name, capacity: { pods: "20", ...capacity }, taints: [taint] });
+  await c.addNode({ name, capacity: { pods: "20", ...capacity }, taints: [taint], ...more });
   const placement = {
     nodeSelector: { "kubernetes.io/hostname": name },
     tolerations: [

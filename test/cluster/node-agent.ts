@@ -1,11 +1,12 @@
 // The node agent: the control plane's one stand-in, playing the kubelet for one or more
 // nodes. It registers each node with its capacity and keeps its Lease fresh, runs every pod
 // bound to its nodes as local processes (one process group per container, with the pod's env
-// and volumes mapped to folders), reports pod status as a kubelet does, serves container logs
-// on the kubelet port for `kubectl logs`, and honours deletion with SIGTERM, the grace
-// period, then SIGKILL. As CNI and cluster DNS would, it gives each pod its own loopback IP
-// and publishes `<hostname>.<subdomain>.<ns>.svc` names in a hosts file (HERD_DEV_HOSTS).
-// What it does not do is listed in docs/dev-cluster.md.
+// and volumes mapped to folders) or, on a node whose runtime is docker, as Docker containers
+// of the pod's image, reports pod status as a kubelet does, serves container logs on the
+// kubelet port for `kubectl logs`, and honours deletion with SIGTERM, the grace period, then
+// SIGKILL. As CNI and cluster DNS would, it gives each pod its own loopback IP and publishes
+// `<hostname>.<subdomain>.<ns>.svc` names in a hosts file (HERD_DEV_HOSTS). What it does not
+// do is listed in docs/dev-cluster.md.
 //
 // Run by `herd dev up` as: node --import tsx test/cluster/node-agent.ts <state folder>
 import { spawn } from "node:child_process";
@@ -48,8 +49,9 @@ import type {
   V1PodCondition,
   V1Volume,
 } from "@kubernetes/client-node";
-import { imageMapping, readAgentConfig } from "./agent-config.ts";
+import { imageMapping, nodeSpecErrors, quantity, readAgentConfig } from "./agent-config.ts";
 import type { AgentConfig, NodeSpec } from "./agent-config.ts";
+import { agentLabel, docker, dockerEngine, dockerEnv, removeAgentContainers } from "./docker.ts";
 import type { Ports } from "./controlplane.ts";
 
 const stateDir = path.resolve(process.argv[2] ?? "");
@@ -87,6 +89,8 @@ interface NodeRun {
   ready: boolean;
   /** GPU device indices not allotted to a running container. */
   freeGpus: string[];
+  /** As the node reports it: herd-process://0.1, or docker://<engine version>. */
+  runtimeVersion: string;
   timer?: NodeJS.Timeout;
 }
 const nodes = new Map<string, NodeRun>();
@@ -135,7 +139,7 @@ async function postNodeStatus(run: NodeRun): Promise<void> {
         kernelVersion: os.release(),
         kubeletVersion: "v1.37.2",
         kubeProxyVersion: "",
-        containerRuntimeVersion: "herd-process://0.1",
+        containerRuntimeVersion: run.runtimeVersion,
         machineID: name,
         systemUUID: name,
         bootID: String(process.pid),
@@ -178,6 +182,13 @@ async function renewLease(name: string): Promise<void> {
 }
 
 async function registerNode(spec: NodeSpec): Promise<void> {
+  // A docker node without an engine is refused before it exists in the API.
+  let runtimeVersion = "herd-process://0.1";
+  if (spec.runtime === "docker") {
+    const engine = await dockerEngine();
+    if (!engine.version) throw new Error(`node ${spec.name}: runtime docker, but ${engine.reason}`);
+    runtimeVersion = `docker://${engine.version}`;
+  }
   const existing = nodes.get(spec.name);
   if (existing) clearInterval(existing.timer);
   const body: V1Node = {
@@ -200,7 +211,7 @@ async function registerNode(spec: NodeSpec): Promise<void> {
   }
   const gpuCount = Number(spec.capacity["nvidia.com/gpu"] ?? 0);
   const devices = spec.gpuDevices ?? Array.from({ length: gpuCount }, (_, i) => String(i));
-  const run: NodeRun = { spec, ready: true, freeGpus: devices };
+  const run: NodeRun = { spec, ready: true, freeGpus: devices, runtimeVersion };
   nodes.set(spec.name, run);
   await postNodeStatus(run);
   await renewLease(spec.name);
@@ -270,7 +281,10 @@ async function removeNode(name: string): Promise<void> {
 
 interface ContainerRun {
   spec: V1Container;
+  /** The container's process: the program itself, or the attached `docker run` client. */
   proc?: ChildProcess;
+  /** docker runtime: the Docker container's name while it exists. */
+  docker?: string;
   startedAt?: Date;
   terminated?: {
     exitCode: number;
@@ -758,6 +772,11 @@ function pathRewriter(map: Record<string, string>): (s: string) => string {
   };
 }
 
+function ensureFile(file: string): string {
+  if (!existsSync(file)) writeFileSync(file, "");
+  return file;
+}
+
 /** Kubernetes' $(VAR) expansion: defined names are replaced, $$ escapes. */
 function expand(s: string, env: Record<string, string>): string {
   return s.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name?: string) =>
@@ -765,22 +784,29 @@ function expand(s: string, env: Record<string, string>): string {
   );
 }
 
+/** The env every process-runtime container starts from: the host's PATH and HOME, the path map. */
+const processBaseEnv = (run: PodRun, pathMap: Record<string, string>) => ({
+  PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+  HOME: process.env.HOME ?? "/root",
+  HERD_POD_DIR: run.dir,
+  HERD_PATH_MAP: JSON.stringify(pathMap),
+});
+
+/** The container's env as the kubelet makes it, on top of base (the runtime's own). */
 async function containerEnv(
   run: PodRun,
   c: V1Container,
   rewrite: (s: string) => string,
-  pathMap: Record<string, string>,
+  base: Record<string, string>,
 ) {
   const pod = run.pod;
   const env: Record<string, string> = {
-    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
-    HOME: process.env.HOME ?? "/root",
+    ...base,
     HOSTNAME: run.name,
     KUBERNETES_SERVICE_HOST: hostIP,
     KUBERNETES_SERVICE_PORT: String(ports.apiserver),
-    HERD_POD_DIR: run.dir,
-    HERD_PATH_MAP: JSON.stringify(pathMap),
-    // Dev plane only: the cluster DNS names of the pods (see publishHosts).
+    // Dev plane only: the cluster DNS names of the pods (see publishHosts); containers get
+    // the file mounted read-only at the same path.
     HERD_DEV_HOSTS: hostsFile,
   };
   if (existsSync(path.join(run.dir, "kubeconfig")))
@@ -831,6 +857,7 @@ const pidPath = (run: PodRun, container: string) => path.join(pidDir, `${run.uid
 
 async function startContainer(run: PodRun, c: ContainerRun, volumes: Record<string, string>) {
   c.restartTimer = undefined;
+  if (nodes.get(run.node)?.spec.runtime === "docker") return startDockerContainer(run, c, volumes);
   const spec = c.spec;
   const mapping = imageMapping(config, spec.image ?? "");
   const pathMap: Record<string, string> = { ...(mapping?.paths ?? {}) };
@@ -841,7 +868,7 @@ async function startContainer(run: PodRun, c: ContainerRun, volumes: Record<stri
     if (m.subPath) mkdirSync(pathMap[m.mountPath]!, { recursive: true });
   }
   const rewrite = pathRewriter(pathMap);
-  const env = await containerEnv(run, spec, rewrite, pathMap);
+  const env = await containerEnv(run, spec, rewrite, processBaseEnv(run, pathMap));
   if (run.deleting) return; // deleted while its env was read: nothing to start
   const command = [...(spec.command ?? mapping?.command ?? []), ...(spec.args ?? [])].map((s) =>
     rewrite(expand(s, env)),
@@ -878,33 +905,212 @@ async function startContainer(run: PodRun, c: ContainerRun, volumes: Record<stri
   const out = openSync(logPath(run, spec.name), "a");
   const proc = spawn(bin, args, { cwd, env, detached: true, stdio: ["ignore", out, out] });
   closeSync(out);
+  track(run, c, proc, { gpus, volumes, startedAt, bin }, async (code, signal) => {
+    const signo = signal ? os.constants.signals[signal] : undefined;
+    const exitCode = code ?? 128 + (signo ?? 9);
+    return { exitCode, reason: exitCode === 0 ? "Completed" : "Error", signal: signo };
+  });
+  log(`started ${podLabel(run.pod)}/${spec.name} pid ${proc.pid}: ${command.join(" ")}`);
+}
+
+type Termination = Omit<NonNullable<ContainerRun["terminated"]>, "startedAt" | "finishedAt">;
+
+/**
+ * Follows a started container's process to its end: `ended` says how it ended (exit code,
+ * reason), then its GPUs go back to the node and the restart policy decides what is next.
+ */
+function track(
+  run: PodRun,
+  c: ContainerRun,
+  proc: ChildProcess,
+  started: { gpus: string[]; volumes: Record<string, string>; startedAt: Date; bin: string },
+  ended: (code: number | null, signal: NodeJS.Signals | null) => Promise<Termination>,
+) {
+  const { gpus, volumes, startedAt } = started;
+  const name = c.spec.name;
   c.proc = proc;
   c.startedAt = startedAt;
   c.waiting = undefined;
-  if (proc.pid) writeFileSync(pidPath(run, spec.name), String(proc.pid));
-  const finish = (exitCode: number, reason: string, message?: string, signal?: number) => {
+  if (proc.pid) writeFileSync(pidPath(run, name), String(proc.pid));
+  const finish = (t: Termination) => {
     if (c.proc !== proc) return;
     c.proc = undefined;
+    c.docker = undefined;
     nodes.get(run.node)?.freeGpus.push(...gpus);
-    rmSync(pidPath(run, spec.name), { force: true });
+    rmSync(pidPath(run, name), { force: true });
     if (c.terminated) c.lastTerminated = c.terminated;
     c.terminated = {
-      exitCode,
-      reason,
+      exitCode: t.exitCode,
+      reason: t.reason,
       startedAt,
       finishedAt: new Date(),
-      ...(message ? { message } : {}),
-      ...(signal ? { signal } : {}),
+      ...(t.message ? { message: t.message } : {}),
+      ...(t.signal ? { signal: t.signal } : {}),
     };
     onContainerExit(run, c, volumes);
   };
-  proc.on("error", (err) => finish(128, "StartError", `${bin}: ${err.message}`));
-  proc.on("exit", (code, signal) => {
-    const signo = signal ? os.constants.signals[signal] : undefined;
-    const exitCode = code ?? 128 + (signo ?? 9);
-    finish(exitCode, exitCode === 0 ? "Completed" : "Error", undefined, signo);
+  proc.on("error", (err) =>
+    finish({ exitCode: 128, reason: "StartError", message: `${started.bin}: ${err.message}` }),
+  );
+  proc.on(
+    "exit",
+    (code, signal) =>
+      void ended(code, signal)
+        .catch((err): Termination => ({ exitCode: 128, reason: "Error", message: errText(err) }))
+        .then(finish),
+  );
+}
+
+// ----- the docker runtime
+
+/** A Docker container's name, as the kubelet's dockershim named them: unique per restart. */
+const dockerName = (run: PodRun, c: ContainerRun) =>
+  `k8s_${c.spec.name}_${run.name}_${run.namespace}_${run.uid}_${c.restartCount}`;
+
+/**
+ * `docker run` flags for a container of the pod: host network (all traffic stays on
+ * loopback), env, volumes as bind mounts, the memory and cpu limits, the security context's
+ * read-only root and user.
+ */
+function dockerRunFlags(
+  run: PodRun,
+  c: ContainerRun,
+  env: Record<string, string>,
+  volumes: Record<string, string>,
+): string[] {
+  const spec = c.spec;
+  const flags = ["--name", dockerName(run, c), "--network", "host"];
+  flags.push("--label", `${agentLabel}=${stateDir}`, "--label", `herd.dev/pod-uid=${run.uid}`);
+  const limits = spec.resources?.limits ?? {};
+  const field = `container ${spec.name}: resources.limits`;
+  if (limits.memory) {
+    // No swap beyond the limit: a container over it is killed, as under the kubelet.
+    const bytes = String(Math.floor(quantity(limits.memory, `${field}.memory`)));
+    flags.push("--memory", bytes, "--memory-swap", bytes);
+  }
+  if (limits.cpu) flags.push("--cpus", String(quantity(limits.cpu, `${field}.cpu`)));
+  for (const [k, v] of Object.entries(env)) flags.push("--env", `${k}=${v}`);
+  if (spec.workingDir) flags.push("--workdir", spec.workingDir);
+  for (const m of spec.volumeMounts ?? []) {
+    const folder = volumes[m.name];
+    if (folder === undefined) throw new Error(`volumeMount ${m.name}: no such volume`);
+    const host = m.subPath ? path.join(folder, m.subPath) : folder;
+    if (m.subPath) mkdirSync(host, { recursive: true });
+    flags.push("--volume", `${host}:${m.mountPath}${m.readOnly ? ":ro" : ""}`);
+  }
+  for (const folder of nodes.get(run.node)?.spec.hostMounts ?? [])
+    flags.push("--volume", `${folder}:${folder}:ro`);
+  // KUBECONFIG names the pod's kubeconfig and the CA by their host paths: the same paths inside.
+  if (env.KUBECONFIG)
+    flags.push(
+      "--volume",
+      `${run.dir}:${run.dir}:ro`,
+      "--volume",
+      `${pki("ca.crt")}:${pki("ca.crt")}:ro`,
+    );
+  const security = { ...run.pod.spec?.securityContext, ...spec.securityContext };
+  if (spec.securityContext?.readOnlyRootFilesystem) flags.push("--read-only", "--tmpfs", "/tmp");
+  if (security.runAsUser !== undefined)
+    flags.push(
+      "--user",
+      `${security.runAsUser}${security.runAsGroup !== undefined ? `:${security.runAsGroup}` : ""}`,
+    );
+  return flags;
+}
+
+/**
+ * docker runtime: the container as an attached `docker run` of the pod's image, so its
+ * output goes to the container's log and the client lives as long as the container. The
+ * node never pulls: an image that is not there leaves the pod waiting (ErrImageNeverPull).
+ */
+async function startDockerContainer(run: PodRun, c: ContainerRun, volumes: Record<string, string>) {
+  const spec = c.spec;
+  const image = spec.image ?? "";
+  if ((await docker(["image", "inspect", image])).code !== 0) {
+    c.waiting = {
+      reason: "ErrImageNeverPull",
+      message: `image ${image} is not present on node ${run.node} (the herd node agent never pulls)`,
+    };
+    return;
+  }
+  const env = await containerEnv(run, spec, (s) => s, {});
+  if (run.deleting) return;
+  const gpus = takeGpus(run.node, gpuRequest(spec));
+  const startedAt = new Date();
+  if (!gpus) {
+    c.terminated = {
+      exitCode: 128,
+      reason: "StartError",
+      message: `node ${run.node} has fewer than ${gpuRequest(spec)} free nvidia.com/gpu`,
+      startedAt,
+      finishedAt: startedAt,
+    };
+    return;
+  }
+  env.CUDA_VISIBLE_DEVICES = env.NVIDIA_VISIBLE_DEVICES = gpus.join(",");
+  const [entrypoint, ...commandArgs] = (spec.command ?? []).map((s) => expand(s, env));
+  const args = (spec.args ?? []).map((s) => expand(s, env));
+  const runArgs = [
+    "run",
+    ...dockerRunFlags(run, c, env, volumes),
+    // A missing source would make docker create a folder there: the file exists first.
+    ...["--volume", `${ensureFile(hostsFile)}:${hostsFile}:ro`],
+    ...(entrypoint !== undefined ? ["--entrypoint", entrypoint] : []),
+    image,
+    ...commandArgs,
+    ...args,
+  ];
+  mkdirSync(path.join(run.dir, "logs"), { recursive: true });
+  const out = openSync(logPath(run, spec.name), "a");
+  const name = dockerName(run, c);
+  const proc = spawn("docker", runArgs, {
+    env: dockerEnv(),
+    detached: true,
+    stdio: ["ignore", out, out],
   });
-  log(`started ${podLabel(run.pod)}/${spec.name} pid ${proc.pid}: ${command.join(" ")}`);
+  closeSync(out);
+  c.docker = name;
+  track(run, c, proc, { gpus, volumes, startedAt, bin: "docker run" }, (code) =>
+    dockerTermination(name, code),
+  );
+  log(`started ${podLabel(run.pod)}/${spec.name} as docker container ${name} (${image})`);
+}
+
+/**
+ * How a Docker container ended, from the engine's record of it, which then goes: killed by
+ * the kernel's OOM killer is OOMKilled with exit code 137, as the kubelet reports it.
+ */
+async function dockerTermination(name: string, clientCode: number | null): Promise<Termination> {
+  const inspected = await docker(["inspect", "--format", "{{json .State}}", name]);
+  await docker(["rm", "--force", name]);
+  if (inspected.code !== 0)
+    return {
+      exitCode: clientCode ?? 128,
+      reason: "StartError",
+      message: `docker run exited ${clientCode} before a container existed (see the log)`,
+    };
+  const state = JSON.parse(inspected.stdout) as {
+    ExitCode: number;
+    OOMKilled: boolean;
+    Error: string;
+  };
+  if (state.OOMKilled) return { exitCode: 137, reason: "OOMKilled" };
+  if (state.Error)
+    return { exitCode: state.ExitCode || 128, reason: "StartError", message: state.Error };
+  return { exitCode: state.ExitCode, reason: state.ExitCode === 0 ? "Completed" : "Error" };
+}
+
+/** Stops a container: `docker stop` (SIGTERM, the grace, SIGKILL) or its process group's SIGTERM. */
+function stopContainer(c: ContainerRun, graceSeconds: number) {
+  if (c.docker) void docker(["stop", "--time", String(graceSeconds), c.docker]);
+  else signalGroup(c.proc, "SIGTERM");
+}
+
+/** Kills a container outright, once its grace is over. */
+function killContainer(c: ContainerRun) {
+  // A Docker container's client exits once the container does; killing the client would not.
+  if (c.docker) void docker(["kill", c.docker]);
+  else signalGroup(c.proc, "SIGKILL");
 }
 
 function onContainerExit(run: PodRun, c: ContainerRun, volumes: Record<string, string>) {
@@ -1029,11 +1235,11 @@ function killPod(run: PodRun, graceSeconds: number, why: string): Promise<void> 
     for (const c of run.containers) {
       clearTimeout(c.restartTimer);
       c.restartTimer = undefined;
-      signalGroup(c.proc, "SIGTERM");
+      stopContainer(c, graceSeconds);
     }
     const until = Date.now() + graceSeconds * 1000;
     while (run.containers.some((c) => c.proc) && Date.now() < until) await sleep(100);
-    for (const c of run.containers) signalGroup(c.proc, "SIGKILL");
+    for (const c of run.containers) killContainer(c);
     while (run.containers.some((c) => c.proc)) await sleep(50);
     await writeStatus(run);
   })();
@@ -1188,9 +1394,8 @@ async function control(req: http.IncomingMessage, res: http.ServerResponse) {
     }
     if (url.pathname === "/nodes" && req.method === "POST") {
       const spec = JSON.parse(body) as NodeSpec;
-      if (!spec.name || typeof spec.capacity !== "object") {
-        return reply(400, { error: "a node needs a name and a capacity map" });
-      }
+      const errors = nodeSpecErrors(spec, "node");
+      if (errors.length > 0) return reply(400, { error: errors.join("; ") });
       await registerNode(spec);
       return reply(201, spec);
     }
@@ -1228,6 +1433,9 @@ async function main() {
     }
     rmSync(path.join(pidDir, f), { force: true });
   }
+  // Docker containers such an agent left; their clients were among those processes.
+  const removed = await removeAgentContainers(stateDir);
+  if (removed > 0) log(`removed ${removed} docker container(s) of an earlier agent`);
   https
     .createServer(
       {
@@ -1311,12 +1519,12 @@ async function shutdown() {
     for (const c of r.containers) {
       clearTimeout(c.restartTimer);
       c.restartTimer = undefined;
-      signalGroup(c.proc, "SIGTERM");
+      stopContainer(c, 3);
     }
   }
   const until = Date.now() + 3000;
   while (runs.some((r) => r.containers.some((c) => c.proc)) && Date.now() < until) await sleep(50);
-  for (const r of runs) for (const c of r.containers) signalGroup(c.proc, "SIGKILL");
+  for (const r of runs) for (const c of r.containers) killContainer(c);
   while (runs.some((r) => r.containers.some((c) => c.proc)) && Date.now() < until + 1000) {
     await sleep(50);
   }

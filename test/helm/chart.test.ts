@@ -42,7 +42,8 @@ interface Rule {
 interface Container {
   name: string;
   image: string;
-  command: string[];
+  command?: string[];
+  args?: string[];
   env: { name: string; value?: string; valueFrom?: unknown }[];
   securityContext: Record<string, unknown>;
   resources: { requests?: Record<string, string> };
@@ -151,8 +152,9 @@ test("default values: two operators that elect a leader, restricted pods, the re
   const oc = op.spec.template.spec.containers[0]!;
   const wc = worker.spec.template.spec.containers[0]!;
   assert.equal(oc.image, `herd/herd:${appVersion}`);
-  assert.deepEqual(oc.command, ["herd", "operator"]);
-  assert.deepEqual(wc.command, ["herd", "worker"]);
+  // The image's entrypoint is herd (images/Dockerfile); the chart names the command.
+  assert.deepEqual([oc.command, oc.args], [undefined, ["operator"]]);
+  assert.deepEqual([wc.command, wc.args], [undefined, ["worker"]]);
   assert.equal(env(oc, "HERD_LEADER_ELECT")?.value, "true");
   assert.equal(env(oc, "HERD_LEADER_ELECTION_NAME")?.value, "herd-operator");
   assert.equal(env(oc, "HERD_OPERATOR_NAMESPACE"), undefined, "watches every namespace");
