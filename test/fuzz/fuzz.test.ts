@@ -13,7 +13,7 @@ import { corpusDir, harnesses, runCampaign } from "./run.ts";
 const runs = 2000;
 
 describe("fuzz harnesses", { concurrency: 2 }, () => {
-  for (const name of Object.keys(harnesses))
+  for (const [name, { guided }] of Object.entries(harnesses))
     test(`${name}: ${runs} libFuzzer executions over the corpus find nothing`, async () => {
       const seeds = readdirSync(corpusDir(name));
       assert.ok(seeds.length > 0, `test/fuzz/corpus/${name} is empty`);
@@ -22,9 +22,10 @@ describe("fuzz harnesses", { concurrency: 2 }, () => {
         const { code, output } = await runCampaign({ name, runs, workDir, seed: 1 });
         assert.equal(code, 0, output.slice(-4000));
         assert.match(output, new RegExp(`Done ${runs} runs`));
-        // the corpus was read and herd's modules were instrumented: libFuzzer saw coverage
-        const inited = /INITED cov: (\d+)/.exec(output);
-        assert.ok(inited && Number(inited[1]) > 0, output.slice(-4000));
+        // the corpus was read and, for the TypeScript parsers, libFuzzer saw their coverage
+        const inited = /INITED (cov: (\d+))?/.exec(output);
+        assert.ok(inited, output.slice(-4000));
+        if (guided) assert.ok(Number(inited[2]) > 0, output.slice(-4000));
         assert.deepEqual(
           readdirSync(workDir).filter((f) => /^(crash|timeout|oom|leak)-/.test(f)),
           [],
@@ -66,7 +67,7 @@ test("a bundle carries several files in one input; a cut input drops the files p
   assert.equal(all.get("a")!.toString(), "{}");
   assert.deepEqual([...all.get("b")!], [1, 2, 3]);
   assert.equal(all.get("c")!.length, 0);
-  const cut = unbundle(b.subarray(0, 8), names);
+  const cut = unbundle(b.subarray(0, 4 + 2 + 4 + 1), names); // "a", then one byte of "b"
   assert.deepEqual([...cut.keys()], ["a", "b"]);
-  assert.equal(cut.get("b")!.length, 0);
+  assert.deepEqual([...cut.get("b")!], [1]);
 });

@@ -18,15 +18,19 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
 const jazzerCli = path.join(root, "node_modules/@jazzer.js/core/dist/cli.js");
 
-/** The harnesses: test/fuzz/<name>.fuzz.ts. `sync`: the target returns no promise. */
-export const harnesses: Record<string, { sync: boolean; maxLen: number }> = {
-  gguf: { sync: true, maxLen: 65536 },
-  "gguf-tokenizer": { sync: false, maxLen: 8192 },
-  llama2c: { sync: true, maxLen: 65536 },
-  safetensors: { sync: true, maxLen: 65536 },
-  hf: { sync: true, maxLen: 65536 },
-  herd: { sync: true, maxLen: 65536 },
-  shard: { sync: false, maxLen: 4096 },
+/**
+ * The harnesses: test/fuzz/<name>.fuzz.ts. `sync`: the target returns no promise. `guided`:
+ * the parser is instrumented TypeScript, so libFuzzer sees its coverage; the shard reader is
+ * C++ in the addon, fuzzed blind.
+ */
+export const harnesses: Record<string, { sync: boolean; maxLen: number; guided: boolean }> = {
+  gguf: { sync: true, maxLen: 65536, guided: true },
+  "gguf-tokenizer": { sync: false, maxLen: 8192, guided: true },
+  llama2c: { sync: true, maxLen: 65536, guided: true },
+  safetensors: { sync: true, maxLen: 65536, guided: true },
+  hf: { sync: true, maxLen: 65536, guided: true },
+  herd: { sync: true, maxLen: 65536, guided: true },
+  shard: { sync: false, maxLen: 4096, guided: false },
 };
 
 export const corpusDir = (name: string) => path.join(here, "corpus", name);
