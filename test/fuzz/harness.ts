@@ -83,8 +83,7 @@ export function scratch(name: string): { root: string; reset(sub: string): strin
   };
 }
 
-/** Writes the bundle's files into `dir`; returns the names written. */
-export function writeFiles(dir: string, files: Map<string, Buffer>): string[] {
+/** Writes the bundle's files into `dir`. */
+export function writeFiles(dir: string, files: Map<string, Buffer>): void {
   for (const [name, bytes] of files) writeFileSync(path.join(dir, name), bytes);
-  return [...files.keys()];
 }
