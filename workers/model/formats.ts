@@ -103,9 +103,29 @@ function checkConfig(c: ModelConfig, source: string): ModelConfig {
     throw new ModelFormatError(
       `${source}: nHeads ${c.nHeads} is not a multiple of nKvHeads ${c.nKvHeads}`,
     );
-  if (!(c.normEps > 0) || !(c.ropeTheta > 0))
-    throw new ModelFormatError(`${source}: normEps and ropeTheta must be positive`);
+  if (
+    typeof c.normEps !== "number" ||
+    typeof c.ropeTheta !== "number" ||
+    !(c.normEps > 0) ||
+    !(c.ropeTheta > 0)
+  )
+    throw new ModelFormatError(`${source}: normEps and ropeTheta must be positive numbers`);
+  if (typeof c.tiedEmbeddings !== "boolean")
+    throw new ModelFormatError(`${source}: tiedEmbeddings must be true or false`);
   return c;
+}
+
+// The number of tensors a config needs, without listing them: a header that claims millions
+// of layers must fail on its count, not after building millions of tensor names.
+function tensorCount(c: ModelConfig): number {
+  return 2 + 9 * c.nLayers + (c.tiedEmbeddings ? 0 : 1);
+}
+
+function expectTensorCount(c: ModelConfig, have: number, source: string): void {
+  if (have < tensorCount(c))
+    throw new ModelFormatError(
+      `${source}: ${c.nLayers} layers need ${tensorCount(c)} tensors, the file has ${have}`,
+    );
 }
 
 function expectShape(name: string, got: number[], want: number[], source: string) {
@@ -129,12 +149,16 @@ export function readHerd(dir: string, warn: (m: string) => void = () => {}): Loa
         `${dir}: trainer.json is not valid JSON (${(err as Error).message})`,
       );
     }
-    if (!state.model) throw new ModelFormatError(`${dir}: trainer.json has no model`);
+    if (typeof state !== "object" || state === null || !state.model)
+      throw new ModelFormatError(`${dir}: trainer.json has no model`);
+    if (state.tokens !== undefined && !(Number.isSafeInteger(state.tokens) && state.tokens >= 0))
+      throw new ModelFormatError(`${dir}: trainer.json tokens is not a token count`);
     const config = checkConfig(state.model, `${dir}/trainer.json`);
     const { tensors } = decodeSafetensors(
       files.get("model.safetensors")!,
       `${dir}/model.safetensors`,
     );
+    expectTensorCount(config, tensors.size, `${dir}/model.safetensors`);
     const out: Record<string, Float32Array> = {};
     for (const t of tensorShapes(config)) {
       const got = tensors.get(t.name);
@@ -215,7 +239,10 @@ export function readSafetensorsAny(bytes: Buffer, source: string): Map<string, R
   for (const [name, v] of Object.entries(header)) {
     if (name === "__metadata__") continue;
     const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const size = typeof e?.dtype === "string" ? dtypeBytes[e.dtype] : undefined;
+    const size =
+      typeof e?.dtype === "string" && Object.hasOwn(dtypeBytes, e.dtype)
+        ? dtypeBytes[e.dtype]
+        : undefined;
     if (!size)
       fail(`tensor ${name}: dtype ${JSON.stringify(e?.dtype)} is not supported (F32, F16, BF16)`);
     if (!Array.isArray(e.shape) || !e.shape.every((x) => Number.isSafeInteger(x) && x >= 0))
@@ -309,6 +336,23 @@ function hfName(name: string): string {
   return hfNames(l)[name]!;
 }
 
+/** The safetensors shards a model.safetensors.index.json names (its weight_map's values). */
+function shardFiles(indexPath: string): string[] {
+  let index: unknown;
+  try {
+    index = JSON.parse(readFileSync(indexPath, "utf8"));
+  } catch (err) {
+    throw new ModelFormatError(`${indexPath}: not valid JSON (${(err as Error).message})`);
+  }
+  const map = (index as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof map !== "object" || map === null || Array.isArray(map))
+    throw new ModelFormatError(`${indexPath}: weight_map is missing or not an object`);
+  const files = Object.values(map);
+  if (!files.every((f): f is string => typeof f === "string" && f.length > 0))
+    throw new ModelFormatError(`${indexPath}: weight_map values must be file names`);
+  return [...new Set(files)];
+}
+
 export function readHf(dir: string): LoadedModel {
   const cfgPath = path.join(dir, "config.json");
   if (!existsSync(cfgPath)) throw new ModelFormatError(`${dir}: config.json is missing`);
@@ -318,6 +362,8 @@ export function readHf(dir: string): LoadedModel {
   } catch (err) {
     throw new ModelFormatError(`${cfgPath}: not valid JSON (${(err as Error).message})`);
   }
+  if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg))
+    throw new ModelFormatError(`${cfgPath}: not a JSON object`);
   const num = (k: string, fallback?: number) => {
     const v = cfg[k] ?? fallback;
     if (typeof v !== "number")
@@ -340,25 +386,16 @@ export function readHf(dir: string): LoadedModel {
     },
     cfgPath,
   );
-  const files = existsSync(path.join(dir, "model.safetensors.index.json"))
-    ? [
-        ...new Set(
-          Object.values(
-            (
-              JSON.parse(readFileSync(path.join(dir, "model.safetensors.index.json"), "utf8")) as {
-                weight_map: Record<string, string>;
-              }
-            ).weight_map,
-          ),
-        ),
-      ]
-    : ["model.safetensors"];
+  const indexPath = path.join(dir, "model.safetensors.index.json");
+  const files = existsSync(indexPath) ? shardFiles(indexPath) : ["model.safetensors"];
   const all = new Map<string, RawTensor>();
   for (const f of files) {
     const p = path.join(dir, path.basename(f));
-    if (!existsSync(p)) throw new ModelFormatError(`${dir}: ${f} is missing`);
+    if (!existsSync(p) || !statSync(p).isFile())
+      throw new ModelFormatError(`${dir}: ${f} is missing or not a file`);
     for (const [k, v] of readSafetensorsAny(readFileSync(p), p)) all.set(k, v);
   }
+  expectTensorCount(config, all.size, dir);
   const hd = config.dim / config.nHeads;
   const tensors: Record<string, Float32Array> = {};
   for (const t of tensorShapes(config)) {
@@ -467,6 +504,7 @@ export function readGguf(file: string, bytes?: Uint8Array): LoadedModel {
       },
       file,
     );
+    expectTensorCount(config, g.tensors.size, file);
     const tensors: Record<string, Float32Array> = {};
     for (const t of tensorShapes(config)) {
       const name = ggufTensorName(t.name);
@@ -536,17 +574,23 @@ export function readLlama2c(file: string, bytes?: Buffer): LoadedModel {
     },
     `${file} header`,
   );
-  const shapes = new Map(tensorShapes(config).map((t) => [t.name, t.shape]));
-  const count = (name: string) => shapes.get(name)!.reduce((a, x) => a * x, 1);
   const hd = dim / heads;
-  let expected = 28;
-  for (const g of llama2cGroups(config)) for (const n of g) expected += 4 * count(n);
-  expected += 4 * seq * hd; // freq_cis_real and freq_cis_imag (unused: herd computes its own)
-  if (!config.tiedEmbeddings) expected += 4 * count("output.weight");
+  const kvDim = hd * kvHeads;
+  const V = config.vocabSize;
+  // from the header alone, before any tensor is listed: a header that claims millions of
+  // layers fails here, not after building millions of tensor names
+  const perLayer = 2 * dim + 2 * dim * dim + 2 * kvDim * dim + 3 * hidden * dim;
+  const expected =
+    28 +
+    4 * (V * dim + layers * perLayer + dim) +
+    4 * seq * hd + // freq_cis_real and freq_cis_imag (unused: herd computes its own)
+    (config.tiedEmbeddings ? 0 : 4 * V * dim);
   if (b.length !== expected)
     fail(
       `file is ${b.length} bytes; the header (dim ${dim}, hidden ${hidden}, layers ${layers}, heads ${heads}/${kvHeads}, vocab ${vocab}, seq ${seq}) needs ${expected}`,
     );
+  const shapes = new Map(tensorShapes(config).map((t) => [t.name, t.shape]));
+  const count = (name: string) => shapes.get(name)!.reduce((a, x) => a * x, 1);
   let at = 28;
   const take = (n: number) => {
     const out = new Float32Array(n);

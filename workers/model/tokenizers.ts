@@ -250,7 +250,8 @@ export function ggufTokenizer(f: GgufFile): TextTokenizer {
     const merges = metaStrings(f, "tokenizer.ggml.merges");
     if (!merges) throw new GgufError("metadata tokenizer.ggml.merges is missing (gpt2 tokenizer)");
     const pre = metaString(f, "tokenizer.ggml.pre", "default");
-    const regexes = preTokenizers[pre];
+    // own keys only: "constructor" or "__proto__" must not find Object's members
+    const regexes = Object.hasOwn(preTokenizers, pre) ? preTokenizers[pre] : undefined;
     if (!regexes)
       throw new GgufError(
         `pre-tokenizer ${JSON.stringify(pre)} is not supported (${Object.keys(preTokenizers).join(", ")})`,
