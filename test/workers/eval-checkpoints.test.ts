@@ -14,6 +14,8 @@ import {
   resultsUriOf,
 } from "../../workers/eval/checkpoints.ts";
 import { scheduleSpecOf } from "../../workers/activities/sweep.ts";
+import { relativePaths } from "../../workers/activities/eval.ts";
+import { evalJobSpec } from "../../crds/evaljob.ts";
 import { mergeHistory } from "../../workflows/evalsweep.ts";
 import { evalSweepSpec } from "../../crds/evalsweep.ts";
 import type { SweepHistoryEntry } from "../../workflows/eval-types.ts";
@@ -101,4 +103,19 @@ test("the schedule fires on the spec's cron expression or interval", () => {
   assert.deepEqual(scheduleSpecOf(sweep({ interval: "1m30s" })), {
     intervals: [{ every: 90_000 }],
   });
+});
+
+test("on the cluster an EvalJob's paths must be absolute: each relative one is named", () => {
+  const spec = (checkpoint: string, task: string) =>
+    evalJobSpec.parse({
+      checkpoint: { uri: checkpoint, format: "gguf" },
+      tasks: [{ name: "t", type: "perplexity", uri: task }],
+    });
+  assert.equal(relativePaths(spec("/m.gguf", "file:///t.txt")), undefined);
+  assert.equal(relativePaths(spec("s3://b/m.gguf", "/t.txt")), undefined);
+  assert.equal(
+    relativePaths(spec("m.gguf", "data/t.txt")),
+    "spec.checkpoint.uri: m.gguf, spec.tasks[0].uri: data/t.txt: a relative path; " +
+      "on the cluster give an absolute path, file:///… or s3://…",
+  );
 });

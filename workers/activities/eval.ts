@@ -33,6 +33,7 @@ import { deletePods, watchPods } from "./pods.ts";
 
 const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
 const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
+const localPath = (uri: string) => (uri.startsWith("file://") ? uri.slice("file://".length) : uri);
 
 const podName = (o: ObjectRef, attempt: number) => `${o.name.slice(0, 40)}-eval-a${attempt}`;
 const selector = (o: ObjectRef, attempt?: number) =>
@@ -41,7 +42,7 @@ const selector = (o: ObjectRef, attempt?: number) =>
 /** The folder a checkpoint lives in, for the pod's volume; undefined for object storage. */
 function checkpointFolder(uri: string): string | undefined {
   if (uri.startsWith("s3://")) return undefined;
-  return path.dirname(uri.startsWith("file://") ? uri.slice("file://".length) : uri);
+  return path.dirname(localPath(uri));
 }
 
 /** The evaluator pod of one attempt: the EvalJob, its checkpoint resolved, in HERD_EVAL_JOB. */
@@ -159,11 +160,31 @@ export async function readTrainingJob(
   }
 }
 
+/**
+ * Relative paths mean "beside the manifest" to `herd eval --local`; a pod has no manifest
+ * folder of the user's, so on the cluster every path must be absolute.
+ */
+export function relativePaths(s: EvalJobSpec): string | undefined {
+  const relative = (uri: string) => !uri.startsWith("s3://") && !path.isAbsolute(localPath(uri));
+  const fields = [
+    ...(s.checkpoint.uri ? [["spec.checkpoint.uri", s.checkpoint.uri]] : []),
+    ...(s.tokenizer?.uri ? [["spec.tokenizer.uri", s.tokenizer.uri]] : []),
+    ...s.tasks.map((t, i) => [`spec.tasks[${i}].uri`, t.uri]),
+  ].filter(([, uri]) => relative(uri!));
+  if (fields.length === 0) return undefined;
+  return (
+    fields.map(([field, uri]) => `${field}: ${uri}`).join(", ") +
+    ": a relative path; on the cluster give an absolute path, file:///… or s3://…"
+  );
+}
+
 export function evalActivities(kc: KubeConfig): EvalActivities {
   const core = kc.makeApiClient(CoreV1Api);
   return {
     async resolveCheckpoint({ object, spec }): Promise<Resolution> {
       const s = spec as unknown as EvalJobSpec;
+      const relative = relativePaths(s);
+      if (relative) return { error: relative };
       if (s.checkpoint.uri)
         return {
           checkpoint: {
