@@ -45,6 +45,7 @@ type Status = {
   message?: string;
   observedGeneration?: number;
   attempts?: number;
+  preemptions?: number;
   checkpoint?: { uri: string; step?: number; tokensSeen?: number };
   results?: { task: string; examples: number; metrics: { name: string; value: number }[] }[];
   headline?: { task: string; metric: string; value: number };
@@ -232,6 +233,39 @@ describe("EvalJob", () => {
     assert.equal(s.phase, "Failed");
     assert.match(s.message ?? "", /step 7: TrainingJob trained has no durable checkpoint/);
     assert.equal(s.attempts, 0, "no evaluator pod was started");
+  });
+  test("an evaluator evicted mid-evaluation → evaluated again, Succeeded", async () => {
+    // 3000 lines of perplexity: long enough to be caught running.
+    const long = [{ name: "long", type: "perplexity", uri: corpus, limit: 3000 }];
+    const job = evalJob("evicted", { trainingJob: { name: "trained", step: 10 } }, long);
+    await createObject(h.env, h.namespace, job);
+    const pod = await waitFor("the evaluator running", async () => {
+      const [p] = (
+        await c.core.listNamespacedPod({
+          namespace: h.namespace,
+          labelSelector: "herd.dev/evaljob=evicted",
+        })
+      ).items;
+      return p?.status?.phase === "Running" ? p : undefined;
+    });
+    const name = pod.metadata!.name!;
+    await c.core.createNamespacedPodEviction({
+      name,
+      namespace: h.namespace,
+      body: { metadata: { name, namespace: h.namespace } },
+    });
+    const s = await until("EvalJob", "evicted", "ended", ended);
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.deepEqual([s.attempts, s.preemptions], [2, 1]);
+    assert.equal(s.results?.[0]?.task, "long");
+    const events = await c.core.listNamespacedEvent({
+      namespace: h.namespace,
+      fieldSelector: "involvedObject.name=evicted",
+    });
+    assert.ok(
+      events.items.some((e) => e.reason === "EvictionByEvictionAPI"),
+      events.items.map((e) => `${e.reason}: ${e.message}`).join("; "),
+    );
   });
 });
 
