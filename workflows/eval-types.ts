@@ -110,6 +110,8 @@ export interface SweepActivities {
     workflowId: string;
     taskQueue: string;
   }): Promise<{ scheduleId: string; nextRunTime?: string }>;
+  /** When the sweep's Schedule fires next; undefined while paused or gone. */
+  nextRunTime(object: ObjectRef): Promise<string | undefined>;
   /** Deletes the sweep's Schedule; safe to repeat. */
   deleteSchedule(object: ObjectRef): Promise<void>;
   /** Checkpoint steps of the TrainingJob with no results of this sweep yet, oldest first. */

@@ -151,7 +151,9 @@ export async function evalSweepWorkflow(input: SweepWorkflowInput): Promise<Work
             (suspended() ? "; schedule paused" : ""),
         );
       }
-      for (const report of reports.splice(0)) {
+      const finished = reports.splice(0);
+      if (finished.length > 0) nextRunTime = await sweep.nextRunTime(object);
+      for (const report of finished) {
         history = mergeHistory(history, report.entries, historyLimit());
         lastRunTime = report.started;
         const steps = report.entries.map((e) => e.step);

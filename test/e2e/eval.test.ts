@@ -52,6 +52,7 @@ type Status = {
   resultsUri?: string;
   lastCheckpoint?: { step: number };
   scheduleId?: string;
+  nextRunTime?: string;
   history?: SweepHistoryEntry[];
   lastEvaluatedStep?: number;
   conditions?: { type: string; reason: string }[];
@@ -358,11 +359,13 @@ describe("EvalSweep", () => {
 
   test("suspend pauses the schedule; clearing it resumes", async () => {
     await patchObject(h.env, "EvalSweep", h.namespace, sweepName, { spec: { suspend: true } });
-    await until("EvalSweep", sweepName, "Suspended", (s) => s.phase === "Suspended");
+    const paused = await until("EvalSweep", sweepName, "Suspended", (s) => s.phase === "Suspended");
     assert.equal((await schedule().describe()).state.paused, true);
+    assert.equal(paused.nextRunTime, undefined, "no next run while paused");
 
     await patchObject(h.env, "EvalSweep", h.namespace, sweepName, { spec: { suspend: false } });
-    await until("EvalSweep", sweepName, "Active", (s) => s.phase === "Active");
+    const active = await until("EvalSweep", sweepName, "Active", (s) => s.phase === "Active");
+    assert.ok(active.nextRunTime, "a next run once resumed");
     const resumed = await schedule().describe();
     assert.equal(resumed.state.paused, false);
     const taken = resumed.info.numActionsTaken;

@@ -61,6 +61,16 @@ export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): Swe
       (connection) => new Client({ connection, namespace: opts.temporalNamespace }),
     ));
 
+  const nextRun = async (scheduleId: string): Promise<string | undefined> => {
+    try {
+      const d = await (await temporal()).schedule.getHandle(scheduleId).describe();
+      return d.state.paused ? undefined : d.info.nextActionTimes[0]?.toISOString();
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) return undefined;
+      throw err;
+    }
+  };
+
   return {
     async upsertSchedule({ object, spec, workflowId, taskQueue }) {
       const s = spec as unknown as EvalSweepSpec;
@@ -98,9 +108,11 @@ export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): Swe
           .getHandle(scheduleId)
           .update(() => ({ spec: scheduleSpecOf(s), action, policies, state }));
       }
-      const next = (await schedules.getHandle(scheduleId).describe()).info.nextActionTimes[0];
-      return { scheduleId, ...(next && !s.suspend && { nextRunTime: next.toISOString() }) };
+      const next = await nextRun(scheduleId);
+      return { scheduleId, ...(next && { nextRunTime: next }) };
     },
+
+    nextRunTime: (object: ObjectRef) => nextRun(scheduleIdOf(object)),
 
     async deleteSchedule(object: ObjectRef) {
       try {
