@@ -43,6 +43,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Run> }> = 
     summary: "evaluate a checkpoint on an EvalJob's tasks on this machine (--local)",
     load: async () => (await import("./eval.ts")).run,
   },
+  report: {
+    summary: "write a TrainingJob's loss curve and eval metrics as one HTML page",
+    load: async () => (await import("./report.ts")).run,
+  },
   generate: {
     summary: "generate text from a checkpoint (herd, safetensors, GGUF or llama2.c)",
     load: async () => (await import("./generate.ts")).run,

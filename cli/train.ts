@@ -1,6 +1,8 @@
 // `herd train --local -f job.yaml --out dir [--steps N] [--threads N] [--log json|progress]`:
 // trains a TrainingJob on this machine, without Kubernetes. Exit codes: 0 done, 64 bad
-// configuration or data, 75 stopped by SIGTERM after a checkpoint (docs/engine.md).
+// configuration or data, 75 stopped by SIGTERM after a checkpoint (docs/engine.md). With
+// HERD_WORLD_SIZE > 1 in the environment (a trainer pod's, or set by hand) the process is one
+// rank of a data-parallel group: HERD_RANK, HERD_RENDEZVOUS, HERD_POD_IP (docs/training.md).
 import { parseArgs } from "node:util";
 import { localManifest, positiveInt } from "./args.ts";
 
@@ -38,12 +40,24 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`herd train: ${(err as Error).message}`);
     return 64;
   }
-  const { train } = await import("../workers/trainer/train.ts");
-  return train({
+  const { train, distributedFromEnv } = await import("../workers/trainer/train.ts");
+  let distributed;
+  try {
+    distributed = distributedFromEnv(process.env);
+  } catch (err) {
+    console.error(`herd train: ${(err as Error).message}`);
+    return 64;
+  }
+  const code = await train({
     manifest,
     out: values.out,
     steps,
     threads,
     log: values.log as "json" | "progress" | undefined,
+    distributed,
   });
+  // A rank stopped while its group was still forming leaves the join running on a worker
+  // thread (until its timeout); it must not keep the process alive.
+  if (distributed) process.exit(code);
+  return code;
 }

@@ -34,9 +34,32 @@ export interface TrainerOptions {
   seed: number;
   /** OpenMP and OpenBLAS threads; same seed, data and threads give bit-identical weights. */
   threads: number;
-  rank?: number;
-  world?: number;
+  /** Data-parallel peers (joinGroup): this rank reads its share of each global batch and every rank applies the same averaged update. */
+  group?: Group;
   source: SourceOptions;
+}
+
+/** How a process joins its data-parallel group (native/src/dist/, Gloo over TCP). */
+export interface GroupOptions {
+  rank: number;
+  world: number;
+  /** Rank 0's rendezvous store: its host (name or IP) and port. Rank 0 serves it on bindHost:port. */
+  host: string;
+  port: number;
+  /** The address this rank listens on for its peers (the pod's IP); default 127.0.0.1. */
+  bindHost?: string;
+  /** Bounds joining (every rank must arrive) and each collective; default 300 000. */
+  timeoutMs?: number;
+}
+
+/** A joined group: the collective the trainer averages gradients with. */
+export interface Group {
+  readonly rank: number;
+  readonly world: number;
+  /** Element-wise sum over all ranks, as a new array; every rank must call it with the same length. Rejects when a peer is gone or late past the timeout. */
+  allReduceSum(data: Float32Array): Promise<Float32Array>;
+  /** Drops this handle's reference; the connections close once no trainer uses them. */
+  close(): void;
 }
 
 export interface StepResult {
@@ -46,6 +69,8 @@ export interface StepResult {
   gradNorm: number;
   /** Learning rate the step used. */
   lr: number;
+  /** With a group: some rank asked to stop, so every rank stops after this step. */
+  stop: boolean;
 }
 
 export interface NamedTensor {
@@ -70,8 +95,11 @@ export interface TrainerState {
 }
 
 export interface Trainer {
-  /** One optimizer step on the source's batch for the current step, off the JS thread. */
-  step(): Promise<StepResult>;
+  /**
+   * One optimizer step on the source's batch for the current step, off the JS thread.
+   * stopRequested: this rank wants to stop; the result's `stop` says whether any rank did.
+   */
+  step(stopRequested?: boolean): Promise<StepResult>;
   /**
    * Logits [batch·seqLen, vocab]; with targets also the mean loss and each token's
    * cross-entropy −log p(target) (tokenLosses, [batch·seqLen]). No gradients.
@@ -102,12 +130,16 @@ export interface Trainer {
 export interface EngineBinding {
   /** A trainer with freshly initialised weights (from options.seed); load a checkpoint with setTensors/setState. */
   createTrainer(options: TrainerOptions): Trainer;
+  /** Joins this process to its data-parallel group; resolves once every rank has joined. */
+  joinGroup(options: GroupOptions): Promise<Group>;
 }
 
-const { Trainer: TrainerClass } = native as unknown as {
+const { Trainer: TrainerClass, joinGroup } = native as unknown as {
   Trainer: new (options: TrainerOptions) => Trainer;
+  joinGroup(options: GroupOptions): Promise<Group>;
 };
 
 export const engine: EngineBinding = {
   createTrainer: (options) => new TrainerClass(options),
+  joinGroup: (options) => joinGroup(options),
 };

@@ -6,6 +6,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from "@temporalio/worker";
 import { pino, type Logger } from "pino";
 import { createActivities } from "./activities/index.ts";
+import { objectStorageFromEnv, type ObjectStorage } from "./activities/training.ts";
 import { controlTaskQueue, type ControlActivities } from "../workflows/types.ts";
 
 export const workflowsPath = fileURLToPath(new URL("../workflows/index.ts", import.meta.url));
@@ -16,6 +17,8 @@ export interface WorkerOptions {
   temporalNamespace?: string;
   taskQueue?: string;
   logger: Logger;
+  /** Object storage for s3:// URIs; default: from the environment (objectStorageFromEnv). */
+  s3?: ObjectStorage;
   /** Replaces the real activities (tests of the workflows alone). */
   activities?: ControlActivities;
 }
@@ -55,6 +58,7 @@ export async function startControlWorker(
       createActivities(opts.kubeconfig, {
         temporalAddress: opts.temporalAddress,
         temporalNamespace: opts.temporalNamespace ?? "default",
+        s3: opts.s3 ?? objectStorageFromEnv(),
       }),
     bundlerOptions: { ignoreModules: [] },
   });

@@ -3,11 +3,14 @@
 // otherwise the local control plane of test/cluster/, started once per test run.
 import { KubeConfig } from "@kubernetes/client-node";
 import { cluster } from "../cluster/harness.ts";
+import type { ObjectStorage } from "../../workers/activities/training.ts";
 
 export interface ClusterEnv {
   kubeconfig: KubeConfig;
   kubeconfigPath: string;
   temporalAddress: string;
+  /** Object storage the control worker gives trainer pods (s3:// checkpoint URIs). */
+  s3?: ObjectStorage;
 }
 
 export async function clusterEnv(): Promise<ClusterEnv> {

@@ -69,6 +69,7 @@ export async function harness(env: ClusterEnv, label: string): Promise<Harness> 
     temporalAddress: env.temporalAddress,
     taskQueue,
     logger: silent,
+    s3: env.s3,
   });
   const connection = await Connection.connect({ address: env.temporalAddress });
   const client = new Client({ connection });

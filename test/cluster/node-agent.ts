@@ -3,7 +3,9 @@
 // bound to its nodes as local processes (one process group per container, with the pod's env
 // and volumes mapped to folders), reports pod status as a kubelet does, serves container logs
 // on the kubelet port for `kubectl logs`, and honours deletion with SIGTERM, the grace
-// period, then SIGKILL. What it does not do is listed in docs/dev-cluster.md.
+// period, then SIGKILL. As CNI and cluster DNS would, it gives each pod its own loopback IP
+// and publishes `<hostname>.<subdomain>.<ns>.svc` names in a hosts file (HERD_DEV_HOSTS).
+// What it does not do is listed in docs/dev-cluster.md.
 //
 // Run by `herd dev up` as: node --import tsx test/cluster/node-agent.ts <state folder>
 import { spawn } from "node:child_process";
@@ -16,6 +18,7 @@ import {
   openSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -289,6 +292,8 @@ interface PodRun {
   name: string;
   node: string;
   pod: V1Pod;
+  /** The pod's own address (CNI's job on a real node): a loopback IP of its own. */
+  ip: string;
   dir: string;
   containers: ContainerRun[];
   startTime: Date;
@@ -397,8 +402,8 @@ function writeStatus(run: PodRun): Promise<void> {
         phase: finalPhase,
         hostIP,
         hostIPs: [{ ip: hostIP }],
-        podIP: hostIP,
-        podIPs: [{ ip: hostIP }],
+        podIP: run.ip,
+        podIPs: [{ ip: run.ip }],
         startTime: pod.status?.startTime ?? run.startTime,
         conditions: mergeConditions(pod.status?.conditions, podConditions(run, finalPhase)),
         containerStatuses: run.containers.map((c) => containerStatus(run, c)),
@@ -424,11 +429,53 @@ function writeStatus(run: PodRun): Promise<void> {
   return run.writes;
 }
 
+// ----- pod addresses and names (CNI and cluster DNS)
+
+/**
+ * Pod IPs are 127.<plane>.x.y: all of 127/8 is loopback on Linux, so every pod can listen on
+ * its own address at any port, as in a real pod network namespace. <plane> comes from this
+ * plane's API server port, so planes of several state folders on one machine rarely overlap.
+ */
+const podNet = `127.${1 + (ports.apiserver % 254)}`;
+const hostsFile = path.join(agentDir, "hosts");
+
+function allocatePodIP(pod: V1Pod): string {
+  const inUse = new Set([...pods.values()].map((r) => r.ip));
+  const had = pod.status?.podIP;
+  if (had?.startsWith(`${podNet}.`) && !inUse.has(had)) return had; // the agent restarted
+  for (let i = 0; i < 65534; i++) {
+    const n = (nextPodIP++ % 65534) + 1;
+    const ip = `${podNet}.${n >> 8}.${n & 255}`;
+    if (!inUse.has(ip)) return ip;
+  }
+  throw new Error(`no free pod IP left in ${podNet}.0.0/16`);
+}
+let nextPodIP = 0;
+
+/**
+ * The hosts file named by HERD_DEV_HOSTS in every container: what cluster DNS answers for
+ * a pod with spec.hostname and spec.subdomain (`<hostname>.<subdomain>.<ns>.svc`, and with
+ * `.cluster.local`) while it runs. A real cluster also needs the headless Service named
+ * after the subdomain; the emulation does not check for it. Replaced atomically.
+ */
+function publishHosts(): void {
+  const lines = ["# pod names of the herd dev plane (HERD_DEV_HOSTS); written by the node agent"];
+  for (const run of pods.values()) {
+    const { hostname, subdomain } = run.pod.spec ?? {};
+    const phase = podPhase(run);
+    if (!hostname || !subdomain || phase === "Succeeded" || phase === "Failed") continue;
+    const name = `${hostname}.${subdomain}.${run.namespace}.svc`;
+    lines.push(`${run.ip} ${name} ${name}.cluster.local`);
+  }
+  writeFileSync(`${hostsFile}.tmp`, lines.join("\n") + "\n");
+  renameSync(`${hostsFile}.tmp`, hostsFile);
+}
+
 // ----- volumes
 
 const podLabel = (pod: V1Pod) => `${pod.metadata?.namespace}/${pod.metadata?.name}`;
 
-function fieldValue(pod: V1Pod, ref: V1ObjectFieldSelector): string {
+function fieldValue(pod: V1Pod, ref: V1ObjectFieldSelector, podIP: string): string {
   const f = ref.fieldPath;
   const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(f);
   if (m)
@@ -441,8 +488,8 @@ function fieldValue(pod: V1Pod, ref: V1ObjectFieldSelector): string {
     "spec.serviceAccountName": pod.spec?.serviceAccountName,
     "status.hostIP": hostIP,
     "status.hostIPs": hostIP,
-    "status.podIP": hostIP,
-    "status.podIPs": hostIP,
+    "status.podIP": podIP,
+    "status.podIPs": podIP,
   };
   if (f in values) return values[f] ?? "";
   if (f === "metadata.labels" || f === "metadata.annotations") {
@@ -641,7 +688,7 @@ async function materialiseVolumes(run: PodRun): Promise<Record<string, string>> 
     } else if (v.downwardAPI) {
       const data: Record<string, Buffer> = {};
       for (const item of v.downwardAPI.items ?? []) {
-        if (item.fieldRef) data[item.path] = Buffer.from(fieldValue(pod, item.fieldRef));
+        if (item.fieldRef) data[item.path] = Buffer.from(fieldValue(pod, item.fieldRef, run.ip));
       }
       writeItems(dir, data, undefined);
     } else if (v.projected) {
@@ -677,7 +724,8 @@ async function materialiseVolumes(run: PodRun): Promise<Record<string, string>> 
         } else if (s.downwardAPI) {
           const data: Record<string, Buffer> = {};
           for (const item of s.downwardAPI.items ?? []) {
-            if (item.fieldRef) data[item.path] = Buffer.from(fieldValue(pod, item.fieldRef));
+            if (item.fieldRef)
+              data[item.path] = Buffer.from(fieldValue(pod, item.fieldRef, run.ip));
           }
           writeItems(dir, data, undefined);
         }
@@ -732,6 +780,8 @@ async function containerEnv(
     KUBERNETES_SERVICE_PORT: String(ports.apiserver),
     HERD_POD_DIR: run.dir,
     HERD_PATH_MAP: JSON.stringify(pathMap),
+    // Dev plane only: the cluster DNS names of the pods (see publishHosts).
+    HERD_DEV_HOSTS: hostsFile,
   };
   if (existsSync(path.join(run.dir, "kubeconfig")))
     env.KUBECONFIG = path.join(run.dir, "kubeconfig");
@@ -745,7 +795,7 @@ async function containerEnv(
   }
   for (const e of c.env ?? ([] as V1EnvVar[])) {
     if (e.value !== undefined) env[e.name] = rewrite(expand(e.value, env));
-    else if (e.valueFrom?.fieldRef) env[e.name] = fieldValue(pod, e.valueFrom.fieldRef);
+    else if (e.valueFrom?.fieldRef) env[e.name] = fieldValue(pod, e.valueFrom.fieldRef, run.ip);
     else if (e.valueFrom?.configMapKeyRef) {
       const r = e.valueFrom.configMapKeyRef;
       const v = (await configMapData(run.namespace, r.name ?? "", r.optional))[r.key];
@@ -861,6 +911,7 @@ function onContainerExit(run: PodRun, c: ContainerRun, volumes: Record<string, s
   const policy = run.pod.spec?.restartPolicy ?? "Always";
   const code = c.terminated?.exitCode ?? 1;
   log(`${podLabel(run.pod)}/${c.spec.name} exited ${code}`);
+  publishHosts();
   const restart = !run.deleting && (policy === "Always" || (policy === "OnFailure" && code !== 0));
   if (restart) {
     // The kubelet's crash-loop back-off: 10 s doubling to 5 minutes.
@@ -897,6 +948,7 @@ async function startPod(pod: V1Pod, recovered: boolean) {
     name: pod.metadata!.name!,
     node: pod.spec!.nodeName!,
     pod,
+    ip: allocatePodIP(pod),
     dir: podDir(pod),
     containers: (pod.spec?.containers ?? []).map((spec) => ({ spec, restartCount: 0 })),
     startTime: new Date(),
@@ -920,6 +972,7 @@ async function startPod(pod: V1Pod, recovered: boolean) {
     return;
   }
   mkdirSync(run.dir, { recursive: true });
+  publishHosts();
   await writeStatus(run);
   if ((pod.spec?.initContainers ?? []).length > 0) {
     failPod(run, "Unsupported", "the herd node agent does not run init containers");
@@ -1014,6 +1067,7 @@ function deletePod(run: PodRun, pod: V1Pod): Promise<void> {
 function forget(run: PodRun) {
   pods.delete(run.uid);
   rmSync(run.dir, { recursive: true, force: true });
+  publishHosts();
 }
 
 /** One informer event: start what is new, stop what is deleted. */

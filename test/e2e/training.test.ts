@@ -45,7 +45,16 @@ type Status = {
 };
 
 /** A tiny TrainingJob (llama-tiny, byte tokens) placed on the test's node. */
-function tinyJob(name: string, over: { steps?: number; data?: string; retry?: object } = {}) {
+function tinyJob(
+  name: string,
+  over: {
+    steps?: number;
+    data?: string;
+    retry?: object;
+    checkpoint?: string;
+    placement?: { nodeSelector: Record<string, string>; tolerations: object[] };
+  } = {},
+) {
   const spec = {
     model: { preset: "llama-tiny" },
     tokenizer: { type: "bytes" },
@@ -60,13 +69,13 @@ function tinyJob(name: string, over: { steps?: number; data?: string; retry?: ob
       optimizer: { warmupSteps: 5 },
       seed: 7,
     },
-    checkpoint: { uri: path.join(work, name), intervalSteps: 5, keep: 2 },
+    checkpoint: { uri: over.checkpoint ?? path.join(work, name), intervalSteps: 5, keep: 2 },
     resources: {
       image: "herd/herd:dev",
       cpu: "1",
       memory: "1Gi",
       priorityClassName: low,
-      ...node.placement,
+      ...(over.placement ?? node.placement),
     },
     retry: { failureLimit: 3, backoffSeconds: 1, ...over.retry },
   };
@@ -104,6 +113,28 @@ const eventsOf = async (name: string): Promise<CoreV1Event[]> =>
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
+let uninterrupted: Promise<string> | undefined;
+/** The 400-step tiny job trained once, uninterrupted, with `herd train --local`; its folder. */
+function uninterrupted400(): Promise<string> {
+  return (uninterrupted ??= (async () => {
+    const local = path.join(work, "uninterrupted-local");
+    const manifest = path.join(work, "uninterrupted-local.json");
+    writeFileSync(manifest, JSON.stringify(tinyJob("uninterrupted", { steps: 400 })));
+    mkdirSync(local, { recursive: true });
+    const args = ["train", "--local", "-f", manifest, "--out", local, "--threads", "1"];
+    const code = await new Promise<number>((resolve) =>
+      execFile(
+        process.execPath,
+        [path.join(root, "bin/herd.mjs"), ...args],
+        { env: { ...process.env }, maxBuffer: 64 << 20 },
+        (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
+      ),
+    );
+    assert.equal(code, 0, "the uninterrupted run succeeds");
+    return local;
+  })());
+}
+
 /** The trainer pods run herd's image from the checkout the node agent runs: it must be this one. */
 function assertAgentRunsThisCheckout(stateDir: string): void {
   const pid = readFileSync(path.join(stateDir, "run", "node-agent.pid"), "utf8").trim();
@@ -119,10 +150,27 @@ function assertAgentRunsThisCheckout(stateDir: string): void {
 before(async () => {
   c = await cluster();
   assertAgentRunsThisCheckout(c.stateDir);
+  const { endpoint, region, accessKeyId, secretAccessKey } = c.s3;
   h = await harness(
-    { kubeconfig: c.kc, kubeconfigPath: c.kubeconfig, temporalAddress: c.temporalAddress },
+    {
+      kubeconfig: c.kc,
+      kubeconfigPath: c.kubeconfig,
+      temporalAddress: c.temporalAddress,
+      s3: {
+        config: { endpoint, region, accessKeyId, secretAccessKey },
+        credentialsSecret: "herd-s3",
+      },
+    },
     "e2e",
   );
+  // The trainer pods' S3 credentials, as a cluster would hold them.
+  await c.core.createNamespacedSecret({
+    namespace: h.namespace,
+    body: {
+      metadata: { name: "herd-s3" },
+      stringData: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey },
+    },
+  });
   node = await testNode(c, unique("e2e-node"), { cpu: "1", memory: "8Gi" });
   const scheduling = c.kc.makeApiClient(SchedulingV1Api);
   await scheduling.createPriorityClass({ body: { metadata: { name: low }, value: 100 } });
@@ -205,31 +253,7 @@ describe("training end to end", () => {
       events.some((e) => e.reason === "PreemptionByScheduler"),
       `events: ${events.map((e) => `${e.reason}: ${e.message}`).join("; ")}`,
     );
-    // The same job, uninterrupted, with `herd train --local`.
-    const local = path.join(work, "preempt-local");
-    const manifest = path.join(work, "preempt-local.json");
-    const job = tinyJob("preempt", { steps: 400 });
-    writeFileSync(manifest, JSON.stringify({ ...job, spec: { ...job.spec } }));
-    mkdirSync(local, { recursive: true });
-    const code = await new Promise<number>((resolve) =>
-      execFile(
-        process.execPath,
-        [
-          path.join(root, "bin/herd.mjs"),
-          "train",
-          "--local",
-          "-f",
-          manifest,
-          "--out",
-          local,
-          "--threads",
-          "1",
-        ],
-        { env: { ...process.env }, maxBuffer: 64 << 20 },
-        (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
-      ),
-    );
-    assert.equal(code, 0);
+    const local = await uninterrupted400();
     for (const f of ["model.safetensors", "optimizer.safetensors"])
       assert.equal(
         sha256(path.join(work, "preempt", stepName(400), f)),
@@ -333,5 +357,123 @@ describe("training end to end", () => {
     );
     const backoffs = (await eventsOf("crash")).filter((e) => e.reason === "TrainerFailed");
     assert.equal(backoffs.length, 3);
+  });
+
+  test("checkpoints in the S3 store: evicted → resumes from S3, bit-identical to an uninterrupted run", async () => {
+    const uri = `s3://${c.s3.bucket}/${h.namespace}/ins3`;
+    const s3 = c.s3Client();
+    await createObject(h.env, h.namespace, tinyJob("ins3", { steps: 400, checkpoint: uri }));
+    const mid = await until(
+      "ins3",
+      "a checkpoint in S3",
+      (s) => (s.lastCheckpoint?.step ?? 0) >= 20,
+    );
+    assert.match(mid.lastCheckpoint!.uri, new RegExp(`^${uri}/step-\\d{9}$`));
+    const [pod] = await podsOf("ins3");
+    assert.ok(pod, "a trainer pod runs");
+    // The credentials come from the Secret, not from the pod spec.
+    const env = pod.spec!.containers[0]!.env!;
+    assert.deepEqual(
+      { ...env.find((e) => e.name === "AWS_SECRET_ACCESS_KEY")?.valueFrom?.secretKeyRef },
+      {
+        name: "herd-s3",
+        key: "AWS_SECRET_ACCESS_KEY",
+      },
+    );
+    // Evicted: the next pod starts with an empty scratch folder, so it resumes from S3.
+    await c.core.createNamespacedPodEviction({
+      name: pod.metadata!.name!,
+      namespace: h.namespace,
+      body: { metadata: { name: pod.metadata!.name!, namespace: h.namespace } },
+    });
+    const s = await until(
+      "ins3",
+      "Succeeded",
+      (s) => s.phase === "Succeeded" || s.phase === "Failed",
+    );
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 1, 0]);
+    assert.equal(s.lastCheckpoint?.uri, `${uri}/${stepName(400)}`);
+    const prefix = `${h.namespace}/ins3/`;
+    assert.equal((await s3.get(prefix + "LATEST")).toString(), `${stepName(400)}\n`);
+    const steps = new Set(
+      (await s3.list(prefix)).map((o) => /^(step-\d{9})\//.exec(o.key.slice(prefix.length))?.[1]),
+    );
+    steps.delete(undefined);
+    assert.equal(steps.size, 2, `keep: 2 leaves two checkpoints: ${[...steps].join(", ")}`);
+    // The loss history travelled with the checkpoints: every step once, despite the resume.
+    const history = (await s3.get(prefix + "metrics.jsonl")).toString().trim().split("\n");
+    assert.deepEqual(
+      history.map((l) => (JSON.parse(l) as { step: number }).step),
+      Array.from({ length: 400 }, (_, i) => i + 1),
+    );
+    const logs = await c.kubectl("logs", "-n", h.namespace, `ins3-a2-r0`);
+    assert.match(logs.stdout, /resumed from/, "the second attempt resumed");
+    const local = await uninterrupted400();
+    const fromS3 = path.join(work, "ins3-model.safetensors");
+    writeFileSync(fromS3, await s3.get(`${prefix}${stepName(400)}/model.safetensors`));
+    assert.equal(
+      sha256(fromS3),
+      sha256(path.join(local, stepName(400), "model.safetensors")),
+      "the weights in S3 differ from the uninterrupted run",
+    );
+    for (const o of await s3.list(prefix)) await s3.delete(o.key);
+  });
+
+  test("node NotReady → its pod is evicted and replaced on another node, resuming", async () => {
+    const group = unique("e2e-pair");
+    const names = [`${group}-a`, `${group}-b`];
+    const taint = { key: "herd.dev/test-node", value: group, effect: "NoSchedule" as const };
+    for (const name of names)
+      await c.addNode({
+        name,
+        capacity: { pods: "20", cpu: "1", memory: "8Gi" },
+        labels: { "herd.dev/test-group": group },
+        taints: [taint],
+      });
+    let lost: string | undefined;
+    try {
+      const placement = {
+        nodeSelector: { "herd.dev/test-group": group },
+        tolerations: [
+          { key: taint.key, operator: "Equal", value: group, effect: taint.effect },
+          // Give a lost node 2 s instead of the default 300 s before its pods are evicted.
+          ...["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"].map((key) => ({
+            key,
+            operator: "Exists",
+            effect: "NoExecute",
+            tolerationSeconds: 2,
+          })),
+        ],
+      };
+      await createObject(h.env, h.namespace, tinyJob("lost", { steps: 400, placement }));
+      await until("lost", "step ≥ 20", (s) => (s.step ?? 0) >= 20);
+      const [first] = await podsOf("lost");
+      lost = first?.spec?.nodeName;
+      assert.ok(lost && names.includes(lost), `the pod runs on a node of the pair: ${lost}`);
+      await c.setNodeReady(lost, false);
+      const s = await until(
+        "lost",
+        "Succeeded",
+        (s) => s.phase === "Succeeded" || s.phase === "Failed",
+        180_000,
+      );
+      assert.equal(s.phase, "Succeeded", s.message);
+      assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 1, 0]);
+      assert.equal(s.step, 400);
+      const pods = await podsOf("lost");
+      assert.deepEqual(
+        pods.map((p) => [p.metadata?.labels?.["herd.dev/attempt"], p.spec?.nodeName]),
+        [["2", names.find((n) => n !== lost)]],
+      );
+      const events = await eventsOf("lost");
+      assert.ok(
+        events.some((e) => e.reason === "DeletionByTaintManager"),
+        `events: ${events.map((e) => `${e.reason}: ${e.message}`).join("; ")}`,
+      );
+    } finally {
+      if (lost) await c.setNodeReady(lost, true).catch(() => {});
+      for (const name of names) await c.removeNode(name).catch(() => {});
+    }
   });
 });

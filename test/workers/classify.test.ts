@@ -16,6 +16,7 @@ function pod(
     disruption?: string;
     deleting?: boolean;
     node?: string;
+    finishedAt?: Date;
   } = {},
 ): V1Pod {
   return {
@@ -39,7 +40,9 @@ function pod(
                 imageID: "",
                 ready: false,
                 restartCount: 0,
-                state: { terminated: { exitCode: o.exitCode, reason: o.reason } },
+                state: {
+                  terminated: { exitCode: o.exitCode, reason: o.reason, finishedAt: o.finishedAt },
+                },
               },
             ],
     },
@@ -108,4 +111,60 @@ test("exit codes: 75 preempted, 64 user error with the trainer's message, OOMKil
   const crash = classify([pod("a", "Failed", { exitCode: 1, reason: "Error" })], 1, nodes, noLogs);
   assert.equal(crash?.kind, "failed");
   assert.match(crash?.message ?? "", /exit 1/);
+});
+
+test("ranks that failed together: the cause is the rank whose peer did not fail first", () => {
+  // Rank 1 crashed; rank 0 failed after it because its all-reduce lost the peer — in the
+  // same second (finishedAt has whole seconds), or even a second before by the clock.
+  const logs = (p: V1Pod) =>
+    p.metadata?.name === "r0"
+      ? "herd train: all-reduce on rank 0 of 2 failed: a peer rank is gone or did not arrive"
+      : "herd train: something broke on rank 1";
+  const out = classify(
+    [
+      pod("r0", "Failed", { exitCode: 1, finishedAt: new Date(1000) }),
+      pod("r1", "Failed", { exitCode: 1, finishedAt: new Date(1000) }),
+    ],
+    2,
+    nodes,
+    logs,
+  );
+  assert.equal(out?.kind, "failed");
+  assert.equal(out?.message, "pod r1 failed (exit 1): something broke on rank 1");
+});
+
+test("of ranks that each failed on their own, the first to fail is the cause", () => {
+  const out = classify(
+    [
+      pod("r0", "Failed", { exitCode: 1, finishedAt: new Date(9000) }),
+      pod("r1", "Failed", { exitCode: 2, finishedAt: new Date(1000) }),
+    ],
+    2,
+    nodes,
+    noLogs,
+  );
+  assert.equal(out?.message, "pod r1 failed (exit 2)");
+});
+
+test("a pod being deleted on a node that stopped responding: NodeLost once past its deadline", () => {
+  const now = Date.parse("2026-01-01T00:10:00Z");
+  const deleting = (deadline: string, node: string): V1Pod => {
+    const p = pod("a", "Running", { disruption: "DeletionByTaintManager", node });
+    p.metadata!.deletionTimestamp = new Date(deadline);
+    return p;
+  };
+  const present = new Set(["n1", "n2"]);
+  const silent = new Set(["n2"]);
+  // Just past the deadline: the kubelet may still report the end (and the checkpoint).
+  const recent = deleting("2026-01-01T00:09:55Z", "n2");
+  assert.equal(classify([recent], 1, present, noLogs, new Map(), silent, now), undefined);
+  // Long past it on a silent node: it will not end by itself.
+  const stranded = deleting("2026-01-01T00:09:00Z", "n2");
+  const o = classify([stranded], 1, present, noLogs, new Map(), silent, now);
+  assert.equal(o?.kind, "preempted");
+  assert.equal(o?.reason, "NodeLost");
+  assert.match(o?.message ?? "", /node n2 stopped responding/);
+  // The same pod on a Ready node is just slow to stop: keep waiting.
+  const slow = deleting("2026-01-01T00:09:00Z", "n1");
+  assert.equal(classify([slow], 1, present, noLogs, new Map(), silent, now), undefined);
 });

@@ -4,7 +4,11 @@ import type { ControlActivities, ObjectRef } from "../../workflows/types.ts";
 import type { TrainingActivities } from "../../workflows/training-types.ts";
 import type { EvalActivities, SweepActivities } from "../../workflows/eval-types.ts";
 import { statusActivities } from "./status.ts";
-import { trainingActivities, type TrainingActivityOptions } from "./training.ts";
+import {
+  objectStorageFromEnv,
+  trainingActivities,
+  type TrainingActivityOptions,
+} from "./training.ts";
 import { evalActivities } from "./eval.ts";
 import { sweepActivities } from "./sweep.ts";
 
@@ -13,6 +17,7 @@ export function createActivities(
   opts: TrainingActivityOptions = {
     temporalAddress: process.env.TEMPORAL_ADDRESS ?? "127.0.0.1:7233",
     temporalNamespace: process.env.TEMPORAL_NAMESPACE ?? "default",
+    s3: objectStorageFromEnv(),
   },
 ): ControlActivities & TrainingActivities & EvalActivities & SweepActivities {
   const { cleanUpTraining, ...training } = trainingActivities(kc, opts);

@@ -8,11 +8,14 @@ import {
   CoreV1Api,
   Watch,
   type KubeConfig,
+  type V1Node,
   type V1Pod,
 } from "@kubernetes/client-node";
 import { trainerExit, type Outcome } from "../../workflows/training-types.ts";
 
 const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
+const isReady = (n: V1Node) =>
+  n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 
 export interface Disruption {
   reason: string;
@@ -51,6 +54,27 @@ function podMessage(log: string): string | undefined {
   return undefined;
 }
 
+/** A rank's error when another rank died under it (native/src/dist/gloo_collective.cc). */
+const peerLost = /all-reduce on rank \d+ of \d+ failed: a peer rank is gone/;
+
+/** Slack past a pod's deletion deadline before its silent node counts as lost. */
+const strandedAfterMs = 15_000;
+
+/**
+ * A pod being deleted on a node that is not Ready, past its deletion deadline (the API server
+ * sets deletionTimestamp to the request time plus the grace period): its kubelet cannot
+ * confirm the end, so the pod would stay Terminating until the node comes back.
+ */
+function strandedOn(p: V1Pod, notReady: Set<string>, now: number): boolean {
+  const deadline = p.metadata?.deletionTimestamp;
+  return (
+    !ended(p) &&
+    deadline !== undefined &&
+    notReady.has(p.spec?.nodeName ?? "") &&
+    now > new Date(deadline).getTime() + strandedAfterMs
+  );
+}
+
 /**
  * Classifies a set of pods (all of one attempt) that has ended, or returns undefined while
  * it runs. Disruption wins over exit codes: a preempted trainer exits 75 after its SIGTERM
@@ -62,8 +86,11 @@ export function classify(
   nodes: Set<string>,
   logs: (pod: V1Pod) => string | undefined,
   remembered: Map<string, Disruption> = new Map(),
+  notReady: Set<string> = new Set(),
+  now: number = Date.now(),
 ): Outcome | undefined {
   const disrupted = pods.filter((p) => disruptionOf(p) || p.metadata?.deletionTimestamp);
+  const stranded = disrupted.filter((p) => strandedOn(p, notReady, now));
   const lostNode = pods.filter((p) => p.spec?.nodeName && !nodes.has(p.spec.nodeName));
   if (pods.length < expected) {
     // A pod deleted by someone else: once the others are down too, it is a preemption. The
@@ -86,6 +113,12 @@ export function classify(
       reason: "NodeLost",
       message: `node ${lostNode[0]!.spec!.nodeName} is gone`,
     };
+  if (stranded.length > 0)
+    return {
+      kind: "preempted",
+      reason: "NodeLost",
+      message: `pod ${stranded[0]!.metadata!.name}: node ${stranded[0]!.spec!.nodeName} stopped responding; resuming from the last durable checkpoint`,
+    };
   if (disrupted.length > 0) {
     // Wait for the disrupted pods to stop: their SIGTERM checkpoint must be durable first.
     if (!disrupted.every(ended)) return undefined;
@@ -98,7 +131,13 @@ export function classify(
         `pod ${disrupted[0]!.metadata!.name}: ${c ? `${c.reason}: ${c.message ?? ""}` : "deleted"}`.trim(),
     };
   }
-  const failed = pods.filter((p) => p.status?.phase === "Failed");
+  // The rank that failed first is the cause; its peers fail after it, saying a peer is gone.
+  // finishedAt has whole seconds, so a peer's "a peer rank is gone" also sorts it last.
+  const finished = (p: V1Pod) => new Date(terminated(p)?.finishedAt ?? 0).getTime();
+  const lostPeer = (p: V1Pod) => (peerLost.test(logs(p) ?? "") ? 1 : 0);
+  const failed = pods
+    .filter((p) => p.status?.phase === "Failed")
+    .sort((a, b) => lostPeer(a) - lostPeer(b) || finished(a) - finished(b));
   for (const pod of failed) {
     const t = terminated(pod);
     const name = pod.metadata!.name!;
@@ -154,8 +193,8 @@ export async function watchPods(kc: KubeConfig, w: WatchPods): Promise<Outcome> 
   const core = kc.makeApiClient(CoreV1Api);
   const { namespace, selector } = w;
   let unschedulableSince: number | undefined;
-  // A watch sees every version of the pods: a DisruptionTarget condition lasts only until the
-  // pod is gone, often less than a poll.
+  // A watch sees every version of the pods: a DisruptionTarget condition lasts only
+  // until the pod is gone, often less than a poll.
   const remembered = new Map<string, Disruption>();
   const watch = await new Watch(kc).watch(
     `/api/v1/namespaces/${namespace}/pods`,
@@ -174,7 +213,9 @@ export async function watchPods(kc: KubeConfig, w: WatchPods): Promise<Outcome> 
   try {
     for (;;) {
       const pods = (await core.listNamespacedPod({ namespace, labelSelector: selector })).items;
-      const nodeNames = new Set((await core.listNode()).items.map((n) => n.metadata?.name ?? ""));
+      const nodes = (await core.listNode()).items;
+      const nodeNames = new Set(nodes.map((n) => n.metadata?.name ?? ""));
+      const notReady = new Set(nodes.filter((n) => !isReady(n)).map((n) => n.metadata?.name ?? ""));
       const logs = new Map<string, string>();
       for (const p of pods)
         if (p.status?.phase === "Failed")
@@ -195,6 +236,7 @@ export async function watchPods(kc: KubeConfig, w: WatchPods): Promise<Outcome> 
         nodeNames,
         (p) => logs.get(p.metadata!.name!),
         remembered,
+        notReady,
       );
       // A deletion whose reason the watch has not delivered yet: give it a moment.
       if (outcome?.reason === "PodDeleted" && settle++ < 4) {
@@ -233,16 +275,30 @@ export async function watchPods(kc: KubeConfig, w: WatchPods): Promise<Outcome> 
  * checkpoints) and waits until they are gone, heartbeating.
  */
 export async function deletePods(core: CoreV1Api, namespace: string, selector: string) {
-  const pods = await core.listNamespacedPod({ namespace, labelSelector: selector });
-  for (const p of pods.items)
-    if (!p.metadata?.deletionTimestamp)
-      await core.deleteNamespacedPod({ name: p.metadata!.name!, namespace }).catch((err) => {
-        if (!isNotFound(err)) throw err;
-      });
   for (;;) {
-    const left = await core.listNamespacedPod({ namespace, labelSelector: selector });
-    if (left.items.length === 0) return;
+    const pods = (await core.listNamespacedPod({ namespace, labelSelector: selector })).items;
+    if (pods.length === 0) return;
+    const notReady = new Set(
+      (await core.listNode()).items.filter((n) => !isReady(n)).map((n) => n.metadata?.name ?? ""),
+    );
+    for (const p of pods) {
+      // A pod whose node stopped responding would stay Terminating until the node returns:
+      // past its deadline it is removed from the API at once. (On a partitioned rather than
+      // dead node its process may still run: docs/training.md, "Node loss", says why that
+      // is safe.)
+      const stranded = strandedOn(p, notReady, Date.now());
+      if (!p.metadata?.deletionTimestamp || stranded)
+        await core
+          .deleteNamespacedPod({
+            name: p.metadata!.name!,
+            namespace,
+            ...(stranded && { gracePeriodSeconds: 0 }),
+          })
+          .catch((err) => {
+            if (!isNotFound(err)) throw err;
+          });
+    }
     heartbeat();
-    await activitySleep(250);
+    await activitySleep(500);
   }
 }

@@ -1,9 +1,7 @@
 // The training workflow's activities: an attempt's pods and Service, watching them to their
 // end and classifying it (DESIGN.md, "Outcomes of an attempt"; pods.ts, shared with the
 // evaluator), deleting them, reading the newest durable checkpoint, and Events.
-import { statSync } from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import {
   ApiException,
   CoreV1Api,
@@ -15,7 +13,8 @@ import {
 } from "@kubernetes/client-node";
 import { group, version } from "../../crds/common.ts";
 import type { TrainingJobSpec } from "../../crds/trainingjob.ts";
-import { manifestFile, readLatest, stepName } from "../trainer/checkpoint.ts";
+import { latestPublished, s3ConfigFromEnv } from "../trainer/checkpoint-store.ts";
+import type { S3Config } from "../s3.ts";
 import type { ObjectRef } from "../../workflows/types.ts";
 import { deletePods, watchPods } from "./pods.ts";
 import {
@@ -31,6 +30,45 @@ export interface TrainingActivityOptions {
   /** The Temporal address the trainer pods signal their progress to. */
   temporalAddress: string;
   temporalNamespace: string;
+  /** Object storage the pods and this worker reach (s3:// checkpoint and data URIs). */
+  s3?: ObjectStorage;
+}
+
+/**
+ * The S3 endpoint and credentials. Pods get the credentials from the Secret named by
+ * credentialsSecret (keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) when one is given —
+ * the way a cluster should — and as literal values otherwise (the local plane).
+ */
+export interface ObjectStorage {
+  config: Omit<S3Config, "bucket">;
+  credentialsSecret?: string;
+}
+
+/** Object storage from the worker's environment: HERD_S3_ENDPOINT, AWS_*, HERD_S3_CREDENTIALS_SECRET. */
+export function objectStorageFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+): ObjectStorage | undefined {
+  const config = s3ConfigFromEnv(env);
+  if (!config) return undefined;
+  return { config, credentialsSecret: env.HERD_S3_CREDENTIALS_SECRET || undefined };
+}
+
+/** The pod env that gives a trainer the same object storage as the worker. */
+function objectStorageEnv(s: ObjectStorage | undefined): V1EnvVar[] {
+  if (!s) return [];
+  const secret = (key: string): V1EnvVar =>
+    s.credentialsSecret
+      ? { name: key, valueFrom: { secretKeyRef: { name: s.credentialsSecret, key } } }
+      : {
+          name: key,
+          value: key === "AWS_ACCESS_KEY_ID" ? s.config.accessKeyId : s.config.secretAccessKey,
+        };
+  return [
+    { name: "HERD_S3_ENDPOINT", value: s.config.endpoint },
+    { name: "AWS_REGION", value: s.config.region },
+    secret("AWS_ACCESS_KEY_ID"),
+    secret("AWS_SECRET_ACCESS_KEY"),
+  ];
 }
 
 /** Port of rank 0's rendezvous (Gloo's store) on the headless Service. */
@@ -77,6 +115,8 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
         name: "HERD_RENDEZVOUS",
         value: `${rank0}.${service}.${object.namespace}.svc:${rendezvousPort}`,
       },
+      // The address the rank listens on for its peers (Gloo's pairs; rank 0's store).
+      { name: "HERD_POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
       { name: "HERD_ATTEMPT", value: String(a.attempt) },
       { name: "HERD_TRAININGJOB_NAME", value: object.name },
       { name: "HERD_TRAININGJOB_NAMESPACE", value: object.namespace },
@@ -86,6 +126,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
       { name: "HERD_TRAINER_THREADS", value: String(threads) },
       { name: "TEMPORAL_ADDRESS", value: opts.temporalAddress },
       { name: "TEMPORAL_NAMESPACE", value: opts.temporalNamespace },
+      ...objectStorageEnv(opts.s3),
     ];
     const name = podName(object, a.attempt, rank);
     return {
@@ -172,14 +213,16 @@ export function trainingActivities(
   const selector = (o: ObjectRef, attempt?: number) =>
     `${labels.uid}=${o.uid}` + (attempt === undefined ? "" : `,${labels.attempt}=${attempt}`);
 
-  // The pods go first, then the Service; the trainers write their SIGTERM checkpoint meanwhile.
+  /** Deletes pods of an attempt (or all attempts) and waits until they are gone. */
   const deleteAll = async (object: ObjectRef): Promise<void> => {
-    await deletePods(core, object.namespace, selector(object));
+    const { namespace } = object;
     await core
-      .deleteNamespacedService({ name: serviceName(object), namespace: object.namespace })
+      .deleteNamespacedService({ name: serviceName(object), namespace })
       .catch((err: unknown) => {
         if (!isNotFound(err)) throw err;
       });
+    // The trainers write their SIGTERM checkpoint meanwhile.
+    await deletePods(core, namespace, selector(object));
   };
 
   return {
@@ -215,17 +258,7 @@ export function trainingActivities(
 
     async latestCheckpoint(spec): Promise<CheckpointInfo | undefined> {
       const uri = (spec as unknown as TrainingJobSpec).checkpoint.uri;
-      const dir = localCheckpointDir(uri);
-      if (!dir) return undefined; // object storage: the trainer reports checkpoints it makes
-      const step = readLatest(dir);
-      if (step === undefined) return undefined;
-      const where = path.join(dir, stepName(step));
-      try {
-        const time = statSync(path.join(where, manifestFile)).mtime.toISOString();
-        return { step, uri: where, time };
-      } catch {
-        return undefined;
-      }
+      return latestPublished(uri, opts.s3?.config);
     },
 
     async recordEvent({ object, type, reason, message }) {

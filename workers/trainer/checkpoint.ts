@@ -195,6 +195,26 @@ export function verifyCheckpoint(checkpointDir: string, required: string[]): Map
   return files;
 }
 
+/**
+ * The checkpoints resume tries, in order: those LATEST has published (not newer than it),
+ * newest first; all of them when LATEST names none. Checkpoints newer than LATEST were
+ * written but never published (a crash between the rename or upload and LATEST): skipped.
+ */
+export function resumeCandidates(
+  latest: number | undefined,
+  latestPresent: boolean,
+  all: number[],
+  warn: (message: string) => void,
+): number[] {
+  if (all.length === 0) return [];
+  if (latest === undefined && latestPresent)
+    warn(`${latestFile} does not name a checkpoint; trying the checkpoints present`);
+  if (latest !== undefined && !all.includes(latest))
+    warn(`${latestFile} names ${stepName(latest)}, which is missing`);
+  const published = latest === undefined ? [] : all.filter((s) => s <= latest);
+  return published.length > 0 ? published : all;
+}
+
 export interface Loaded<T> {
   step: number;
   path: string;
@@ -213,16 +233,14 @@ export function loadCheckpoint<T>(
   open: (files: Map<string, Buffer>, step: number) => T,
   warn: (message: string) => void,
 ): Loaded<T> | undefined {
-  const latest = readLatest(dir);
   const all = listCheckpoints(dir);
   if (all.length === 0) return undefined;
-  if (latest === undefined && existsSync(path.join(dir, latestFile)))
-    warn(`${latestFile} does not name a checkpoint; trying the checkpoints present`);
-  // Checkpoints newer than LATEST were renamed into place but never published: skip them.
-  const published = latest === undefined ? [] : all.filter((s) => s <= latest);
-  const candidates = published.length > 0 ? published : all;
-  if (latest !== undefined && !all.includes(latest))
-    warn(`${latestFile} names ${stepName(latest)}, which is missing`);
+  const candidates = resumeCandidates(
+    readLatest(dir),
+    existsSync(path.join(dir, latestFile)),
+    all,
+    warn,
+  );
   const reasons: string[] = [];
   for (const step of candidates) {
     const where = path.join(dir, stepName(step));

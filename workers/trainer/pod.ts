@@ -3,7 +3,9 @@
 // HERD_TRAINING_JOB env var (set by the workflow's createAttempt activity). It runs the same
 // loop as `herd train --local` as a child process, forwards SIGTERM to it (the trainer
 // checkpoints and exits 75), signals progress and checkpoints to the job's workflow on
-// Temporal, and exits with the trainer's code, which the workflow classifies.
+// Temporal, and exits with the trainer's code, which the workflow classifies. The child
+// inherits HERD_RANK, HERD_WORLD_SIZE, HERD_RENDEZVOUS and HERD_POD_IP, so with several
+// workers it is one rank of the data-parallel group; rank 0 alone reports progress.
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -64,20 +66,16 @@ function progressReporter(workflowId: string | undefined, attempt: number, rank:
 async function main(): Promise<number> {
   const raw = process.env.HERD_TRAINING_JOB;
   if (!raw) fail(trainerExit.userError, "HERD_TRAINING_JOB is not set");
-  const world = Number(process.env.HERD_WORLD_SIZE ?? "1");
   const rank = Number(process.env.HERD_RANK ?? "0");
   const attempt = Number(process.env.HERD_ATTEMPT ?? "0");
-  if (world !== 1)
-    fail(
-      trainerExit.userError,
-      `spec.parallelism.workers ${world}: data parallelism across pods (Gloo) is not implemented yet; use 1 worker`,
-    );
   // The job as a manifest file for the trainer (JSON is YAML).
   const dir = mkdtempSync(path.join(process.env.HERD_POD_DIR ?? os.tmpdir(), "job-"));
   const manifest = path.join(dir, "trainingjob.json");
   writeFileSync(manifest, raw);
 
-  const reporter = progressReporter(process.env.HERD_WORKFLOW_ID, attempt, rank);
+  // Every rank logs the same loss; the workflow reads rank 0's, so only rank 0 signals.
+  const workflowId = rank === 0 ? process.env.HERD_WORKFLOW_ID : undefined;
+  const reporter = progressReporter(workflowId, attempt, rank);
   const args = [path.join(root, "bin/herd.mjs"), "train", "--local", "-f", manifest];
   args.push("--log", "json", "--threads", process.env.HERD_TRAINER_THREADS ?? "1");
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });

@@ -1,6 +1,8 @@
 // The trainer: a TrainingJob's spec → the native engine's training loop, with durable
 // checkpoints, exact resume and a graceful stop on SIGTERM. `herd train --local` runs it on
-// this machine; the trainer pod's entry point will run the same loop.
+// this machine; the trainer pod's entry point runs the same loop. With HERD_WORLD_SIZE > 1
+// the process is one rank of a data-parallel group (distributedFromEnv): each rank trains on
+// its share of every global batch, gradients are averaged, rank 0 alone writes checkpoints.
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
@@ -8,8 +10,17 @@ import { ManifestError, readTrainingJob } from "../../crds/manifest.ts";
 import { parameterCount, resolveModel, type ModelConfig } from "../../crds/model.ts";
 import { presets } from "../../crds/presets.ts";
 import type { TrainingJob } from "../../crds/trainingjob.ts";
-import { engine, type Trainer, type TrainerOptions } from "../../native/engine.ts";
-import { CheckpointError, loadCheckpoint, saveCheckpoint, stepName } from "./checkpoint.ts";
+import { engine, type Group, type Trainer, type TrainerOptions } from "../../native/engine.ts";
+import { CheckpointError, loadCheckpoint, stepName } from "./checkpoint.ts";
+import {
+  folderStore,
+  s3ConfigFromEnv,
+  s3Store,
+  stagingDirFor,
+  type CheckpointStore,
+} from "./checkpoint-store.ts";
+import { MetricsLog } from "./metrics-log.ts";
+import { parseEndpoint, resolveHost } from "./rendezvous.ts";
 import { decodeSafetensors, encodeSafetensors, type Tensor } from "./safetensors.ts";
 
 /** Exit codes of the trainer; the training workflow classifies attempts by them. */
@@ -31,7 +42,7 @@ export class UserError extends Error {
 export interface TrainOptions {
   /** The TrainingJob manifest; relative paths in it resolve against its folder. */
   manifest: string;
-  /** Checkpoint folder; defaults to spec.checkpoint.uri. */
+  /** Checkpoint folder or s3:// URI; defaults to spec.checkpoint.uri. */
   out?: string;
   /** Stop once this many steps are done in all (the schedule still follows the job's length). */
   steps?: number;
@@ -39,6 +50,53 @@ export interface TrainOptions {
   threads?: number;
   /** progress: a bar on stderr; json: one JSON object per line on stdout. Default: progress on a TTY. */
   log?: "progress" | "json";
+  /** This process is one rank of a data-parallel group (see distributedFromEnv). */
+  distributed?: Distributed;
+}
+
+/** One rank's place in a data-parallel group. */
+export interface Distributed {
+  rank: number;
+  world: number;
+  /** Rank 0's rendezvous store, host:port (rank 0 serves it on bindHost at that port). */
+  rendezvous: string;
+  /** The address this rank listens on for its peers: the pod's IP. */
+  bindHost: string;
+  /** Bounds the rendezvous and every all-reduce. */
+  timeoutSeconds: number;
+}
+
+/** Port of rank 0's rendezvous store when HERD_RENDEZVOUS names none. */
+export const defaultRendezvousPort = 29500;
+
+/**
+ * The data-parallel settings a trainer pod gets in its environment: HERD_WORLD_SIZE,
+ * HERD_RANK, HERD_RENDEZVOUS (rank 0's host:port), HERD_POD_IP (default 127.0.0.1) and
+ * HERD_DIST_TIMEOUT_SECONDS (default 300). Undefined for a world of one.
+ */
+export function distributedFromEnv(env: NodeJS.ProcessEnv): Distributed | undefined {
+  const int = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const x = Number(raw);
+    if (!Number.isSafeInteger(x) || x < 0)
+      throw new UserError(`${name}: '${raw}' is not a non-negative integer`);
+    return x;
+  };
+  const world = int("HERD_WORLD_SIZE", 1);
+  if (world <= 1) return undefined;
+  const rank = int("HERD_RANK", -1);
+  if (rank < 0 || rank >= world)
+    throw new UserError(`HERD_RANK: '${env.HERD_RANK ?? ""}' must be in [0, ${world})`);
+  const rendezvous = env.HERD_RENDEZVOUS ?? "";
+  try {
+    parseEndpoint(rendezvous, defaultRendezvousPort, "HERD_RENDEZVOUS");
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+  const timeoutSeconds = int("HERD_DIST_TIMEOUT_SECONDS", 300);
+  if (timeoutSeconds < 1) throw new UserError("HERD_DIST_TIMEOUT_SECONDS: must be at least 1");
+  return { rank, world, rendezvous, bindHost: env.HERD_POD_IP || "127.0.0.1", timeoutSeconds };
 }
 
 /** Everything the loop needs, resolved from the job. */
@@ -48,9 +106,12 @@ export interface Plan {
   sourceFile: string;
   totalSteps: number;
   stopAt: number;
-  checkpointDir: string;
+  /** A local folder or an s3://bucket/prefix. */
+  checkpointUri: string;
   intervalSteps: number;
   keep: number;
+  /** Ranks training together (1: this process alone). */
+  world: number;
   /** Settings this trainer does not apply, said once at start. */
   warnings: string[];
 }
@@ -60,9 +121,24 @@ const checkpointFiles = ["model.safetensors", "optimizer.safetensors", "trainer.
 // A storage URI from the manifest as a local path: relative to the manifest's folder.
 function localPath(uri: string, base: string, field: string): string {
   if (uri.startsWith("s3://"))
-    throw new UserError(`${field}: ${uri} is object storage; --local runs take a local path`);
+    throw new UserError(`${field}: ${uri} is object storage; give a local path`);
   if (uri.startsWith("file://")) return uri.slice("file://".length);
   return path.resolve(base, uri);
+}
+
+// Checkpoints go to object storage as they are; anything else is a local path.
+const checkpointUri = (uri: string, base: string) =>
+  uri.startsWith("s3://") ? uri : localPath(uri, base, "spec.checkpoint.uri");
+
+/** The job's checkpoint storage; object storage needs S3 settings in the environment. */
+function checkpointStore(uri: string): CheckpointStore {
+  if (!uri.startsWith("s3://")) return folderStore(uri);
+  const config = s3ConfigFromEnv();
+  if (!config)
+    throw new UserError(
+      `spec.checkpoint.uri: ${uri} is object storage, but HERD_S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not all set`,
+    );
+  return s3Store(uri, stagingDirFor(uri), config);
 }
 
 export function plan(job: TrainingJob, manifestDir: string, options: TrainOptions): Plan {
@@ -85,7 +161,8 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
     warnings.push(
       "spec.training.activationCheckpointing: not implemented on the CPU backend; ignored",
     );
-  if (spec.parallelism.workers > 1 || spec.parallelism.gpusPerWorker > 0)
+  const world = options.distributed?.world ?? 1;
+  if ((spec.parallelism.workers > 1 && world === 1) || spec.parallelism.gpusPerWorker > 0)
     warnings.push(
       "spec.parallelism: --local trains in one process on the CPU, with the same global batch",
     );
@@ -103,6 +180,12 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
   if (rows % t.microBatch !== 0)
     throw new UserError(
       `spec.training.microBatch: ${t.microBatch} does not divide the ${rows} sequences of a global batch`,
+    );
+  // Each rank runs its share of the global batch: rows / world sequences in micro-batches.
+  if (rows % (t.microBatch * world) !== 0)
+    throw new UserError(
+      `spec.training.microBatch: ${world} ranks of micro-batches of ${t.microBatch} do not divide ` +
+        `the ${rows} sequences of a global batch (world size ${world})`,
     );
   const totalSteps = t.steps ?? Math.ceil(t.tokens! / t.globalBatchTokens);
   const o = t.optimizer;
@@ -125,18 +208,20 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
       },
       seqLen,
       microBatch: t.microBatch,
-      accumSteps: rows / t.microBatch,
+      accumSteps: rows / (t.microBatch * world),
       seed: t.seed,
       threads: options.threads ?? availableParallelism(),
     },
     sourceFile: localPath(spec.data.sources[0]!.uri, manifestDir, "spec.data.sources[0].uri"),
     totalSteps,
     stopAt: Math.min(options.steps ?? totalSteps, totalSteps),
-    checkpointDir: options.out
-      ? path.resolve(options.out)
-      : localPath(spec.checkpoint.uri, manifestDir, "spec.checkpoint.uri"),
+    checkpointUri: checkpointUri(
+      options.out ?? spec.checkpoint.uri,
+      options.out ? process.cwd() : manifestDir,
+    ),
     intervalSteps: spec.checkpoint.intervalSteps,
     keep: spec.checkpoint.keep,
+    world,
     warnings,
   };
 }
@@ -154,7 +239,14 @@ export interface TrainerStateFile {
   rng: { algorithm: string; seed: number };
   schedule: TrainerOptions["optimizer"] & { nextLr: number };
   model: ModelConfig;
-  batch: { seqLen: number; microBatch: number; accumSteps: number; threads: number };
+  /** accumSteps per rank; world: ranks (absent before data parallelism: 1). */
+  batch: {
+    seqLen: number;
+    microBatch: number;
+    accumSteps: number;
+    threads: number;
+    world?: number;
+  };
 }
 
 function checkpointContents(trainer: Trainer, p: Plan): Record<string, Uint8Array | string> {
@@ -184,6 +276,7 @@ function checkpointContents(trainer: Trainer, p: Plan): Record<string, Uint8Arra
       microBatch: p.trainer.microBatch,
       accumSteps: p.trainer.accumSteps,
       threads: p.trainer.threads,
+      world: p.world,
     },
   };
   return {
@@ -238,11 +331,15 @@ function openCheckpoint(files: Map<string, Buffer>, trainer: Trainer, p: Plan): 
     throw new UserError(
       `the checkpoint's model ${JSON.stringify(state.model)} differs from the job's ${JSON.stringify(p.model)}`,
     );
+  // The global batch must be the same; how many ranks shared it may differ (the data of a
+  // step is the same rows either way).
   const b = state.batch;
+  const globalRows = (x: { microBatch: number; accumSteps: number; world?: number }) =>
+    x.microBatch * x.accumSteps * (x.world ?? 1);
   if (
     b?.seqLen !== p.trainer.seqLen ||
     b.microBatch !== p.trainer.microBatch ||
-    b.accumSteps !== p.trainer.accumSteps
+    globalRows(b) !== globalRows({ ...p.trainer, world: p.world })
   )
     throw new UserError(
       "the checkpoint was trained with another seqLen, microBatch or global batch",
@@ -346,7 +443,7 @@ export async function train(options: TrainOptions): Promise<number> {
     const useBar =
       options.log === "progress" || (options.log === undefined && process.stderr.isTTY);
     if (useBar) log = progressLogger(p.stopAt);
-    return await run(p, log);
+    return await run(p, log, options.distributed);
   } catch (err) {
     log.end();
     if (err instanceof UserError) {
@@ -358,61 +455,85 @@ export async function train(options: TrainOptions): Promise<number> {
   }
 }
 
-async function run(p: Plan, log: Logger): Promise<number> {
+async function run(p: Plan, log: Logger, dist: Distributed | undefined): Promise<number> {
   // From here on SIGTERM/SIGINT ask for a stop: the step in flight (if any) runs to its end,
-  // a checkpoint is written, and the process exits 75.
+  // a checkpoint is written, and the process exits 75. In a group the ranks agree on the step
+  // to stop after (the stop request rides on the next step's all-reduce), so rank 0's
+  // checkpoint is of a step every rank finished, and every rank exits 75.
   let stopSignal: NodeJS.Signals | undefined;
   let inFlight: number | undefined;
+  let onStop = () => {};
+  const stopRequested = new Promise<void>((resolve) => (onStop = resolve));
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopSignal) return;
     stopSignal = sig;
+    onStop();
     log.info(
       inFlight === undefined
         ? `${sig}: stopping; writing a checkpoint`
-        : `${sig} during step ${inFlight}: finishing it, then writing a checkpoint`,
+        : `${sig} during step ${inFlight}: finishing it, then writing a checkpoint` +
+            (dist ? " (all ranks stop after the next step)" : ""),
     );
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
     for (const w of p.warnings) log.warn(w);
-    const trainer = createAndResume(p, log);
-    const tokensPerStep = p.trainer.seqLen * p.trainer.microBatch * p.trainer.accumSteps;
+    let group: Group | undefined;
+    if (dist) {
+      // Nothing is trained yet: a stop while waiting for the other ranks needs no checkpoint.
+      const joined = await Promise.race([joinGroup(dist, log), stopRequested.then(() => "stop")]);
+      if (joined === "stop") return exitCodes.preempted;
+      group = joined as Group;
+    }
+    const store = checkpointStore(p.checkpointUri);
+    const trainer = await createAndResume(p, store, log, group);
+    const tokensPerStep = p.trainer.seqLen * p.trainer.microBatch * p.trainer.accumSteps * p.world;
     let step = trainer.state().step;
+    if (group) await agreeOnStartStep(group, step);
+    // Every rank holds the same weights and logs the same loss; rank 0 alone writes them.
+    const writesCheckpoints = (dist?.rank ?? 0) === 0;
     let lastSaved = step;
-    const save = (): void => {
-      const where = saveCheckpoint(p.checkpointDir, step, checkpointContents(trainer, p), p.keep);
+    const metrics = writesCheckpoints
+      ? MetricsLog.open(store.localDir, step, (msg) => log.warn(msg))
+      : undefined;
+    const save = async (): Promise<void> => {
       lastSaved = step;
+      if (!writesCheckpoints) return;
+      metrics?.sync(); // the log covers every step of the checkpoint before it is published
+      const where = await store.save(step, checkpointContents(trainer, p), p.keep);
       log.info(`checkpoint ${stepName(step)} written`, { event: "checkpoint", step, path: where });
     };
     const started = performance.now();
     const startStep = step;
     if (step === 0) lastSaved = -1; // a fresh run always ends with a checkpoint
-    while (step < p.stopAt && !stopSignal) {
+    let agreedToStop = false;
+    while (step < p.stopAt && !agreedToStop) {
+      if (stopSignal && !group) break;
       inFlight = step + 1;
-      const r = await trainer.step();
+      const r = await trainer.step(stopSignal !== undefined);
       inFlight = undefined;
       step++;
+      agreedToStop = r.stop;
       const perStep = (performance.now() - started) / 1000 / (step - startStep);
-      log.step({
-        step,
-        loss: r.loss,
-        lr: r.lr,
-        gradNorm: r.gradNorm,
-        tokensPerSecond: tokensPerStep / perStep,
-        etaSeconds: perStep * (p.stopAt - step),
-      });
-      if (step % p.intervalSteps === 0) save();
+      const done = { step, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm };
+      const tokensPerSecond = tokensPerStep / perStep;
+      log.step({ ...done, tokensPerSecond, etaSeconds: perStep * (p.stopAt - step) });
+      const { tokens } = trainer.state();
+      metrics?.append({ ...done, tokens, tokensPerSecond, time: new Date().toISOString() });
+      if (step % p.intervalSteps === 0) await save();
     }
-    if (lastSaved !== step) save();
+    if (lastSaved !== step) await save();
+    metrics?.close();
     log.end();
-    if (stopSignal) {
-      log.info(`stopped by ${stopSignal} at step ${step}; exit ${exitCodes.preempted} (preempted)`);
+    if (stopSignal || agreedToStop) {
+      const why = stopSignal ?? "another rank's stop";
+      log.info(`stopped by ${why} at step ${step}; exit ${exitCodes.preempted} (preempted)`);
       return exitCodes.preempted;
     }
-    log.info(`done: step ${step} of ${p.totalSteps}; checkpoints in ${p.checkpointDir}`, {
+    log.info(`done: step ${step} of ${p.totalSteps}; checkpoints in ${p.checkpointUri}`, {
       step,
-      checkpoints: p.checkpointDir,
+      checkpoints: p.checkpointUri,
     });
     return exitCodes.ok;
   } finally {
@@ -421,8 +542,52 @@ async function run(p: Plan, log: Logger): Promise<number> {
   }
 }
 
+// Joins the data-parallel group: rank 0 serves the rendezvous store, the others find it.
+async function joinGroup(dist: Distributed, log: Logger): Promise<Group> {
+  const store = parseEndpoint(dist.rendezvous, defaultRendezvousPort, "HERD_RENDEZVOUS");
+  const timeoutMs = dist.timeoutSeconds * 1000;
+  const host = dist.rank === 0 ? store.host : await resolveHost(store.host, timeoutMs);
+  log.info(`rank ${dist.rank} of ${dist.world}: joining the group at ${dist.rendezvous}`);
+  const group = await engine.joinGroup({
+    rank: dist.rank,
+    world: dist.world,
+    host,
+    port: store.port,
+    bindHost: dist.bindHost,
+    timeoutMs,
+  });
+  log.info(`rank ${dist.rank} of ${dist.world}: joined`);
+  return group;
+}
+
+/**
+ * Every rank must resume from the same checkpoint (they read one folder, which rank 0
+ * writes); a rank that sees another step would silently train other weights. Each rank puts
+ * its step at its own slot (as two floats below 2^20, exact) and the sum shows all of them.
+ */
+async function agreeOnStartStep(group: Group, step: number): Promise<void> {
+  const slots = new Float32Array(2 * group.world);
+  slots[2 * group.rank] = Math.floor(step / 2 ** 20);
+  slots[2 * group.rank + 1] = step % 2 ** 20;
+  const all = await group.allReduceSum(slots);
+  const steps = Array.from(
+    { length: group.world },
+    (_, r) => all[2 * r]! * 2 ** 20 + all[2 * r + 1]!,
+  );
+  if (steps.some((s) => s !== steps[0]))
+    throw new Error(
+      `the ranks resumed from different checkpoints (${steps.map((s, r) => `rank ${r} at step ${s}`).join(", ")}): ` +
+        "every rank must see the checkpoints rank 0 writes",
+    );
+}
+
 // Creates the engine's trainer for the plan and restores the newest usable checkpoint.
-function createAndResume(p: Plan, log: Logger): Trainer {
+async function createAndResume(
+  p: Plan,
+  store: CheckpointStore,
+  log: Logger,
+  group: Group | undefined,
+): Promise<Trainer> {
   let text: Buffer;
   try {
     text = readFileSync(p.sourceFile);
@@ -439,13 +604,15 @@ function createAndResume(p: Plan, log: Logger): Trainer {
   try {
     trainer = engine.createTrainer({
       ...p.trainer,
+      ...(group && { group }),
       source: { kind: "text-bytes", text, seed: p.trainer.seed },
     });
   } catch (err) {
     throw new UserError((err as Error).message);
   }
+  await store.prepareResume((msg) => log.warn(msg));
   const loaded = loadCheckpoint(
-    p.checkpointDir,
+    store.localDir,
     checkpointFiles,
     (files) => openCheckpoint(files, trainer, p),
     (msg) => log.warn(msg),

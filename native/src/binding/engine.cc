@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "binding/dist.h"
 #include "binding/registry.h"
 #include "engine/text_source.h"
 #include "engine/trainer.h"
@@ -75,8 +76,6 @@ herd::TrainerConfig readConfig(const Napi::Object& o) {
   c.accum_steps = intField(o, "accumSteps", "options", 1);
   c.seed = seedField(o, "seed", "options");
   c.threads = intField(o, "threads", "options", 1);
-  c.rank = intField(o, "rank", "options", 0);
-  c.world = intField(o, "world", "options", 1);
   return c;
 }
 
@@ -117,8 +116,10 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       throw Napi::TypeError::New(env, "createTrainer(options: TrainerOptions)");
     Napi::Object o = info[0].As<Napi::Object>();
     herd::TrainerConfig config = readConfig(o);
+    std::shared_ptr<herd::Collective> group;
+    if (!o.Get("group").IsUndefined()) group = herd::collective_of(o.Get("group"), "options.group");
     try {
-      trainer_ = std::make_unique<Trainer>(config, readSource(o));
+      trainer_ = std::make_unique<Trainer>(config, readSource(o), group);
     } catch (const std::bad_alloc&) {
       throw Napi::Error::New(env, "not enough memory for this model and batch (weights, gradients and "
                                   "AdamW's two moments are 16 bytes per parameter, plus activations)");
@@ -284,14 +285,19 @@ Napi::Object stepObject(Napi::Env env, const herd::StepResult& r) {
   o.Set("loss", r.loss);
   o.Set("gradNorm", r.grad_norm);
   o.Set("lr", r.lr);
+  o.Set("stop", r.stop);
   return o;
 }
 
+// step(stopRequested?) -> { loss, gradNorm, lr, stop }: with a group, `stop` is true when any
+// rank asked to stop, so every rank ends after the same step.
 Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
   checkIdle(info.Env());
+  const bool stop_requested = info.Length() > 0 && info[0].ToBoolean();
   auto result = std::make_shared<herd::StepResult>();
   auto* w = new EngineWorker(
-      info.Env(), this, [this, result] { *result = trainer_->step(); },
+      info.Env(), this,
+      [this, result, stop_requested] { *result = trainer_->step(stop_requested); },
       [result](Napi::Env env) -> Napi::Value { return stepObject(env, *result); });
   w->Queue();
   return w->Promise();

@@ -12,10 +12,18 @@ void use_threads(int threads) {
   openblas_set_num_threads(1);  // ops::gemm splits the work over OpenMP's threads itself
 }
 
-Trainer::Trainer(const TrainerConfig& config, std::unique_ptr<TokenSource> source)
-    : config_(config), source_(std::move(source)), model_(config.model),
-      adamw_(model_.num_parameters()) {
+Trainer::Trainer(const TrainerConfig& config, std::unique_ptr<TokenSource> source,
+                 std::shared_ptr<Collective> collective)
+    : config_(config), source_(std::move(source)), collective_(std::move(collective)),
+      model_(config.model), adamw_(model_.num_parameters()) {
   if (!source_) throw std::invalid_argument("trainer: no token source");
+  if (collective_) {
+    config_.rank = collective_->rank();
+    config_.world = collective_->world();
+  } else if (config_.world != 1 || config_.rank != 0) {
+    throw std::invalid_argument("trainer: world size " + std::to_string(config_.world) +
+                                " needs a group to average gradients with");
+  }
   if (config_.seq_len <= 0 || config_.seq_len > config_.model.max_seq_len)
     throw std::invalid_argument("trainer: seqLen " + std::to_string(config_.seq_len) +
                                 " must be in [1, maxSeqLen = " +
@@ -31,7 +39,7 @@ Trainer::Trainer(const TrainerConfig& config, std::unique_ptr<TokenSource> sourc
   model_.init_weights(config_.seed);
 }
 
-StepResult Trainer::step() {
+StepResult Trainer::step(bool stop_requested) {
   use_threads(config_.threads);
   const int B = config_.micro_batch, T = config_.seq_len, K = config_.accum_steps;
   const int rows = B * K;
@@ -56,9 +64,26 @@ StepResult Trainer::step() {
     model_.backward(1.0f / float(rows * T));
   }
 
+  bool stop = stop_requested;
+  if (collective_) average_over_ranks(loss, stop);
   StepResult result = update(loss);
+  result.stop = stop;
   tokens_seen += uint64_t(rows) * T * config_.world;
   return result;
+}
+
+void Trainer::average_over_ranks(double& loss, bool& stop) {
+  // One flat buffer, one all-reduce (bucketing and overlap with backward are GPU work).
+  collective_->all_reduce_sum(model_.grads.data(), model_.grads.size());
+  const int world = collective_->world();
+  scale(model_.grads, 1.0f / float(world));
+  // The loss as a float pair (value and rounding error) keeps double precision through a
+  // float all-reduce; the stop flag rides along.
+  const float hi = float(loss);
+  float control[3] = {hi, float(loss - double(hi)), stop ? 1.0f : 0.0f};
+  collective_->all_reduce_sum(control, 3);
+  loss = (double(control[0]) + double(control[1])) / world;
+  stop = control[2] > 0.0f;
 }
 
 StepResult Trainer::update(double loss) {

@@ -1,10 +1,12 @@
 // One data-parallel rank's training loop body: the model, AdamW's state and a TokenSource.
 // A step draws the step's rows from the source, runs forward and backward micro-batch by
-// micro-batch (gradients accumulate), clips the global gradient norm and updates with AdamW.
+// micro-batch (gradients accumulate), averages the gradients over the ranks (when there is a
+// Collective), clips the global gradient norm and updates with AdamW.
 #pragma once
 #include <cstdint>
 #include <memory>
 
+#include "dist/collective.h"
 #include "engine/model.h"
 #include "engine/optimizer.h"
 #include "engine/token_source.h"
@@ -19,13 +21,14 @@ struct TrainerConfig {
   int accum_steps = 1;   // micro-batches per optimizer step
   uint64_t seed = 0;     // initial weights (the source has its own seed)
   int threads = 1;       // OpenMP and OpenBLAS threads
-  int rank = 0, world = 1;
+  int rank = 0, world = 1;  // from the Collective when there is one
 };
 
 struct StepResult {
   double loss;       // mean cross-entropy over the step's tokens
   double grad_norm;  // global norm before clipping
   double lr;         // learning rate the step used
+  bool stop = false; // some rank asked to stop after this step (all ranks agree)
 };
 
 // Sets OpenMP's thread count for the calling thread (the setting is per thread, and engine
@@ -34,9 +37,14 @@ void use_threads(int threads);
 
 class Trainer {
  public:
-  Trainer(const TrainerConfig& config, std::unique_ptr<TokenSource> source);
+  // `collective` (optional) joins this trainer to its data-parallel peers: each rank draws its
+  // own rows of the global batch, and every rank applies the same averaged update.
+  Trainer(const TrainerConfig& config, std::unique_ptr<TokenSource> source,
+          std::shared_ptr<Collective> collective = nullptr);
 
-  StepResult step();
+  // One optimizer step. `stop_requested`: this rank wants to stop (SIGTERM); the answer's
+  // `stop` says whether any rank did, so all ranks stop after the same step.
+  StepResult step(bool stop_requested = false);
 
   // The end of a step, on the gradients already in the model: clip the global norm, take one
   // AdamW step at the scheduled learning rate, count the step. `loss` is passed through.
@@ -52,7 +60,12 @@ class Trainer {
 
  private:
   TrainerConfig config_;
+  // Sums the gradients over the ranks and divides by the world size; agrees on the mean loss
+  // and on stopping. Every rank then holds identical gradients.
+  void average_over_ranks(double& loss, bool& stop);
+
   std::unique_ptr<TokenSource> source_;
+  std::shared_ptr<Collective> collective_;
   Model<float> model_;
   AdamW adamw_;
   std::vector<int32_t> rows_, inputs_, targets_;

@@ -1,0 +1,124 @@
+// `herd report`: one self-contained HTML page with a TrainingJob's loss curve and every eval
+// metric against training tokens (docs/eval.md, "Report"). The job comes from the cluster
+// (by name), from a manifest (-f) or straight from a checkpoint folder (--checkpoints).
+import { writeFileSync, renameSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { group, version } from "../crds/common.ts";
+import { ManifestError, readTrainingJob } from "../crds/manifest.ts";
+import type { TrainingJob } from "../crds/trainingjob.ts";
+import {
+  checkpointFiles,
+  localCheckpointFiles,
+  ReportError,
+  type CheckpointFiles,
+} from "../workers/report/files.ts";
+import { gatherReport } from "../workers/report/gather.ts";
+import { renderReport } from "../workers/report/render.ts";
+
+const usage = `usage: herd report <TrainingJob name> [-n namespace] [-o out.html]
+       herd report -f <TrainingJob manifest> [-o out.html]
+       herd report --checkpoints <dir> [--name title] [-o out.html]
+Writes <name>-report.html unless -o is given. By name, the job is read from the cluster
+that KUBECONFIG (or ~/.kube/config) names.`;
+
+// The TrainingJob's spec.checkpoint.uri, read from the cluster.
+async function checkpointUriFromCluster(name: string, namespace?: string): Promise<string> {
+  const { ApiException, CustomObjectsApi, KubeConfig } = await import("@kubernetes/client-node");
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const ns = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
+  let job: { spec?: { checkpoint?: { uri?: unknown } } };
+  try {
+    job = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+      group,
+      version,
+      namespace: ns,
+      plural: "trainingjobs",
+      name,
+    })) as typeof job;
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404)
+      throw new ReportError(`TrainingJob ${ns}/${name} not found`);
+    throw new ReportError(
+      `cannot read TrainingJob ${ns}/${name} from ${kc.getCurrentCluster()?.server ?? "the cluster"}: ${(err as Error).message}`,
+    );
+  }
+  const uri = job.spec?.checkpoint?.uri;
+  if (typeof uri !== "string")
+    throw new ReportError(`TrainingJob ${ns}/${name} has no spec.checkpoint.uri`);
+  return uri;
+}
+
+function readManifest(file: string): TrainingJob {
+  try {
+    return readTrainingJob(file);
+  } catch (err) {
+    if (err instanceof ManifestError) throw err;
+    throw new ReportError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        file: { type: "string", short: "f" },
+        checkpoints: { type: "string" },
+        name: { type: "string" },
+        namespace: { type: "string", short: "n" },
+        out: { type: "string", short: "o" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    console.error(`herd report: ${(err as Error).message}\n${usage}`);
+    return 64;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  const sources = [positionals.length > 0, !!values.file, !!values.checkpoints];
+  if (positionals.length > 1 || sources.filter(Boolean).length !== 1) {
+    console.error(
+      `herd report: give one of a TrainingJob name, -f <manifest> or --checkpoints <dir>\n${usage}`,
+    );
+    return 64;
+  }
+  try {
+    let name: string;
+    let files: CheckpointFiles;
+    if (values.checkpoints) {
+      files = localCheckpointFiles(path.resolve(values.checkpoints));
+      name = values.name ?? path.basename(path.resolve(values.checkpoints));
+    } else if (values.file) {
+      const job = readManifest(values.file);
+      name = job.metadata.name;
+      files = checkpointFiles(job.spec.checkpoint.uri, path.dirname(path.resolve(values.file)));
+    } else {
+      name = positionals[0]!;
+      files = checkpointFiles(await checkpointUriFromCluster(name, values.namespace), ".");
+    }
+    const data = await gatherReport(name, files);
+    const out = path.resolve(values.out ?? `${name}-report.html`);
+    const tmp = `${out}.tmp-${process.pid}`;
+    writeFileSync(tmp, renderReport(data));
+    renameSync(tmp, out);
+    console.log(
+      `herd report: ${out} (${data.loss.length} steps, ${data.evals.length} eval charts)`,
+    );
+    for (const note of data.notes) console.error(`note: ${note}`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ReportError || err instanceof ManifestError) {
+      console.error(`herd report: ${err.message}`);
+      return 64;
+    }
+    throw err;
+  }
+}

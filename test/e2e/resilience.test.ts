@@ -1,0 +1,212 @@
+// The control plane's own parts fail while a TrainingJob trains: the operator, the worker and
+// the Temporal server are each killed (SIGKILL) and restarted, one at a time, mid-run. The job
+// still completes with one attempt, and the trainer pod it started is the only pod it ever had.
+//
+// The test runs its own Temporal dev server (own ports, own database file) and its own
+// operator and worker processes (`herd operator`, `herd worker`), so killing them disturbs no
+// other test; Kubernetes and the node agent are the shared local plane.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, openSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, test } from "node:test";
+import { Watch } from "@kubernetes/client-node";
+import { cluster, createNamespace, testNode, unique, type Cluster } from "../cluster/harness.ts";
+import { applyCrds, createObject, getObject, waitFor } from "../api/helpers.ts";
+import type { ClusterEnv } from "../api/env.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
+const herd = path.join(root, "bin/herd.mjs");
+
+let c: Cluster;
+let env: ClusterEnv;
+let namespace: string;
+let node: Awaited<ReturnType<typeof testNode>>;
+let work: string;
+let temporalAddress: string;
+let ports: { grpc: number; http: number; metrics: number };
+const running = new Map<string, ChildProcess>();
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a process of this test, its output in <work>/<name>.log. */
+function start(name: string, command: string, args: string[]): void {
+  const log = openSync(path.join(work, `${name}.log`), "a");
+  const child = spawn(command, args, {
+    stdio: ["ignore", log, log],
+    env: { ...process.env, KUBECONFIG: c.kubeconfig, TEMPORAL_ADDRESS: temporalAddress },
+  });
+  running.set(name, child);
+}
+
+/** SIGKILL: no graceful shutdown, as a crash or an OOM kill would end it. */
+async function kill(name: string): Promise<void> {
+  const child = running.get(name);
+  assert.ok(child && child.exitCode === null, `${name} is running`);
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGKILL");
+  await exited;
+  running.delete(name);
+}
+
+async function startTemporal(): Promise<void> {
+  start("temporal", "temporal", [
+    "server",
+    "start-dev",
+    "--headless",
+    "--ip=127.0.0.1",
+    `--port=${ports.grpc}`,
+    `--http-port=${ports.http}`,
+    `--metrics-port=${ports.metrics}`,
+    `--db-filename=${path.join(work, "temporal.db")}`,
+    "--log-level=warn",
+  ]);
+  await waitFor("the test's Temporal server", async () => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${ports.http}/api/v1/namespaces/default`);
+      return res.ok ? true : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+}
+
+const startOperator = () =>
+  start("operator", process.execPath, [herd, "operator", "--namespace", namespace, "--port", "0"]);
+const startWorker = () => start("worker", process.execPath, [herd, "worker"]);
+
+before(async () => {
+  c = await cluster();
+  work = mkdtempSync(path.join(os.tmpdir(), "herd-resilience-"));
+  ports = { grpc: await freePort(), http: await freePort(), metrics: await freePort() };
+  temporalAddress = `127.0.0.1:${ports.grpc}`;
+  env = { kubeconfig: c.kc, kubeconfigPath: c.kubeconfig, temporalAddress };
+  await applyCrds(env);
+  namespace = await createNamespace(c, "herd-resilience");
+  node = await testNode(c, unique("resilience-node"), { cpu: "1", memory: "8Gi" });
+  await startTemporal();
+  startOperator();
+  startWorker();
+});
+
+after(async () => {
+  // The job is done or failed: its workflow no longer needs the operator to clean up.
+  for (const name of ["operator", "worker", "temporal"])
+    if (running.has(name)) await kill(name).catch(() => {});
+  await c?.core.deleteNamespace({ name: namespace }).catch(() => {});
+  await c?.removeNode(node.name).catch(() => {});
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+type Status = {
+  phase?: string;
+  step?: number;
+  attempts?: number;
+  preemptions?: number;
+  failures?: number;
+  message?: string;
+};
+const statusOf = async (name: string) =>
+  ((await getObject(env, "TrainingJob", namespace, name))?.status ?? {}) as Status;
+
+/** Waits until status.step has moved `by` steps past `from`: the job is alive end to end. */
+async function progressed(name: string, from: number, by = 20): Promise<number> {
+  const s = await waitFor(
+    `${name}: step beyond ${from + by}`,
+    async () => {
+      const s = await statusOf(name);
+      return (s.step ?? 0) >= from + by || s.phase === "Succeeded" ? s : undefined;
+    },
+    120_000,
+  );
+  assert.equal(s.phase, "Running", `${name} still trains (step ${s.step} of 3000)`);
+  return s.step!;
+}
+
+test("killing the operator, the worker and the Temporal server mid-run: the job completes, no duplicate pods", async () => {
+  // Every trainer pod the job ever gets, seen through a watch.
+  const created = new Set<string>();
+  const watch = await new Watch(c.kc).watch(
+    `/api/v1/namespaces/${namespace}/pods`,
+    { labelSelector: "herd.dev/trainingjob=steady" },
+    (type, pod: { metadata?: { uid?: string } }) => {
+      if (type === "ADDED" && pod.metadata?.uid) created.add(pod.metadata.uid);
+    },
+    () => {},
+  );
+  try {
+    const job = {
+      apiVersion: "herd.dev/v1alpha1",
+      kind: "TrainingJob",
+      metadata: { name: "steady" },
+      spec: {
+        model: { preset: "llama-tiny" },
+        tokenizer: { type: "bytes" },
+        data: { sources: [{ name: "shakespeare", uri: corpus, format: "text" }], seqLen: 64 },
+        training: {
+          steps: 3000,
+          globalBatchTokens: 256,
+          microBatch: 4,
+          optimizer: { warmupSteps: 5 },
+          seed: 7,
+        },
+        checkpoint: { uri: path.join(work, "steady"), intervalSteps: 50, keep: 2 },
+        resources: { image: "herd/herd:dev", cpu: "1", memory: "1Gi", ...node.placement },
+        retry: { failureLimit: 3, backoffSeconds: 1 },
+      },
+    };
+    await createObject(env, namespace, job);
+    let step = await progressed("steady", 0);
+
+    await kill("operator");
+    step = await progressed("steady", step); // the workflow runs on without its operator
+    startOperator();
+
+    await kill("worker");
+    await sleep(3000); // no worker: nothing reports, the trainer keeps training
+    startWorker();
+    step = await progressed("steady", step);
+
+    await kill("temporal");
+    await sleep(3000);
+    await startTemporal(); // the same database file: every workflow's history is still there
+    await progressed("steady", step);
+
+    const s = await waitFor(
+      "steady: Succeeded",
+      async () => {
+        const s = await statusOf("steady");
+        return s.phase === "Succeeded" || s.phase === "Failed" ? s : undefined;
+      },
+      300_000,
+    );
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.equal(s.step, 3000);
+    assert.deepEqual([s.attempts, s.preemptions, s.failures], [1, 0, 0]);
+    const pods = (
+      await c.core.listNamespacedPod({ namespace, labelSelector: "herd.dev/trainingjob=steady" })
+    ).items;
+    assert.deepEqual(
+      pods.map((p) => p.status?.phase),
+      ["Succeeded"],
+    );
+    assert.deepEqual([...created], [pods[0]!.metadata!.uid], "one trainer pod, ever");
+  } finally {
+    watch.abort();
+  }
+});

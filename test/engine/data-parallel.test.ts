@@ -1,0 +1,240 @@
+// Data parallelism through `herd train --local`, each rank its own process as in a pod
+// (HERD_WORLD_SIZE / HERD_RANK / HERD_RENDEZVOUS): world size 2 follows world size 1's loss
+// curve at the same global batch, rank 0 alone writes checkpoints, a SIGTERM on one rank
+// stops both after the same step and the resumed run is exact, and a rank that dies or
+// resumed elsewhere is an error, not a hang.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { stepName } from "../../workers/trainer/checkpoint.ts";
+import { decodeSafetensors } from "../../workers/trainer/safetensors.ts";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const herdBin = path.join(root, "bin/herd.mjs");
+const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
+const work = mkdtempSync(path.join(tmpdir(), "herd-dp-"));
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+// llama-tiny, 8 sequences of 64 tokens per step: 4 micro-batches of 2 for one rank, 2 for
+// each of two ranks.
+const job = path.join(work, "job.yaml");
+writeFileSync(
+  job,
+  `apiVersion: herd.dev/v1alpha1
+kind: TrainingJob
+metadata: { name: dp }
+spec:
+  model: { preset: llama-tiny }
+  tokenizer: { type: bytes }
+  data:
+    sources: [{ name: shakespeare, uri: ${corpus}, format: text }]
+    seqLen: 64
+  training:
+    steps: 20
+    globalBatchTokens: 512
+    microBatch: 2
+    optimizer: { warmupSteps: 5 }
+    seed: 11
+  parallelism: { workers: 2 }
+  checkpoint: { uri: unused, intervalSteps: 5, keep: 10 }
+`,
+);
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  events: Record<string, unknown>[];
+  losses: number[];
+}
+
+interface Rank {
+  done: Promise<Run>;
+  kill(sig: NodeJS.Signals): void;
+  /** Resolves once the rank has logged this step. */
+  reached(step: number): Promise<void>;
+}
+
+/** `herd train --local` as one rank (or alone, without `dist`). */
+function trainer(out: string, dist?: { rank: number; world: number; port: number }): Rank {
+  const env = { ...process.env, HERD_DIST_TIMEOUT_SECONDS: "120" };
+  if (dist)
+    Object.assign(env, {
+      HERD_WORLD_SIZE: String(dist.world),
+      HERD_RANK: String(dist.rank),
+      HERD_RENDEZVOUS: `127.0.0.1:${dist.port}`,
+    });
+  const args = [herdBin, "train", "--local", "-f", job, "--out", out, "--threads", "1"];
+  const child = spawn(process.execPath, [...args, "--log", "json"], { env });
+  let stdout = "";
+  let stderr = "";
+  const waiting: { step: number; resolve: () => void }[] = [];
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+    for (const w of waiting) if (stdout.includes(`"step":${w.step},`)) w.resolve();
+  });
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Run>((resolve) =>
+    child.on("exit", (code) => {
+      const events = stdout
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const losses = events.filter((e) => e.event === "step").map((e) => e.loss as number);
+      resolve({ code, stdout, stderr, events, losses });
+    }),
+  );
+  return {
+    done,
+    kill: (sig) => child.kill(sig),
+    reached: (step) => new Promise((resolve) => waiting.push({ step, resolve })),
+  };
+}
+
+async function group(out: string | string[], world = 2): Promise<Rank[]> {
+  const port = await freePort();
+  return Array.from({ length: world }, (_, rank) =>
+    trainer(Array.isArray(out) ? out[rank]! : out, { rank, world, port }),
+  );
+}
+
+const checkpointsIn = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => f.startsWith("step-"))
+    .sort();
+const latest = (dir: string) => readFileSync(path.join(dir, "LATEST"), "utf8").trim();
+const weights = (dir: string, step: number) =>
+  decodeSafetensors(readFileSync(path.join(dir, stepName(step), "model.safetensors")), "model")
+    .tensors;
+
+const single = path.join(work, "w1");
+const pair = path.join(work, "w2");
+let singleLosses: number[] = [];
+
+test("world size 2 gives world size 1's loss curve at the same global batch", async () => {
+  const one = await trainer(single).done;
+  assert.equal(one.code, 0, one.stderr);
+  const [r0, r1] = await Promise.all((await group(pair)).map((r) => r.done));
+  assert.equal(r0!.code, 0, r0!.stderr);
+  assert.equal(r1!.code, 0, r1!.stderr);
+  assert.equal(one.losses.length, 20);
+  singleLosses = one.losses;
+  // Every rank reports the mean loss over the whole global batch.
+  assert.deepEqual(r0!.losses, r1!.losses);
+  for (const [i, l] of one.losses.entries()) {
+    const rel = Math.abs(r0!.losses[i]! - l) / l;
+    assert.ok(rel < 1e-4, `step ${i + 1}: loss ${r0!.losses[i]} vs ${l} (relative ${rel})`);
+  }
+  assert.ok(one.losses[19]! < one.losses[0]! - 0.5, "and it trains");
+  // One checkpoint series, written by rank 0.
+  assert.deepEqual(checkpointsIn(pair), checkpointsIn(single));
+  assert.equal(latest(pair), stepName(20));
+  assert.ok(r0!.events.some((e) => e.event === "checkpoint"));
+  assert.ok(!r1!.events.some((e) => e.event === "checkpoint"), "rank 1 writes no checkpoint");
+  // Final weights: the same up to float rounding of the gradient sums.
+  const a = weights(single, 20);
+  const b = weights(pair, 20);
+  let diff = 0;
+  let norm = 0;
+  for (const [name, t] of a) {
+    const u = b.get(name)!.data;
+    for (let i = 0; i < t.data.length; i++) {
+      diff += (t.data[i]! - u[i]!) ** 2;
+      norm += t.data[i]! ** 2;
+    }
+  }
+  const relative = Math.sqrt(diff / norm);
+  assert.ok(relative < 1e-4, `weights differ by ${relative} (relative L2)`);
+  console.log(`# W=2 vs W=1 final weights: relative L2 difference ${relative.toExponential(2)}`);
+});
+
+test("SIGTERM on one rank: both stop after the same step, rank 0 checkpoints it, both exit 75; the resumed run is exact", async () => {
+  const out = path.join(work, "sigterm");
+  const ranks = await group(out);
+  await ranks[1]!.reached(7);
+  ranks[1]!.kill("SIGTERM");
+  const [r0, r1] = await Promise.all(ranks.map((r) => r.done));
+  assert.equal(r0!.code, 75, r0!.stdout + r0!.stderr);
+  assert.equal(r1!.code, 75, r1!.stdout + r1!.stderr);
+  // The step both finished last is the checkpoint, and it is rank 0's.
+  const stopped = r0!.losses.length;
+  assert.equal(r1!.losses.length, stopped);
+  assert.ok(stopped > 7 && stopped < 20, `stopped after step ${stopped}`);
+  assert.equal(latest(out), stepName(stopped));
+  assert.match(r0!.stdout, new RegExp(`stopped by another rank's stop at step ${stopped}`));
+  assert.match(r1!.stdout, new RegExp(`stopped by SIGTERM at step ${stopped}`));
+  assert.ok(!r1!.events.some((e) => e.event === "checkpoint"));
+  // Resume both ranks from it: the end is bit-identical to the uninterrupted pair.
+  const resumed = await Promise.all((await group(out)).map((r) => r.done));
+  for (const r of resumed) assert.equal(r.code, 0, r.stderr);
+  assert.match(resumed[1]!.stdout, new RegExp(`resumed from .*${stepName(stopped)}`));
+  assert.deepEqual(
+    readFileSync(path.join(out, stepName(20), "manifest.json"), "utf8"),
+    readFileSync(path.join(pair, stepName(20), "manifest.json"), "utf8"),
+  );
+});
+
+test("a checkpoint of world size 2 resumes with world size 1 (same global batch)", async () => {
+  const out = path.join(work, "regrouped");
+  cpSync(path.join(pair, stepName(10)), path.join(out, stepName(10)), { recursive: true });
+  writeFileSync(path.join(out, "LATEST"), `${stepName(10)}\n`);
+  const r = await trainer(out).done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /resumed from .*step-000000010/);
+  // Steps 11..20 alone follow the single rank's curve.
+  assert.equal(r.losses.length, 10);
+  for (const [i, l] of r.losses.entries()) {
+    const want = singleLosses[10 + i]!;
+    assert.ok(Math.abs(l - want) / want < 1e-4, `step ${11 + i}: ${l} vs ${want}`);
+  }
+});
+
+test("a rank that dies: the other fails at once with a clear error, not a hang", async () => {
+  const out = path.join(work, "killed");
+  const ranks = await group(out);
+  await ranks[1]!.reached(3);
+  ranks[1]!.kill("SIGKILL");
+  const [r0] = await Promise.all(ranks.map((r) => r.done));
+  assert.equal(r0!.code, 1, r0!.stdout);
+  assert.match(
+    r0!.stderr,
+    /^herd train: all-reduce on rank 0 of 2 failed: a peer rank is gone or did not arrive within 120\.0 s \(.*(closed by peer|reset by peer|Broken pipe)/im,
+  );
+});
+
+test("ranks that resumed from different checkpoints refuse to train", async () => {
+  const ahead = path.join(work, "ahead");
+  const behind = path.join(work, "behind");
+  cpSync(path.join(pair, stepName(5)), path.join(ahead, stepName(5)), { recursive: true });
+  writeFileSync(path.join(ahead, "LATEST"), `${stepName(5)}\n`);
+  const runs = await Promise.all((await group([ahead, behind])).map((r) => r.done));
+  for (const r of runs) {
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(
+      r.stderr,
+      /herd train: the ranks resumed from different checkpoints \(rank 0 at step 5, rank 1 at step 0\)/,
+    );
+  }
+  assert.ok(!existsSync(path.join(behind, "LATEST")), "nothing trained, nothing written");
+});

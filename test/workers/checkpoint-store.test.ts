@@ -1,0 +1,131 @@
+// Checkpoints in object storage, against the local plane's real S3 store (SeaweedFS): the
+// upload order (LATEST last), pruning, resume from a fresh staging folder, fallback past a
+// damaged or half-uploaded checkpoint, and the workflow's view of the newest one.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { cluster, type Cluster } from "../cluster/harness.ts";
+import type { S3 } from "../../workers/s3.ts";
+import { loadCheckpoint, stepName } from "../../workers/trainer/checkpoint.ts";
+import {
+  latestPublished,
+  s3Store,
+  type CheckpointStore,
+} from "../../workers/trainer/checkpoint-store.ts";
+
+let c: Cluster;
+let s3: S3;
+let scratch: string;
+const prefix = `tests/checkpoint-store-${randomBytes(4).toString("hex")}`;
+const uri = `s3://herd-checkpoints/${prefix}`;
+
+before(async () => {
+  c = await cluster();
+  s3 = c.s3Client();
+  scratch = mkdtempSync(path.join(os.tmpdir(), "herd-ckpt-s3-"));
+});
+
+after(async () => {
+  for (const o of (await s3?.list(prefix + "/")) ?? []) await s3.delete(o.key);
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+const config = () => ({
+  endpoint: c.s3.endpoint,
+  region: c.s3.region,
+  accessKeyId: c.s3.accessKeyId,
+  secretAccessKey: c.s3.secretAccessKey,
+});
+const store = (staging: string): CheckpointStore =>
+  s3Store(uri, path.join(scratch, staging), config());
+const files = (step: number) => ({
+  "model.safetensors": randomBytes(1000 + step),
+  "trainer.json": JSON.stringify({ step }),
+});
+const openStep = (f: Map<string, Buffer>) =>
+  (JSON.parse(f.get("trainer.json")!.toString()) as { step: number }).step;
+const keys = async () => (await s3.list(prefix + "/")).map((o) => o.key.slice(prefix.length + 1));
+
+test("saving uploads each checkpoint whole, then LATEST, and prunes beyond keep", async () => {
+  const writer = store("writer");
+  for (const step of [10, 20, 30])
+    assert.equal(await writer.save(step, files(step), 2), `${uri}/${stepName(step)}`);
+  assert.deepEqual((await keys()).sort(), [
+    "LATEST",
+    `${stepName(20)}/manifest.json`,
+    `${stepName(20)}/model.safetensors`,
+    `${stepName(20)}/trainer.json`,
+    `${stepName(30)}/manifest.json`,
+    `${stepName(30)}/model.safetensors`,
+    `${stepName(30)}/trainer.json`,
+  ]);
+  assert.equal((await s3.get(`${prefix}/LATEST`)).toString(), `${stepName(30)}\n`);
+  // The staging folder keeps only the newest checkpoint: S3 is the durable copy.
+  assert.deepEqual(
+    readdirSync(path.join(scratch, "writer")).sort(),
+    ["LATEST", stepName(30)].sort(),
+  );
+  const latest = await latestPublished(uri, config());
+  assert.equal(latest?.step, 30);
+  assert.equal(latest?.uri, `${uri}/${stepName(30)}`);
+});
+
+test("resume downloads the newest published checkpoint into a fresh staging folder", async () => {
+  const reader = store("reader");
+  const warnings: string[] = [];
+  await reader.prepareResume((w) => warnings.push(w));
+  const loaded = loadCheckpoint(reader.localDir, ["model.safetensors"], openStep, (w) =>
+    warnings.push(w),
+  );
+  assert.equal(loaded?.value, 30);
+  assert.deepEqual(warnings, []);
+  assert.equal(
+    readFileSync(path.join(reader.localDir, stepName(30), "model.safetensors")).length,
+    1030,
+  );
+});
+
+test("a half-uploaded newer checkpoint is ignored; a damaged latest one falls back with a warning", async () => {
+  // A crash mid-upload of step 40: its model file arrived, its manifest and LATEST did not.
+  await s3.put(`${prefix}/${stepName(40)}/model.safetensors`, randomBytes(64));
+  let warnings: string[] = [];
+  const first = store("after-crash");
+  await first.prepareResume((w) => warnings.push(w));
+  assert.equal(loadCheckpoint(first.localDir, [], openStep, () => {})?.value, 30);
+  assert.deepEqual(warnings, []);
+  assert.equal((await latestPublished(uri, config()))?.step, 30);
+
+  // Step 30's model is damaged in the store: resume falls back to step 20 and says why.
+  await s3.put(`${prefix}/${stepName(30)}/model.safetensors`, randomBytes(1030));
+  warnings = [];
+  const second = store("after-damage");
+  await second.prepareResume((w) => warnings.push(w));
+  assert.equal(loadCheckpoint(second.localDir, [], openStep, () => {})?.value, 20);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /falling back to checkpoint step-000000020: .*SHA-256 does not match/);
+  assert.ok(warnings[0]!.startsWith(uri), warnings[0]);
+});
+
+test("an empty prefix is a fresh start; a prefix of damaged checkpoints fails naming each", async () => {
+  const fresh = s3Store(`${uri}-empty`, path.join(scratch, "empty"), config());
+  await fresh.prepareResume(() => {});
+  assert.equal(
+    loadCheckpoint(fresh.localDir, [], openStep, () => {}),
+    undefined,
+  );
+  assert.equal(await latestPublished(`${uri}-empty`, config()), undefined);
+
+  await s3.put(`${prefix}/${stepName(20)}/trainer.json`, "{}");
+  await assert.rejects(
+    store("hopeless").prepareResume(() => {}),
+    (err: Error) => {
+      assert.match(err.message, new RegExp(`no usable checkpoint in ${uri}`));
+      assert.match(err.message, /step-000000030\/model.safetensors: SHA-256/);
+      assert.match(err.message, /step-000000020\/trainer.json: size 2/);
+      return true;
+    },
+  );
+});

@@ -1,0 +1,222 @@
+// Where a TrainingJob's checkpoints live (spec.checkpoint.uri): a folder (a volume) or an
+// s3://bucket/prefix. Both keep the layout of docs/formats.md. A local folder is written in
+// place by saveCheckpoint. Object storage has no rename, so the order of writes carries the
+// guarantees instead:
+//
+//   1. the checkpoint is written durably to a local staging folder (saveCheckpoint: fsync, rename);
+//   2. its files are uploaded to <prefix>/step-NNNNNNNNN/, manifest.json last;
+//   3. only then is <prefix>/LATEST replaced (one PUT, atomic in S3);
+//   4. only then are older checkpoints beyond `keep` deleted.
+//
+// A reader therefore never follows LATEST to an incomplete checkpoint, and a checkpoint that a
+// crash left half-uploaded is newer than LATEST and ignored. Resume downloads the newest
+// published checkpoint that verifies against its manifest into the staging folder and opens it
+// there with the same loader as a local folder.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { S3, type S3Config } from "../s3.ts";
+import { parseS3Uri } from "../shard-store.ts";
+import { metricsFile } from "./metrics-log.ts";
+import {
+  CheckpointError,
+  latestFile,
+  manifestFile,
+  readLatest,
+  resumeCandidates,
+  saveCheckpoint,
+  stepName,
+  verifyCheckpoint,
+} from "./checkpoint.ts";
+
+export interface CheckpointStore {
+  /** The spec's URI, for messages. */
+  readonly uri: string;
+  /** A local folder laid out as a checkpoint folder, which the loader reads. */
+  readonly localDir: string;
+  /** Fetches what resume needs into localDir (nothing for a folder). */
+  prepareResume(warn: (message: string) => void): Promise<void>;
+  /** Saves checkpoint `step` durably and publishes it; returns where it is (a path or s3:// URI). */
+  save(step: number, files: Record<string, Uint8Array | string>, keep: number): Promise<string>;
+}
+
+/** The S3 endpoint and credentials of this process, from the environment (`herd dev env`). */
+export function s3ConfigFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+): Omit<S3Config, "bucket"> | undefined {
+  const endpoint = env.HERD_S3_ENDPOINT ?? env.AWS_ENDPOINT_URL_S3;
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (!endpoint || !accessKeyId || !secretAccessKey) return undefined;
+  return { endpoint, accessKeyId, secretAccessKey, region: env.AWS_REGION || "us-east-1" };
+}
+
+/**
+ * The local staging folder for an object-storage URI: under the pod's scratch space
+ * (HERD_POD_DIR, else the system's temporary folder), one per URI.
+ */
+export function stagingDirFor(uri: string, env: NodeJS.ProcessEnv = process.env): string {
+  const scratch =
+    env.HERD_CHECKPOINT_STAGING ?? path.join(env.HERD_POD_DIR ?? os.tmpdir(), "herd-checkpoints");
+  return path.join(scratch, createHash("sha256").update(uri).digest("hex").slice(0, 16));
+}
+
+/** A folder: checkpoints are written and read in place. */
+export function folderStore(dir: string): CheckpointStore {
+  return {
+    uri: dir,
+    localDir: dir,
+    prepareResume: async () => {},
+    save: async (step, files, keep) => saveCheckpoint(dir, step, files, keep),
+  };
+}
+
+/** The S3 prefix of a checkpoint URI, ending in "/" unless it is the bucket's root. */
+function prefixOf(uri: string): { bucket: string; prefix: string } {
+  const { bucket, key } = parseS3Uri(uri);
+  return { bucket, prefix: key === "" || key.endsWith("/") ? key : `${key}/` };
+}
+
+/** Checkpoint steps under an S3 prefix (any object below step-N/ counts), newest first. */
+async function s3Steps(s3: S3, prefix: string): Promise<number[]> {
+  const steps = new Set<number>();
+  for (const o of await s3.list(prefix)) {
+    const m = /^step-(\d{9})\//.exec(o.key.slice(prefix.length));
+    if (m) steps.add(Number(m[1]));
+  }
+  return [...steps].sort((a, b) => b - a);
+}
+
+/** The step <prefix>/LATEST names; undefined when absent; `present` when the object exists. */
+async function s3Latest(s3: S3, prefix: string): Promise<{ step?: number; present: boolean }> {
+  if (!(await s3.head(prefix + latestFile))) return { present: false };
+  const m = /^step-(\d{9})$/.exec((await s3.get(prefix + latestFile)).toString("utf8").trim());
+  return { step: m ? Number(m[1]) : undefined, present: true };
+}
+
+/**
+ * An s3://bucket/prefix, staged through `stagingDir` (the pod's scratch space). `config` is
+ * the endpoint and credentials; the bucket comes from the URI.
+ */
+export function s3Store(
+  uri: string,
+  stagingDir: string,
+  config: Omit<S3Config, "bucket">,
+): CheckpointStore {
+  const { bucket, prefix } = prefixOf(uri);
+  const s3 = new S3({ ...config, bucket });
+  const published = (step: number) => `s3://${bucket}/${prefix}${stepName(step)}`;
+
+  async function upload(step: number, dir: string): Promise<void> {
+    const key = prefix + stepName(step) + "/";
+    const files = readdirSync(dir).filter((f) => f !== manifestFile);
+    for (const f of files) await s3.putFile(key + f, path.join(dir, f));
+    await s3.putFile(key + manifestFile, path.join(dir, manifestFile));
+  }
+
+  // Deletes checkpoints beyond the newest `keep` published ones; never the durable one.
+  async function prune(durable: number, keep: number): Promise<void> {
+    const older = (await s3Steps(s3, prefix)).filter((s) => s <= durable);
+    for (const step of older.slice(Math.max(1, keep)))
+      for (const o of await s3.list(prefix + stepName(step) + "/")) await s3.delete(o.key);
+  }
+
+  // Downloads one checkpoint into the staging folder; returns the reason it is unusable, if so.
+  async function download(step: number): Promise<string | undefined> {
+    const name = stepName(step);
+    const dir = path.join(stagingDir, name);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const objects = await s3.list(prefix + name + "/");
+    for (const o of objects) {
+      const file = o.key.slice(prefix.length + name.length + 1);
+      if (file.includes("/") || file.startsWith(".")) continue;
+      await s3.getFile(o.key, path.join(dir, file));
+    }
+    try {
+      verifyCheckpoint(dir, []);
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof CheckpointError)) throw err;
+      rmSync(dir, { recursive: true, force: true });
+      return err.message;
+    }
+  }
+
+  return {
+    uri,
+    localDir: stagingDir,
+    async prepareResume(warn) {
+      // The staging folder mirrors S3 for this run only: what an earlier pod left is stale.
+      rmSync(stagingDir, { recursive: true, force: true });
+      mkdirSync(stagingDir, { recursive: true });
+      if (await s3.head(prefix + metricsFile))
+        await s3.getFile(prefix + metricsFile, path.join(stagingDir, metricsFile));
+      const latest = await s3Latest(s3, prefix);
+      const candidates = resumeCandidates(
+        latest.step,
+        latest.present,
+        await s3Steps(s3, prefix),
+        (m) => warn(`${uri}: ${m}`),
+      );
+      const reasons: string[] = [];
+      for (const step of candidates) {
+        const reason = await download(step);
+        if (reason === undefined) {
+          if (reasons.length > 0)
+            warn(`${uri}: falling back to checkpoint ${stepName(step)}: ${reasons.join("; ")}`);
+          writeFileSync(path.join(stagingDir, latestFile), stepName(step) + "\n");
+          return;
+        }
+        reasons.push(reason);
+      }
+      if (reasons.length > 0)
+        throw new CheckpointError(`no usable checkpoint in ${uri}: ${reasons.join("; ")}`);
+    },
+    async save(step, files, keep) {
+      const dir = saveCheckpoint(stagingDir, step, files, 1);
+      await upload(step, dir);
+      // The loss history goes with the checkpoint it covers (docs/formats.md, metrics.jsonl).
+      const metrics = path.join(stagingDir, metricsFile);
+      if (existsSync(metrics)) await s3.putFile(prefix + metricsFile, metrics);
+      await s3.put(prefix + latestFile, stepName(step) + "\n");
+      await prune(step, keep);
+      return published(step);
+    },
+  };
+}
+
+/** The newest published checkpoint of a store, without downloading it (the workflow's view). */
+export async function latestPublished(
+  uri: string,
+  config: Omit<S3Config, "bucket"> | undefined,
+): Promise<{ step: number; uri: string; time: string } | undefined> {
+  if (!uri.startsWith("s3://")) {
+    const dir = uri.startsWith("file://") ? uri.slice("file://".length) : uri;
+    const step = readLatest(dir);
+    if (step === undefined) return undefined;
+    const where = path.join(dir, stepName(step));
+    try {
+      return {
+        step,
+        uri: where,
+        time: statSync(path.join(where, manifestFile)).mtime.toISOString(),
+      };
+    } catch {
+      return undefined; // LATEST names a checkpoint that is gone
+    }
+  }
+  if (!config) throw new Error(`${uri}: no S3 endpoint and credentials are configured`);
+  const { bucket, prefix } = prefixOf(uri);
+  const s3 = new S3({ ...config, bucket });
+  const { step } = await s3Latest(s3, prefix);
+  if (step === undefined) return undefined;
+  const manifest = await s3.head(`${prefix}${stepName(step)}/${manifestFile}`);
+  if (!manifest) return undefined;
+  return {
+    step,
+    uri: `s3://${bucket}/${prefix}${stepName(step)}`,
+    time: manifest.lastModified.toISOString(),
+  };
+}
