@@ -152,8 +152,10 @@ export const evalJobSpec = validated(evalJobSpecFields, [
 export const metricResult = z
   .object({
     name: z
-      .enum(["acc", "acc_norm", "perplexity", "bits_per_byte"])
-      .describe("acc, acc_norm (multiple choice), perplexity or bits_per_byte (perplexity tasks)."),
+      .enum(["acc", "acc_norm", "acc_per_token", "perplexity", "byte_perplexity", "bits_per_byte"])
+      .describe(
+        "acc, acc_norm, acc_per_token (multiple choice); perplexity, byte_perplexity, bits_per_byte (perplexity tasks).",
+      ),
     value: z.number().describe("The metric over the evaluated examples."),
     stderr: z
       .number()
@@ -186,6 +188,17 @@ export const evalJobStatus = z
       .optional()
       .describe("The checkpoint resolved from spec.checkpoint."),
     results: z.array(taskResult).max(32).optional().describe("Per-task results."),
+    resultsUri: z
+      .string()
+      .max(2048)
+      .optional()
+      .describe("The results file beside the checkpoint (<checkpoint>.eval-<name>.json)."),
+    attempts: z.int().min(0).optional().describe("Evaluator pods started so far."),
+    preemptions: z
+      .int()
+      .min(0)
+      .optional()
+      .describe("Attempts ended by preemption (each evaluated again)."),
     headline: z
       .object({
         task: z.string().max(63).describe("Task of the headline metric."),

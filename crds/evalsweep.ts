@@ -12,7 +12,7 @@ export const sweepSchedule = z
     cron: cron.optional(),
     interval: duration
       .optional()
-      .describe("Run every this long, e.g. 30m or 1h (instead of cron)."),
+      .describe("Run every this long, e.g. 30m or 1h (instead of cron); at least 5s."),
   })
   .describe("When to evaluate: a cron expression or a fixed interval. May change at any time.");
 
@@ -24,10 +24,10 @@ export const sweepScheduleChecked = validated(sweepSchedule, [
     check: (s) => (s.cron !== undefined) !== (s.interval !== undefined),
   },
   {
-    rule: "!has(self.interval) || (self.interval != '' && duration(self.interval) >= duration('1m'))",
-    message: "schedule.interval must be at least 1m",
+    rule: "!has(self.interval) || (self.interval != '' && duration(self.interval) >= duration('5s'))",
+    message: "schedule.interval must be at least 5s",
     fieldPath: ".interval",
-    check: (s) => s.interval === undefined || durationSeconds(s.interval) >= 60,
+    check: (s) => s.interval === undefined || durationSeconds(s.interval) >= 5,
   },
 ]);
 

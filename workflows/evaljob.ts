@@ -1,8 +1,245 @@
-// evalJobWorkflow — MINIMAL PLACEHOLDER for the operator plumbing; the evaluation issue
-// replaces it with the real one (resolve checkpoint, run the evaluator pod, record results).
-import { runPlaceholder } from "./placeholder.ts";
-import type { WorkflowInput, WorkflowState } from "./types.ts";
+// evalJobWorkflow: one EvalJob, from apply to Succeeded or Failed. It resolves the checkpoint
+// (a TrainingJob's step or latest durable one, or a URI), then runs attempts of one evaluator
+// pod each, and decides on how each ended as the training workflow does:
+//   succeeded        → Succeeded, the results file read into status
+//   userError, OOM   → Failed at once, with the evaluator's message (bad task data, a
+//                      checkpoint that does not load)
+//   preempted        → a new attempt at once (the evaluation starts over)
+//   failed           → a new attempt after back-off, up to failureLimit
+//   stuck            → condition and event; keep waiting
+// Status is written through the status activity only by this workflow.
+import {
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from "@temporalio/workflow";
+import { activities, changedFields, setCondition, specChanged, state } from "./placeholder.ts";
+import type { Condition, SpecChanged, WorkflowInput, WorkflowState } from "./types.ts";
+import type { Outcome, TrainingActivities } from "./training-types.ts";
+import type { EvalActivities, EvalSummary, ResolvedCheckpoint } from "./eval-types.ts";
+import { backoffSeconds } from "./trainingjob.ts";
+
+const evaluation = proxyActivities<EvalActivities & Pick<TrainingActivities, "recordEvent">>({
+  startToCloseTimeout: "2 minutes",
+  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
+});
+
+// The watch lasts as long as the evaluation; the heartbeat tells a dead worker apart.
+const watcher = proxyActivities<EvalActivities>({
+  startToCloseTimeout: "7 days",
+  heartbeatTimeout: "30 seconds",
+  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
+});
+
+/** Preemptions an EvalJob survives (the spec has no retry budget: evaluations are short). */
+export const evalPreemptionBudget = 20;
+/** Failed attempts (not bad input) retried before the job fails. */
+export const evalFailureLimit = 3;
+const evalBackoffSeconds = 10;
+const stuckAfterSeconds = 300;
 
 export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowState> {
-  return runPlaceholder(input, { running: "Running", suspended: "Running" });
+  const { object } = input;
+  const workflowId = workflowInfo().workflowId;
+  let generation = input.generation;
+  let spec = input.spec;
+  let pending: SpecChanged | undefined;
+  const applied: string[] = [];
+  let conditions: Condition[] = [];
+  let phase = "Pending";
+  let message = "";
+  let attempts = 0;
+  let preemptions = 0;
+  let failures = 0;
+  let checkpoint: ResolvedCheckpoint | undefined;
+  const startTime = new Date().toISOString();
+  const snapshot = (): WorkflowState => ({
+    phase,
+    observedGeneration: generation,
+    suspended: false,
+    applied: [...applied],
+  });
+
+  // An EvalJob's checkpoint and tasks are immutable; a new spec (resources, batch size)
+  // applies from the next attempt on.
+  setHandler(specChanged, (update) => {
+    if (update.generation > (pending?.generation ?? generation)) pending = update;
+  });
+  setHandler(state, snapshot);
+  const applyPending = () => {
+    if (!pending) return;
+    for (const f of changedFields(spec, pending.spec)) if (!applied.includes(f)) applied.push(f);
+    spec = pending.spec;
+    generation = pending.generation;
+    pending = undefined;
+  };
+
+  const progressing = (status: "True" | "False", reason: string, text: string) => {
+    message = text;
+    conditions = setCondition(conditions, {
+      type: "Progressing",
+      status,
+      reason,
+      message: text,
+      observedGeneration: generation,
+    });
+  };
+  const writeStatus = (extra: Record<string, unknown> = {}) =>
+    activities.patchStatus({
+      object,
+      status: {
+        phase,
+        conditions,
+        workflowId,
+        observedGeneration: generation,
+        message,
+        startTime,
+        attempts,
+        preemptions,
+        ...(checkpoint && {
+          checkpoint: {
+            uri: checkpoint.uri,
+            ...(checkpoint.step !== undefined && { step: checkpoint.step }),
+          },
+        }),
+        ...extra,
+      },
+    });
+  const event = (type: "Normal" | "Warning", reason: string, text: string) =>
+    evaluation.recordEvent({ object, type, reason, message: text });
+
+  const finish = async (
+    final: "Succeeded" | "Failed",
+    reason: string,
+    text: string,
+    summary?: EvalSummary,
+  ): Promise<WorkflowState> => {
+    phase = final;
+    progressing("False", reason, text);
+    conditions = setCondition(conditions, {
+      type: final,
+      status: "True",
+      reason,
+      message: text,
+      observedGeneration: generation,
+    });
+    await writeStatus({
+      completionTime: new Date().toISOString(),
+      ...(summary && {
+        checkpoint: summary.checkpoint,
+        results: summary.results,
+        resultsUri: summary.resultsUri,
+        ...(summary.headline && { headline: summary.headline }),
+      }),
+    });
+    await event(final === "Succeeded" ? "Normal" : "Warning", reason, text);
+    return snapshot();
+  };
+
+  try {
+    progressing("True", "WorkflowStarted", "workflow started");
+    if ((await writeStatus()) === "gone") return snapshot();
+    const resolution = await evaluation.resolveCheckpoint({ object, spec });
+    if ("error" in resolution)
+      return await finish("Failed", "CheckpointNotFound", resolution.error);
+    checkpoint = resolution.checkpoint;
+
+    for (;;) {
+      applyPending();
+      attempts++;
+      await evaluation.createEvaluator({ object, spec, attempt: attempts, workflowId, checkpoint });
+      phase = "Running";
+      progressing("True", "AttemptStarted", `attempt ${attempts}: evaluating ${checkpoint.uri}`);
+      if ((await writeStatus()) === "gone") return snapshot();
+
+      const outcome = await watchUntilEnd(attempts);
+      const what = `attempt ${attempts}: ${outcome.message}`;
+      switch (outcome.kind) {
+        case "succeeded": {
+          const summary = await evaluation.readResults({ job: object.name, checkpoint });
+          const headline = summary.headline
+            ? `; ${summary.headline.task} ${summary.headline.metric} ${summary.headline.value.toFixed(4)}`
+            : "";
+          return await finish("Succeeded", "EvaluationSucceeded", `${what}${headline}`, summary);
+        }
+        case "userError":
+          return await finish("Failed", "UserError", what);
+        case "oomKilled":
+          return await finish(
+            "Failed",
+            "OOMKilled",
+            `${what}; lower spec.batchSize or raise spec.resources.memory`,
+          );
+        case "preempted":
+          preemptions++;
+          await event("Warning", outcome.reason, what);
+          if (preemptions > evalPreemptionBudget)
+            return await finish(
+              "Failed",
+              "PreemptionBudgetExhausted",
+              `${what}; ${preemptions} preemptions exceed the budget of ${evalPreemptionBudget}`,
+            );
+          await evaluation.deleteEvaluators(object);
+          progressing("True", "Preempted", `${what}; evaluating again`);
+          await writeStatus();
+          break;
+        case "failed":
+        case "stuck": {
+          failures++;
+          await event("Warning", outcome.reason, what);
+          if (failures > evalFailureLimit)
+            return await finish(
+              "Failed",
+              "FailureLimitExceeded",
+              `${what}; ${failures} failures exceed the limit of ${evalFailureLimit}`,
+            );
+          await evaluation.deleteEvaluators(object);
+          const wait = backoffSeconds(evalBackoffSeconds, failures);
+          progressing("True", "BackOff", `${what}; retrying in ${wait} s`);
+          await writeStatus();
+          await sleep(wait * 1000);
+          break;
+        }
+      }
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    // Deletion: the evaluator pods go; results files already written stay.
+    await CancellationScope.nonCancellable(async () => {
+      await activities.cleanUp(object);
+      progressing("False", "Deleting", "workflow cancelled; evaluator pods deleted");
+      await writeStatus();
+    });
+    throw err;
+  }
+
+  // Waits for the attempt's end. A "stuck" report becomes a condition and an event, and the
+  // watch goes on.
+  async function watchUntilEnd(attempt: number): Promise<Outcome> {
+    let stuckReported = false;
+    for (;;) {
+      const outcome = await watcher.watchEvaluator({
+        object,
+        attempt,
+        stuckAfterSeconds,
+        stuckReported,
+      });
+      const stuck = outcome.kind === "stuck" && !stuckReported;
+      if (stuck || stuckReported)
+        conditions = setCondition(conditions, {
+          type: "Stuck",
+          status: stuck ? "True" : "False",
+          reason: stuck ? outcome.reason : "AttemptEnded",
+          message: stuck ? outcome.message : `attempt ${attempt} ended: ${outcome.message}`,
+          observedGeneration: generation,
+        });
+      if (!stuck) return outcome;
+      stuckReported = true;
+      await event("Warning", outcome.reason, `attempt ${attempt}: ${outcome.message}`);
+      await writeStatus();
+    }
+  }
 }

@@ -1,8 +1,212 @@
-// evalSweepWorkflow — MINIMAL PLACEHOLDER for the operator plumbing; the evaluation issue
-// replaces it with the real one (a Temporal Schedule creating EvalJobs, bounded history).
-import { runPlaceholder } from "./placeholder.ts";
-import type { WorkflowInput, WorkflowState } from "./types.ts";
+// evalSweepWorkflow: one EvalSweep for as long as it exists. It owns the sweep's Temporal
+// Schedule (id from the object's uid, so a restart or a second reconcile finds the same one):
+// creates it, updates it on every spec change (schedule, overlap policy, catch-up window,
+// paused while spec.suspend), deletes it on deletion. It is the only writer of the sweep's
+// status: the scheduled runs (evalSweepRunWorkflow) signal it what they evaluated, and it
+// keeps the newest spec.historyLimit steps.
+//
+// evalSweepRunWorkflow: one scheduled run. It evaluates the TrainingJob's checkpoints that
+// have no results file of this sweep yet — the file beside each checkpoint is the record, so
+// runs are idempotent — through one EvalJob per step, named after the step: a second run that
+// overlaps finds the same EvalJob and waits for it instead of evaluating again.
+import {
+  CancellationScope,
+  condition,
+  continueAsNew,
+  defineSignal,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from "@temporalio/workflow";
+import { activities, changedFields, setCondition, specChanged, state } from "./placeholder.ts";
+import type { Condition, SpecChanged, WorkflowState } from "./types.ts";
+import {
+  sweepRunSignal,
+  type SweepActivities,
+  type SweepHistoryEntry,
+  type SweepRunInput,
+  type SweepRunOutcome,
+  type SweepRunReport,
+  type SweepWorkflowInput,
+} from "./eval-types.ts";
 
-export async function evalSweepWorkflow(input: WorkflowInput): Promise<WorkflowState> {
-  return runPlaceholder(input, { running: "Active", suspended: "Suspended" });
+export const sweepRun = defineSignal<[SweepRunReport]>(sweepRunSignal);
+
+const sweep = proxyActivities<SweepActivities>({
+  startToCloseTimeout: "1 minute",
+  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
+});
+
+// Waiting for an EvalJob lasts as long as its evaluation; the heartbeat tells a dead worker.
+const waiter = proxyActivities<SweepActivities>({
+  startToCloseTimeout: "7 days",
+  heartbeatTimeout: "30 seconds",
+  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
+});
+
+/** History entries by step, newest result of a step kept, oldest step first, at most `limit`. */
+export function mergeHistory(
+  history: SweepHistoryEntry[],
+  entries: SweepHistoryEntry[],
+  limit: number,
+): SweepHistoryEntry[] {
+  const byStep = new Map(history.map((e) => [e.step, e]));
+  for (const e of entries) byStep.set(e.step, e);
+  return [...byStep.values()].sort((a, b) => a.step - b.step).slice(-limit);
+}
+
+export async function evalSweepWorkflow(input: SweepWorkflowInput): Promise<WorkflowState> {
+  const { object, carry } = input;
+  const { workflowId, taskQueue } = workflowInfo();
+  let generation = input.generation;
+  let spec = input.spec;
+  let pending: SpecChanged | undefined;
+  const reports: SweepRunReport[] = [];
+  const applied: string[] = [];
+  let conditions: Condition[] = carry?.conditions ?? [];
+  let history: SweepHistoryEntry[] = carry?.history ?? [];
+  let lastRunTime = carry?.lastRunTime;
+  let scheduleId = carry?.scheduleId;
+  let nextRunTime: string | undefined;
+  let message = "";
+  const suspended = () => spec.suspend === true;
+  const phase = () => (suspended() ? "Suspended" : "Active");
+  const snapshot = (): WorkflowState => ({
+    phase: phase(),
+    observedGeneration: generation,
+    suspended: suspended(),
+    applied: [...applied],
+  });
+
+  setHandler(specChanged, (update) => {
+    // Repeats and stale generations are dropped: the operator may signal more than once.
+    if (update.generation > (pending?.generation ?? generation)) pending = update;
+  });
+  setHandler(sweepRun, (report) => void reports.push(report));
+  setHandler(state, snapshot);
+
+  const progressing = (reason: string, text: string) => {
+    message = text;
+    conditions = setCondition(conditions, {
+      type: "Progressing",
+      status: suspended() ? "False" : "True",
+      reason,
+      message: text,
+      observedGeneration: generation,
+    });
+  };
+  const writeStatus = (extra: Record<string, unknown> = {}) =>
+    activities.patchStatus({
+      object,
+      status: {
+        phase: phase(),
+        conditions,
+        workflowId,
+        observedGeneration: generation,
+        message,
+        ...(scheduleId && { scheduleId }),
+        ...(lastRunTime && { lastRunTime }),
+        nextRunTime: nextRunTime ?? null,
+        ...(history.length > 0 && {
+          history,
+          lastEvaluatedStep: Math.max(...history.map((e) => e.step)),
+        }),
+        ...extra,
+      },
+    });
+  const upsertSchedule = async () => {
+    const s = await sweep.upsertSchedule({ object, spec, workflowId, taskQueue });
+    scheduleId = s.scheduleId;
+    nextRunTime = s.nextRunTime;
+  };
+  const historyLimit = () => (spec.historyLimit as number | undefined) ?? 100;
+
+  try {
+    if (!carry) {
+      await upsertSchedule();
+      progressing(
+        suspended() ? "Suspended" : "WorkflowStarted",
+        suspended() ? "created suspended; schedule paused" : `schedule ${scheduleId} created`,
+      );
+      if ((await writeStatus()) === "gone") return await gone();
+    }
+    for (;;) {
+      await condition(() => pending !== undefined || reports.length > 0);
+      if (pending) {
+        const update = pending;
+        pending = undefined;
+        const fields = changedFields(spec, update.spec);
+        const wasSuspended = suspended();
+        spec = update.spec;
+        generation = update.generation;
+        for (const f of fields) if (!applied.includes(f)) applied.push(f);
+        await upsertSchedule();
+        const reason =
+          wasSuspended === suspended() ? "SpecApplied" : suspended() ? "Suspended" : "Resumed";
+        progressing(
+          reason,
+          `generation ${generation} applied: ${fields.join(", ") || "no field changed"}` +
+            (suspended() ? "; schedule paused" : ""),
+        );
+      }
+      const finished = reports.splice(0);
+      if (finished.length > 0) nextRunTime = await sweep.nextRunTime(object);
+      for (const report of finished) {
+        history = mergeHistory(history, report.entries, historyLimit());
+        lastRunTime = report.started;
+        const steps = report.entries.map((e) => e.step);
+        progressing(
+          suspended() ? "Suspended" : "RunFinished",
+          `run of ${report.started}: ` +
+            (steps.length ? `evaluated step(s) ${steps.join(", ")}` : "nothing new to evaluate") +
+            (report.failures.length ? `; failed: ${report.failures.join("; ")}` : ""),
+        );
+      }
+      if ((await writeStatus()) === "gone") return await gone();
+      if (workflowInfo().continueAsNewSuggested)
+        return await continueAsNew<typeof evalSweepWorkflow>({
+          object,
+          generation,
+          spec,
+          carry: { history, lastRunTime, scheduleId: scheduleId!, conditions },
+        });
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    // Deletion: the schedule goes (and with the object its EvalJobs); results files stay.
+    await CancellationScope.nonCancellable(async () => {
+      await activities.cleanUp(object);
+      progressing("Deleting", "workflow cancelled; schedule deleted");
+      await writeStatus();
+    });
+    throw err;
+  }
+
+  // The object went away without a cancellation (its finalizer removed by hand): the schedule
+  // must not outlive it.
+  async function gone(): Promise<WorkflowState> {
+    await activities.cleanUp(object);
+    return snapshot();
+  }
+}
+
+export async function evalSweepRunWorkflow(input: SweepRunInput): Promise<SweepRunOutcome> {
+  const started = new Date().toISOString();
+  const { sweep: object, spec } = input;
+  const entries: SweepHistoryEntry[] = [];
+  const failures: string[] = [];
+  for (const step of await sweep.pendingSteps({ sweep: object, spec })) {
+    const name = await sweep.ensureEvalJob({ sweep: object, spec, step });
+    const r = await waiter.awaitEvalJob({ namespace: object.namespace, name });
+    if ("entry" in r) entries.push(r.entry);
+    else failures.push(r.failed);
+  }
+  const report: SweepRunReport = { started, entries, failures };
+  // The sweep's workflow may be gone (the object was deleted): then nobody needs the report.
+  await getExternalWorkflowHandle(input.sweepWorkflowId)
+    .signal(sweepRun, report)
+    .catch(() => undefined);
+  return { evaluated: entries.map((e) => e.step), failed: failures };
 }

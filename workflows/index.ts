@@ -3,3 +3,4 @@
 export { trainingJobWorkflow } from "./trainingjob.ts";
 export { evalJobWorkflow } from "./evaljob.ts";
 export { evalSweepWorkflow } from "./evalsweep.ts";
+export { evalSweepRunWorkflow } from "./evalsweep.ts";

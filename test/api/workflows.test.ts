@@ -1,6 +1,8 @@
-// The minimal workflows (EvalSweep's: the TrainingJob one is the real training workflow now) on a real Temporal dev server, with in-memory activities: status on
-// start, spec generations applied in order (stale and repeated signals ignored), cancellation
-// cleans up before the workflow ends cancelled, and a vanished object ends it normally.
+// The EvalSweep workflow's plumbing on a real Temporal dev server, with in-memory activities
+// (its Schedule is faked here; test/e2e/eval.test.ts runs the real one): status on start,
+// spec generations applied in order (stale and repeated signals ignored), each reaching the
+// schedule, cancellation cleans up before the workflow ends cancelled, and a vanished object
+// ends it normally.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -10,7 +12,9 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { clusterEnv } from "./env.ts";
 import { silent, waitFor } from "./helpers.ts";
 import { startControlWorker } from "../../workers/main.ts";
+import type { SweepActivities } from "../../workflows/eval-types.ts";
 import type {
+  ControlActivities,
   ObjectRef,
   StatusPatch,
   WorkflowInput,
@@ -22,6 +26,23 @@ const taskQueue = `herd-test-wf-${randomBytes(3).toString("hex")}`;
 const patches = new Map<string, StatusPatch["status"][]>();
 const cleanups: string[] = [];
 const goneUids = new Set<string>();
+/** uid → the suspend flag of each schedule upsert. */
+const upserts = new Map<string, boolean[]>();
+
+const fakes: ControlActivities & Pick<SweepActivities, "upsertSchedule"> = {
+  async patchStatus({ object, status }) {
+    if (goneUids.has(object.uid)) return "gone";
+    patches.set(object.uid, [...(patches.get(object.uid) ?? []), status]);
+    return "written";
+  },
+  async cleanUp(object) {
+    cleanups.push(object.uid);
+  },
+  async upsertSchedule({ object, spec }) {
+    upserts.set(object.uid, [...(upserts.get(object.uid) ?? []), spec.suspend === true]);
+    return { scheduleId: `schedule-${object.uid}` };
+  },
+};
 let client: Client;
 let stopWorker: () => Promise<void>;
 
@@ -32,16 +53,7 @@ before(async () => {
     temporalAddress: env.temporalAddress,
     taskQueue,
     logger: silent,
-    activities: {
-      async patchStatus({ object, status }) {
-        if (goneUids.has(object.uid)) return "gone";
-        patches.set(object.uid, [...(patches.get(object.uid) ?? []), status]);
-        return "written";
-      },
-      async cleanUp(object) {
-        cleanups.push(object.uid);
-      },
-    },
+    activities: fakes,
   });
   const connection = await Connection.connect({ address: env.temporalAddress });
   client = new Client({ connection });
@@ -86,6 +98,8 @@ test("status on start, generations applied in order, stale ones ignored", async 
   assert.equal(state.observedGeneration, 3);
   assert.equal(state.phase, "Suspended");
   assert.equal(patches.get(uid)!.length, 2, "one write for the start, one for generation 3");
+  assert.deepEqual(upserts.get(uid), [false, true], "the schedule: created, then paused");
+  assert.equal(last.scheduleId, `schedule-${uid}`);
   await handle.terminate("test done");
 });
 
@@ -117,4 +131,5 @@ test("an object that is gone ends its workflow normally", async () => {
   const result = (await handle.result()) as WorkflowState;
   assert.equal(result.observedGeneration, 1);
   assert.equal(patches.get(uid), undefined);
+  assert.ok(cleanups.includes(uid), "its schedule is deleted all the same");
 });

@@ -298,8 +298,8 @@ export const invalidCases: InvalidCase[] = [
     field: /spec\.schedule\.cron.*exactly one/,
   },
   {
-    name: "interval under a minute",
-    make: es((s) => (s.schedule = { interval: "30s" })),
+    name: "interval under five seconds",
+    make: es((s) => (s.schedule = { interval: "4s" })),
     field: /spec\.schedule\.interval/,
   },
   {

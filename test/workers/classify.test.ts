@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
-import { classify } from "../../workers/activities/training.ts";
+import { classify } from "../../workers/activities/pods.ts";
 
 const nodes = new Set(["n1"]);
 

@@ -2,12 +2,15 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { ControlActivities, ObjectRef } from "../../workflows/types.ts";
 import type { TrainingActivities } from "../../workflows/training-types.ts";
+import type { EvalActivities, SweepActivities } from "../../workflows/eval-types.ts";
 import { statusActivities } from "./status.ts";
 import {
   trainerOptionsFromEnv,
   trainingActivities,
   type TrainingActivityOptions,
 } from "./training.ts";
+import { evalActivities } from "./eval.ts";
+import { sweepActivities } from "./sweep.ts";
 
 export function createActivities(
   kc: KubeConfig,
@@ -16,15 +19,21 @@ export function createActivities(
     temporalNamespace: process.env.TEMPORAL_NAMESPACE ?? "default",
     ...trainerOptionsFromEnv(),
   },
-): ControlActivities & TrainingActivities {
+): ControlActivities & TrainingActivities & EvalActivities & SweepActivities {
   const { cleanUpTraining, ...training } = trainingActivities(kc, opts);
+  const evaluation = evalActivities(kc);
+  const sweep = sweepActivities(kc, opts);
   return {
     ...statusActivities(kc),
     ...training,
-    // A TrainingJob's pods and Service go; its checkpoints stay. The evaluation workflows
-    // create nothing outside Temporal yet.
+    ...evaluation,
+    ...sweep,
+    // What each kind's workflow created outside Temporal goes; checkpoints and results files
+    // stay. A sweep's EvalJobs go with it through their owner references.
     async cleanUp(object: ObjectRef): Promise<void> {
       if (object.kind === "TrainingJob") await cleanUpTraining(object);
+      else if (object.kind === "EvalJob") await evaluation.deleteEvaluators(object);
+      else await sweep.deleteSchedule(object);
     },
   };
 }

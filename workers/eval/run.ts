@@ -1,11 +1,12 @@
 // `herd eval --local`: one EvalJob on this machine. Reads the manifest (crds/evaljob.ts),
 // opens the checkpoint it names, runs each task and writes a results JSON — by default
 // beside the checkpoint (<checkpoint>.eval-<job name>.json), as the evaluator pod will.
-import { readFileSync, writeFileSync, renameSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync, renameSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { evalJob, type EvalJob } from "../../crds/evaljob.ts";
 import { parseManifest } from "../../crds/manifest.ts";
+import { resultsUriOf } from "./checkpoints.ts";
 import { openModel, type TokenizerChoice } from "./open.ts";
 import { evalMultipleChoice, evalPerplexity, readMultipleChoice, type Metric } from "./tasks.ts";
 
@@ -78,6 +79,13 @@ export async function runEvalLocal(o: LocalEvalOptions): Promise<ResultsFile> {
       type: "sentencepiece",
       uri: localPath(spec.tokenizer.uri, base, "spec.tokenizer.uri"),
     };
+  // Every task's data is there before the model loads: a missing file fails at once, named.
+  const taskFiles = spec.tasks.map((task, i) => {
+    const file = localPath(task.uri, base, `spec.tasks[${i}].uri`);
+    if (!existsSync(file))
+      throw new EvalUserError(`spec.tasks[${i}].uri (task ${task.name}): ${file} does not exist`);
+    return file;
+  });
   const startTime = new Date().toISOString();
   const t0 = Date.now();
   const m = openModel({
@@ -91,8 +99,8 @@ export async function runEvalLocal(o: LocalEvalOptions): Promise<ResultsFile> {
     `loaded ${ckpt} (${m.loaded.format}, ${m.tokenizer.kind} tokenizer) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
   );
   const tasks: TaskResultFile[] = [];
-  for (const task of spec.tasks) {
-    const uri = localPath(task.uri, base, `task ${task.name} uri`);
+  for (const [i, task] of spec.tasks.entries()) {
+    const uri = taskFiles[i]!;
     const limit = o.limit ?? task.limit;
     const started = Date.now();
     let outcome: Awaited<ReturnType<typeof evalMultipleChoice>> & {
@@ -145,7 +153,7 @@ export async function runEvalLocal(o: LocalEvalOptions): Promise<ResultsFile> {
     startTime,
     completionTime: new Date().toISOString(),
   };
-  const out = o.out ?? `${ckpt.replace(/\/+$/, "")}.eval-${results.job}.json`;
+  const out = o.out ?? resultsUriOf(ckpt, results.job);
   const tmp = `${out}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(results, null, 2) + "\n");
   renameSync(tmp, out);

@@ -1,0 +1,247 @@
+// The EvalJob workflow's activities: resolving the checkpoint to evaluate, the evaluator pod
+// of each attempt (watched and deleted through pods.ts, like trainer pods), and reading the
+// results file the evaluator wrote beside the checkpoint.
+import path from "node:path";
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type V1Pod,
+  type V1Toleration,
+} from "@kubernetes/client-node";
+import { apiVersion, group, version } from "../../crds/common.ts";
+import type { EvalJobSpec } from "../../crds/evaljob.ts";
+import type { TrainingJobSpec } from "../../crds/trainingjob.ts";
+import type { ObjectRef } from "../../workflows/types.ts";
+import {
+  evalLabels,
+  type CreateEvaluator,
+  type EvalActivities,
+  type EvalSummary,
+  type MetricValue,
+  type Resolution,
+} from "../../workflows/eval-types.ts";
+import type { ResultsFile } from "../eval/run.ts";
+import {
+  CheckpointResolutionError,
+  readResultsText,
+  resolveTrainingCheckpoint,
+  resultsUriOf,
+} from "../eval/checkpoints.ts";
+import { deletePods, watchPods } from "./pods.ts";
+
+const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
+const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
+const localPath = (uri: string) => (uri.startsWith("file://") ? uri.slice("file://".length) : uri);
+
+const podName = (o: ObjectRef, attempt: number) => `${o.name.slice(0, 40)}-eval-a${attempt}`;
+const selector = (o: ObjectRef, attempt?: number) =>
+  `${evalLabels.uid}=${o.uid}` + (attempt === undefined ? "" : `,${evalLabels.attempt}=${attempt}`);
+
+/** The folder a checkpoint lives in, for the pod's volume; undefined for object storage. */
+function checkpointFolder(uri: string): string | undefined {
+  if (uri.startsWith("s3://")) return undefined;
+  return path.dirname(localPath(uri));
+}
+
+/** The evaluator pod of one attempt: the EvalJob, its checkpoint resolved, in HERD_EVAL_JOB. */
+export function evaluatorPod(a: CreateEvaluator): V1Pod {
+  const spec = a.spec as unknown as EvalJobSpec;
+  const { object, checkpoint } = a;
+  const r = spec.resources;
+  const threads = Math.max(1, Math.floor(Number.parseFloat(r.cpu) || 1));
+  const limits: Record<string, string> = { cpu: r.cpu, memory: r.memory };
+  if (spec.gpus > 0) limits[r.gpuResource] = String(spec.gpus);
+  const job = {
+    apiVersion,
+    kind: "EvalJob",
+    metadata: { name: object.name, namespace: object.namespace, uid: object.uid },
+    spec: {
+      ...spec,
+      checkpoint: { uri: checkpoint.uri, format: checkpoint.format },
+      ...(checkpoint.tokenizer && { tokenizer: checkpoint.tokenizer }),
+    },
+  };
+  // The evaluator writes its results beside the checkpoint: the folder is mounted writable.
+  const folder = checkpointFolder(checkpoint.uri);
+  return {
+    metadata: {
+      name: podName(object, a.attempt),
+      namespace: object.namespace,
+      labels: {
+        [evalLabels.job]: object.name.slice(0, 63),
+        [evalLabels.uid]: object.uid,
+        [evalLabels.attempt]: String(a.attempt),
+      },
+      ownerReferences: [
+        { apiVersion, kind: "EvalJob", name: object.name, uid: object.uid, controller: true },
+      ],
+    },
+    spec: {
+      restartPolicy: "Never",
+      terminationGracePeriodSeconds: 30,
+      automountServiceAccountToken: false,
+      ...(r.priorityClassName && { priorityClassName: r.priorityClassName }),
+      ...(r.nodeSelector && { nodeSelector: r.nodeSelector }),
+      ...(r.tolerations && { tolerations: r.tolerations as V1Toleration[] }),
+      containers: [
+        {
+          name: "evaluator",
+          image: r.image,
+          // The image's checkout is at /app (the node agent maps herd's image there).
+          command: ["node", "--import", "tsx", "workers/eval/pod.ts"],
+          workingDir: "/app",
+          env: [
+            { name: "HERD_EVAL_JOB", value: JSON.stringify(job) },
+            { name: "HERD_EVAL_THREADS", value: String(threads) },
+            { name: "HERD_WORKFLOW_ID", value: a.workflowId },
+            { name: "HERD_ATTEMPT", value: String(a.attempt) },
+          ],
+          resources: { requests: limits, limits },
+          ...(folder && { volumeMounts: [{ name: "checkpoints", mountPath: folder }] }),
+        },
+      ],
+      ...(folder && {
+        volumes: [{ name: "checkpoints", hostPath: { path: folder, type: "Directory" } }],
+      }),
+    },
+  };
+}
+
+/** The results file as the EvalJob's status shows it: per task, the metrics; a headline. */
+export function summarize(results: ResultsFile, resultsUri: string): EvalSummary {
+  const tasks = results.tasks.map((t) => ({
+    task: t.task,
+    examples: t.examples,
+    metrics: t.metrics.map((m): MetricValue => ({
+      name: m.name,
+      value: m.value,
+      ...(m.stderr !== undefined && { stderr: m.stderr }),
+    })),
+  }));
+  const first = tasks[0];
+  const main =
+    first?.metrics.find((m) => m.name === "acc_norm") ??
+    first?.metrics.find((m) => m.name === "perplexity") ??
+    first?.metrics[0];
+  const { uri, step, tokensSeen } = results.checkpoint;
+  return {
+    checkpoint: {
+      uri,
+      ...(step !== undefined && { step }),
+      ...(tokensSeen !== undefined && { tokensSeen }),
+    },
+    results: tasks,
+    ...(first && main && { headline: { task: first.task, metric: main.name, value: main.value } }),
+    resultsUri,
+  };
+}
+
+/** Reads a TrainingJob's spec from the API server; undefined when there is none. */
+export async function readTrainingJob(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<TrainingJobSpec | undefined> {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  try {
+    const o = (await custom.getNamespacedCustomObject({
+      group,
+      version,
+      namespace,
+      plural: "trainingjobs",
+      name,
+    })) as { spec: TrainingJobSpec };
+    return o.spec;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Relative paths mean "beside the manifest" to `herd eval --local`; a pod has no manifest
+ * folder of the user's, so on the cluster every path must be absolute.
+ */
+export function relativePaths(s: EvalJobSpec): string | undefined {
+  const relative = (uri: string) => !uri.startsWith("s3://") && !path.isAbsolute(localPath(uri));
+  const fields = [
+    ...(s.checkpoint.uri ? [["spec.checkpoint.uri", s.checkpoint.uri]] : []),
+    ...(s.tokenizer?.uri ? [["spec.tokenizer.uri", s.tokenizer.uri]] : []),
+    ...s.tasks.map((t, i) => [`spec.tasks[${i}].uri`, t.uri]),
+  ].filter(([, uri]) => relative(uri!));
+  if (fields.length === 0) return undefined;
+  return (
+    fields.map(([field, uri]) => `${field}: ${uri}`).join(", ") +
+    ": a relative path; on the cluster give an absolute path, file:///… or s3://…"
+  );
+}
+
+export function evalActivities(kc: KubeConfig): EvalActivities {
+  const core = kc.makeApiClient(CoreV1Api);
+  return {
+    async resolveCheckpoint({ object, spec }): Promise<Resolution> {
+      const s = spec as unknown as EvalJobSpec;
+      const relative = relativePaths(s);
+      if (relative) return { error: relative };
+      if (s.checkpoint.uri)
+        return {
+          checkpoint: {
+            uri: s.checkpoint.uri,
+            format: s.checkpoint.format,
+            ...(s.tokenizer && { tokenizer: s.tokenizer }),
+          },
+        };
+      const ref = s.checkpoint.trainingJob!;
+      const job = await readTrainingJob(kc, object.namespace, ref.name);
+      if (!job)
+        return {
+          error: `spec.checkpoint.trainingJob.name: TrainingJob ${ref.name} not found in namespace ${object.namespace}`,
+        };
+      try {
+        const at = await resolveTrainingCheckpoint(ref.name, job.checkpoint.uri, ref.step);
+        return {
+          checkpoint: {
+            uri: at.uri,
+            format: "herd",
+            step: at.step,
+            tokenizer: s.tokenizer ?? job.tokenizer,
+          },
+        };
+      } catch (err) {
+        if (err instanceof CheckpointResolutionError) return { error: err.message };
+        throw err;
+      }
+    },
+
+    async createEvaluator(a) {
+      const pod = evaluatorPod(a);
+      await core
+        .createNamespacedPod({ namespace: a.object.namespace, body: pod })
+        .catch((err: unknown) => {
+          if (!isConflict(err)) throw err;
+        });
+      return pod.metadata!.name!;
+    },
+
+    watchEvaluator: (a) =>
+      watchPods(kc, {
+        namespace: a.object.namespace,
+        selector: selector(a.object, a.attempt),
+        expected: 1,
+        stuckAfterSeconds: a.stuckAfterSeconds,
+        stuckReported: a.stuckReported,
+      }),
+
+    deleteEvaluators: (object) => deletePods(core, object.namespace, selector(object)),
+
+    async readResults({ job, checkpoint }) {
+      const uri = resultsUriOf(checkpoint.uri, job);
+      const results = JSON.parse(await readResultsText(uri)) as ResultsFile;
+      if (results.format !== "herd-eval-results")
+        throw new Error(`${uri}: not a herd-eval-results file`);
+      return summarize(results, uri);
+    },
+  };
+}

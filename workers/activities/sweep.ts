@@ -1,0 +1,213 @@
+// The EvalSweep activities: the sweep's Temporal Schedule (created, updated to the spec,
+// paused, deleted), and what each scheduled run does: find the TrainingJob's checkpoints
+// without results of this sweep, create one EvalJob per checkpoint step (a name per step, so
+// a repeated run finds the one there), and wait for it.
+import { heartbeat, sleep as activitySleep } from "@temporalio/activity";
+import {
+  Client,
+  Connection,
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  type ScheduleOptionsAction,
+  type ScheduleOverlapPolicy,
+  type ScheduleSpec,
+} from "@temporalio/client";
+import { ApiException, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { apiVersion, group, version } from "../../crds/common.ts";
+import type { EvalJobStatus } from "../../crds/evaljob.ts";
+import type { EvalSweepSpec } from "../../crds/evalsweep.ts";
+import { durationSeconds } from "../../crds/schedule.ts";
+import type { ObjectRef } from "../../workflows/types.ts";
+import {
+  evalLabels,
+  scheduleIdOf,
+  sweepEvalJobName,
+  type SweepActivities,
+  type SweepHistoryEntry,
+  type SweepRunInput,
+} from "../../workflows/eval-types.ts";
+import { durableCheckpoints, hasResults } from "../eval/checkpoints.ts";
+import { readTrainingJob } from "./eval.ts";
+
+const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
+const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
+
+/** The spec's overlap policy in Temporal's words. */
+const overlapOf: Record<EvalSweepSpec["overlapPolicy"], ScheduleOverlapPolicy> = {
+  Skip: "SKIP",
+  BufferOne: "BUFFER_ONE",
+  BufferAll: "BUFFER_ALL",
+  CancelOther: "CANCEL_OTHER",
+  TerminateOther: "TERMINATE_OTHER",
+  AllowAll: "ALLOW_ALL",
+};
+
+/** When the Schedule fires: the spec's cron expression (UTC) or interval. */
+export function scheduleSpecOf(s: EvalSweepSpec): ScheduleSpec {
+  if (s.schedule.cron) return { cronExpressions: [s.schedule.cron] };
+  return { intervals: [{ every: durationSeconds(s.schedule.interval!) * 1000 }] };
+}
+
+export interface SweepActivityOptions {
+  temporalAddress: string;
+  temporalNamespace: string;
+}
+
+export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): SweepActivities {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  let client: Promise<Client> | undefined;
+  const temporal = () =>
+    (client ??= Connection.connect({ address: opts.temporalAddress }).then(
+      (connection) => new Client({ connection, namespace: opts.temporalNamespace }),
+    ));
+
+  const nextRun = async (scheduleId: string): Promise<string | undefined> => {
+    try {
+      const d = await (await temporal()).schedule.getHandle(scheduleId).describe();
+      return d.state.paused ? undefined : d.info.nextActionTimes[0]?.toISOString();
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) return undefined;
+      throw err;
+    }
+  };
+
+  return {
+    async upsertSchedule({ object, spec, workflowId, taskQueue }) {
+      const s = spec as unknown as EvalSweepSpec;
+      const schedules = (await temporal()).schedule;
+      const scheduleId = scheduleIdOf(object);
+      const input: SweepRunInput = { sweep: object, sweepWorkflowId: workflowId, spec };
+      const action: ScheduleOptionsAction = {
+        type: "startWorkflow",
+        workflowType: "evalSweepRunWorkflow",
+        // Temporal appends each run's scheduled time: one id per run, never two runs per time.
+        workflowId: `${workflowId}/run`,
+        taskQueue,
+        args: [input],
+      };
+      const policies = {
+        overlap: overlapOf[s.overlapPolicy],
+        catchupWindow: durationSeconds(s.catchupWindow) * 1000,
+      };
+      const state = {
+        paused: s.suspend,
+        note: s.suspend ? "spec.suspend is true" : "active",
+      };
+      try {
+        await schedules.create({
+          scheduleId,
+          spec: scheduleSpecOf(s),
+          action,
+          policies,
+          state,
+        });
+      } catch (err) {
+        // The sweep's workflow ran this before (a retry, a continuation): bring it up to date.
+        if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+        await schedules
+          .getHandle(scheduleId)
+          .update(() => ({ spec: scheduleSpecOf(s), action, policies, state }));
+      }
+      const next = await nextRun(scheduleId);
+      return { scheduleId, ...(next && { nextRunTime: next }) };
+    },
+
+    nextRunTime: (object: ObjectRef) => nextRun(scheduleIdOf(object)),
+
+    async deleteSchedule(object: ObjectRef) {
+      try {
+        await (await temporal()).schedule.getHandle(scheduleIdOf(object)).delete();
+      } catch (err) {
+        if (!(err instanceof ScheduleNotFoundError)) throw err;
+      }
+    },
+
+    async pendingSteps({ sweep, spec }) {
+      const s = spec as unknown as EvalSweepSpec;
+      const job = await readTrainingJob(kc, sweep.namespace, s.trainingJob.name);
+      if (!job) return []; // nothing to evaluate until the TrainingJob exists
+      const all = await durableCheckpoints(job.checkpoint.uri);
+      const candidates = s.checkpoints === "latest" ? all.slice(-1) : all;
+      const pending: number[] = [];
+      for (const c of candidates)
+        if (!(await hasResults(c.uri, sweepEvalJobName(sweep.name, c.step)))) pending.push(c.step);
+      return pending;
+    },
+
+    async ensureEvalJob({ sweep, spec, step }) {
+      const s = spec as unknown as EvalSweepSpec;
+      const name = sweepEvalJobName(sweep.name, step);
+      const body = {
+        apiVersion,
+        kind: "EvalJob",
+        metadata: {
+          name,
+          namespace: sweep.namespace,
+          labels: { ...s.template.metadata?.labels, [evalLabels.sweep]: sweep.name.slice(0, 63) },
+          ...(s.template.metadata?.annotations && {
+            annotations: s.template.metadata.annotations,
+          }),
+          // Deleting the sweep deletes its EvalJobs; their results files stay.
+          ownerReferences: [
+            { apiVersion, kind: "EvalSweep", name: sweep.name, uid: sweep.uid, controller: true },
+          ],
+        },
+        spec: {
+          ...s.template.spec,
+          checkpoint: { trainingJob: { name: s.trainingJob.name, step }, format: "herd" },
+        },
+      };
+      try {
+        await custom.createNamespacedCustomObject({
+          group,
+          version,
+          namespace: sweep.namespace,
+          plural: "evaljobs",
+          body,
+        });
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+      }
+      return name;
+    },
+
+    async awaitEvalJob({ namespace, name }) {
+      for (;;) {
+        let o: { status?: EvalJobStatus };
+        try {
+          o = (await custom.getNamespacedCustomObject({
+            group,
+            version,
+            namespace,
+            plural: "evaljobs",
+            name,
+          })) as { status?: EvalJobStatus };
+        } catch (err) {
+          if (isNotFound(err)) return { failed: `EvalJob ${name} was deleted` };
+          throw err;
+        }
+        const st = o.status;
+        if (st?.phase === "Failed") return { failed: `EvalJob ${name}: ${st.message ?? ""}` };
+        if (st?.phase === "Succeeded" && st.checkpoint?.step !== undefined) {
+          const entry: SweepHistoryEntry = {
+            step: st.checkpoint.step,
+            ...(st.checkpoint.tokensSeen !== undefined && { tokensSeen: st.checkpoint.tokensSeen }),
+            evalJob: name,
+            time: st.completionTime ?? new Date().toISOString(),
+            metrics: (st.results ?? []).flatMap((t) =>
+              t.metrics.map((m) => ({
+                task: t.task,
+                metric: m.name,
+                value: m.value,
+                ...(m.stderr !== undefined && { stderr: m.stderr }),
+              })),
+            ),
+          };
+          return { entry };
+        }
+        heartbeat(st?.phase ?? "created");
+        await activitySleep(1000);
+      }
+    },
+  };
+}
