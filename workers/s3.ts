@@ -24,6 +24,13 @@ export interface S3Object {
   lastModified: Date;
 }
 
+/** s3://bucket/key → its bucket and key (the key may be empty or a prefix). */
+export function parseS3Uri(uri: string): { bucket: string; key: string } {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);
+  if (!m) throw new Error(`'${uri}' is not an s3://bucket/key URI`);
+  return { bucket: m[1]!, key: m[2]! };
+}
+
 /** An error answer from the store, with S3's error code (NoSuchKey, NoSuchBucket, ...). */
 export class S3Error extends Error {
   constructor(

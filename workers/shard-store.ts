@@ -11,7 +11,7 @@ import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createMixtureLoader, type MixtureLoader } from "../native/data.ts";
-import { S3, type S3Config } from "./s3.ts";
+import { parseS3Uri, S3, type S3Config } from "./s3.ts";
 
 export interface StoredObject {
   uri: string;
@@ -70,12 +70,6 @@ export function s3ObjectClient(config: Omit<S3Config, "bucket">): S3ObjectClient
     listObjects: async (name, prefix) => bucket(name).list(prefix),
     getObject: async (name, key) => bucket(name).get(key),
   };
-}
-
-export function parseS3Uri(uri: string): { bucket: string; key: string } {
-  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);
-  if (!m) throw new Error(`'${uri}' is not an s3://bucket/key URI`);
-  return { bucket: m[1]!, key: m[2]! };
 }
 
 /**

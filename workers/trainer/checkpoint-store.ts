@@ -16,8 +16,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { S3, type S3Config } from "../s3.ts";
-import { parseS3Uri } from "../shard-store.ts";
+import { parseS3Uri, S3, type S3Config } from "../s3.ts";
 import { metricsFile } from "./metrics-log.ts";
 import {
   CheckpointError,
