@@ -11,8 +11,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { cluster, testNode, unique, type Cluster } from "../cluster/harness.ts";
-import { createObject, getObject, harness, waitFor, type Harness } from "../api/helpers.ts";
+import { createObject, harness, type Harness } from "../api/helpers.ts";
 import { readLatest, stepName } from "../../workers/trainer/checkpoint.ts";
+import { trainingJobs } from "./jobs.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
@@ -21,17 +22,7 @@ let c: Cluster;
 let h: Harness;
 let node: Awaited<ReturnType<typeof testNode>>;
 let work: string;
-
-type Status = {
-  phase?: string;
-  step?: number;
-  loss?: number;
-  attempts?: number;
-  preemptions?: number;
-  failures?: number;
-  message?: string;
-  lastCheckpoint?: { step: number; uri: string };
-};
+let { until, podsOf } = {} as ReturnType<typeof trainingJobs>;
 
 /** llama-tiny on byte tokens, 8 sequences of 64 per step, on two ranks of 1 cpu each. */
 function job(name: string, steps: number) {
@@ -54,27 +45,6 @@ function job(name: string, steps: number) {
   return { apiVersion: "herd.dev/v1alpha1", kind: "TrainingJob", metadata: { name }, spec };
 }
 
-const statusOf = async (name: string) =>
-  ((await getObject(h.env, "TrainingJob", h.namespace, name))?.status ?? {}) as Status;
-
-const until = (name: string, what: string, ok: (s: Status) => boolean, timeoutMs = 180_000) =>
-  waitFor(
-    `${name}: ${what}`,
-    async () => {
-      const s = await statusOf(name);
-      return ok(s) ? s : undefined;
-    },
-    timeoutMs,
-  );
-
-const podsOf = async (name: string) =>
-  (
-    await c.core.listNamespacedPod({
-      namespace: h.namespace,
-      labelSelector: `herd.dev/trainingjob=${name}`,
-    })
-  ).items.sort((a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!));
-
 const logOf = (pod: string) =>
   c.core.readNamespacedPodLog({ name: pod, namespace: h.namespace, container: "trainer" });
 
@@ -86,6 +56,7 @@ before(async () => {
   );
   node = await testNode(c, unique("dp-node"), { cpu: "2", memory: "8Gi" });
   work = mkdtempSync(path.join(os.tmpdir(), "herd-e2e-dp-"));
+  ({ until, podsOf } = trainingJobs(h.env, c.core, h.namespace));
   await h.newOperator();
 });
 

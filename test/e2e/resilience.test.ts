@@ -15,8 +15,9 @@ import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { Watch } from "@kubernetes/client-node";
 import { cluster, createNamespace, testNode, unique, type Cluster } from "../cluster/harness.ts";
-import { applyCrds, createObject, getObject, waitFor } from "../api/helpers.ts";
+import { applyCrds, createObject, waitFor } from "../api/helpers.ts";
 import type { ClusterEnv } from "../api/env.ts";
+import { trainingJobs } from "./jobs.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
@@ -113,16 +114,7 @@ after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-type Status = {
-  phase?: string;
-  step?: number;
-  attempts?: number;
-  preemptions?: number;
-  failures?: number;
-  message?: string;
-};
-const statusOf = async (name: string) =>
-  ((await getObject(env, "TrainingJob", namespace, name))?.status ?? {}) as Status;
+const statusOf = (name: string) => trainingJobs(env, c.core, namespace).statusOf(name);
 
 /** Waits until status.step has moved `by` steps past `from`: the job is alive end to end. */
 async function progressed(name: string, from: number, by = 20): Promise<number> {

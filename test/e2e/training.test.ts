@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { SchedulingV1Api, type CoreV1Event } from "@kubernetes/client-node";
+import { SchedulingV1Api } from "@kubernetes/client-node";
 import { cluster, shellPod, testNode, unique, type Cluster } from "../cluster/harness.ts";
 import {
   createObject,
@@ -21,6 +21,7 @@ import {
   type Harness,
 } from "../api/helpers.ts";
 import { readLatest, stepName } from "../../workers/trainer/checkpoint.ts";
+import { trainingJobs } from "./jobs.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
@@ -29,20 +30,9 @@ let c: Cluster;
 let h: Harness;
 let node: Awaited<ReturnType<typeof testNode>>;
 let work: string;
+let { until, podsOf, eventsOf } = {} as ReturnType<typeof trainingJobs>;
 const low = unique("herd-e2e-low");
 const high = unique("herd-e2e-high");
-
-type Status = {
-  phase?: string;
-  step?: number;
-  loss?: number;
-  attempts?: number;
-  preemptions?: number;
-  failures?: number;
-  message?: string;
-  lastCheckpoint?: { step: number; uri: string; time: string };
-  conditions?: { type: string; status: string; reason: string; message: string }[];
-};
 
 /** A tiny TrainingJob (llama-tiny, byte tokens) placed on the test's node. */
 function tinyJob(
@@ -81,35 +71,6 @@ function tinyJob(
   };
   return { apiVersion: "herd.dev/v1alpha1", kind: "TrainingJob", metadata: { name }, spec };
 }
-
-const statusOf = async (name: string) =>
-  ((await getObject(h.env, "TrainingJob", h.namespace, name))?.status ?? {}) as Status;
-
-const until = (name: string, what: string, ok: (s: Status) => boolean, timeoutMs = 120_000) =>
-  waitFor(
-    `${name}: ${what}`,
-    async () => {
-      const s = await statusOf(name);
-      return ok(s) ? s : undefined;
-    },
-    timeoutMs,
-  );
-
-const podsOf = async (name: string) =>
-  (
-    await c.core.listNamespacedPod({
-      namespace: h.namespace,
-      labelSelector: `herd.dev/trainingjob=${name}`,
-    })
-  ).items;
-
-const eventsOf = async (name: string): Promise<CoreV1Event[]> =>
-  (
-    await c.core.listNamespacedEvent({
-      namespace: h.namespace,
-      fieldSelector: `involvedObject.name=${name}`,
-    })
-  ).items;
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
@@ -164,6 +125,7 @@ before(async () => {
     "e2e",
   );
   // The trainer pods' S3 credentials, as a cluster would hold them.
+  ({ until, podsOf, eventsOf } = trainingJobs(h.env, c.core, h.namespace));
   await c.core.createNamespacedSecret({
     namespace: h.namespace,
     body: {

@@ -1,0 +1,48 @@
+// What the training end-to-end tests read of a TrainingJob on the local plane: its status,
+// waiting for a status, its trainer pods, its Events. One copy for every e2e file.
+import type { CoreV1Api, CoreV1Event, V1Pod } from "@kubernetes/client-node";
+import { getObject, waitFor } from "../api/helpers.ts";
+import type { ClusterEnv } from "../api/env.ts";
+
+/** The fields of TrainingJob status the tests assert on. */
+export type TrainingStatus = {
+  phase?: string;
+  step?: number;
+  loss?: number;
+  attempts?: number;
+  preemptions?: number;
+  failures?: number;
+  message?: string;
+  lastCheckpoint?: { step: number; uri: string; time: string };
+  conditions?: { type: string; status: string; reason: string; message: string }[];
+};
+
+/** A TrainingJob's view, bound to one cluster and namespace. */
+export function trainingJobs(env: ClusterEnv, core: CoreV1Api, namespace: string) {
+  const statusOf = async (name: string) =>
+    ((await getObject(env, "TrainingJob", namespace, name))?.status ?? {}) as TrainingStatus;
+  return {
+    statusOf,
+    /** Waits until the status satisfies `ok`; returns it. */
+    until: (name: string, what: string, ok: (s: TrainingStatus) => boolean, timeoutMs = 180_000) =>
+      waitFor(
+        `${name}: ${what}`,
+        async () => {
+          const s = await statusOf(name);
+          return ok(s) ? s : undefined;
+        },
+        timeoutMs,
+      ),
+    /** The job's trainer pods, by name. */
+    podsOf: async (name: string): Promise<V1Pod[]> =>
+      (
+        await core.listNamespacedPod({ namespace, labelSelector: `herd.dev/trainingjob=${name}` })
+      ).items.sort((a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!)),
+    eventsOf: async (name: string): Promise<CoreV1Event[]> =>
+      (await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` }))
+        .items,
+  };
+}
+
+/** The job has ended: Succeeded or Failed. */
+export const ended = (s: TrainingStatus) => s.phase === "Succeeded" || s.phase === "Failed";
