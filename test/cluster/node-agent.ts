@@ -889,19 +889,8 @@ async function startContainer(run: PodRun, c: ContainerRun, volumes: Record<stri
     };
     return;
   }
-  const gpus = takeGpus(run.node, gpuRequest(spec));
-  if (!gpus) {
-    c.terminated = {
-      exitCode: 128,
-      reason: "StartError",
-      message: `node ${run.node} has fewer than ${gpuRequest(spec)} free nvidia.com/gpu`,
-      startedAt,
-      finishedAt: startedAt,
-    };
-    return;
-  }
-  // As the NVIDIA device plugin does: the process sees the devices allotted to it, no others.
-  env.CUDA_VISIBLE_DEVICES = env.NVIDIA_VISIBLE_DEVICES = gpus.join(",");
+  const gpus = allotGpus(run, c, env, startedAt);
+  if (!gpus) return;
   const out = openSync(logPath(run, spec.name), "a");
   const proc = spawn(bin, args, { cwd, env, detached: true, stdio: ["ignore", out, out] });
   closeSync(out);
@@ -911,6 +900,31 @@ async function startContainer(run: PodRun, c: ContainerRun, volumes: Record<stri
     return { exitCode, reason: exitCode === 0 ? "Completed" : "Error", signal: signo };
   });
   log(`started ${podLabel(run.pod)}/${spec.name} pid ${proc.pid}: ${command.join(" ")}`);
+}
+
+/**
+ * Takes the GPUs the container asks for from its node and, as the NVIDIA device plugin does,
+ * shows it those devices and no others; a StartError when the node has too few free.
+ */
+function allotGpus(
+  run: PodRun,
+  c: ContainerRun,
+  env: Record<string, string>,
+  startedAt: Date,
+): string[] | undefined {
+  const gpus = takeGpus(run.node, gpuRequest(c.spec));
+  if (!gpus) {
+    c.terminated = {
+      exitCode: 128,
+      reason: "StartError",
+      message: `node ${run.node} has fewer than ${gpuRequest(c.spec)} free nvidia.com/gpu`,
+      startedAt,
+      finishedAt: startedAt,
+    };
+    return undefined;
+  }
+  env.CUDA_VISIBLE_DEVICES = env.NVIDIA_VISIBLE_DEVICES = gpus.join(",");
+  return gpus;
 }
 
 type Termination = Omit<NonNullable<ContainerRun["terminated"]>, "startedAt" | "finishedAt">;
@@ -1035,19 +1049,9 @@ async function startDockerContainer(run: PodRun, c: ContainerRun, volumes: Recor
   }
   const env = await containerEnv(run, spec, (s) => s, {});
   if (run.deleting) return;
-  const gpus = takeGpus(run.node, gpuRequest(spec));
   const startedAt = new Date();
-  if (!gpus) {
-    c.terminated = {
-      exitCode: 128,
-      reason: "StartError",
-      message: `node ${run.node} has fewer than ${gpuRequest(spec)} free nvidia.com/gpu`,
-      startedAt,
-      finishedAt: startedAt,
-    };
-    return;
-  }
-  env.CUDA_VISIBLE_DEVICES = env.NVIDIA_VISIBLE_DEVICES = gpus.join(",");
+  const gpus = allotGpus(run, c, env, startedAt);
+  if (!gpus) return;
   const [entrypoint, ...commandArgs] = (spec.command ?? []).map((s) => expand(s, env));
   const args = (spec.args ?? []).map((s) => expand(s, env));
   const runArgs = [
