@@ -182,13 +182,32 @@ export async function resolveShardSource(
   let meta: ShardSourceFiles["meta"];
   if (metaObject) {
     const file = await store.fetchObject(metaObject.uri);
+    let parsed: unknown;
     try {
-      meta = JSON.parse(readFileSync(file, "utf8")) as ShardSourceFiles["meta"];
+      parsed = JSON.parse(readFileSync(file, "utf8"));
     } catch (err) {
       throw new Error(`${metaObject.uri}: not JSON (${(err as Error).message})`);
     }
+    meta = checkMeta(parsed, metaObject.uri);
   }
   return { uri, shards, meta };
+}
+
+// The fields of meta.json the loader relies on, checked so a damaged file is named, not a
+// TypeError deep in openMixture.
+function checkMeta(parsed: unknown, where: string): ShardSourceFiles["meta"] {
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new Error(`${where}: not a JSON object`);
+  const tokenizer = (parsed as { tokenizer?: unknown }).tokenizer;
+  if (tokenizer === undefined) return parsed as ShardSourceFiles["meta"];
+  if (typeof tokenizer !== "object" || tokenizer === null)
+    throw new Error(`${where}: tokenizer must be an object`);
+  const { sha256, vocabSize } = tokenizer as { sha256?: unknown; vocabSize?: unknown };
+  if (sha256 !== undefined && typeof sha256 !== "string")
+    throw new Error(`${where}: tokenizer.sha256 must be a string`);
+  if (vocabSize !== undefined && !Number.isInteger(vocabSize))
+    throw new Error(`${where}: tokenizer.vocabSize must be an integer`);
+  return parsed as ShardSourceFiles["meta"];
 }
 
 export interface MixtureSourceUri {

@@ -162,3 +162,29 @@ test("sources from different tokenizers, or S3 without a client, are refused", a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a meta.json of the wrong shape is an error naming the file and the field", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "herd-store-"));
+  try {
+    await makeFolder(dir, 0, "aa");
+    const meta = path.join(dir, "meta.json");
+    for (const [content, field] of [
+      ["[1, 2]", /not a JSON object/],
+      ['{"tokenizer": 7}', /tokenizer must be an object/],
+      ['{"tokenizer": {"sha256": 12}}', /tokenizer\.sha256 must be a string/],
+      [
+        '{"tokenizer": {"sha256": "aa", "vocabSize": 1.5}}',
+        /tokenizer\.vocabSize must be an integer/,
+      ],
+    ] as const) {
+      writeFileSync(meta, content);
+      await assert.rejects(resolveShardSource(dir), (err: Error) => {
+        assert.ok(err.message.startsWith(meta), err.message);
+        assert.match(err.message, field);
+        return true;
+      });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
