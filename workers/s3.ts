@@ -24,6 +24,12 @@ export interface S3Object {
   lastModified: Date;
 }
 
+/** A storage URI as a local path: undefined for s3:// (object storage), file:// stripped. */
+export function localPathOf(uri: string): string | undefined {
+  if (uri.startsWith("s3://")) return undefined;
+  return uri.startsWith("file://") ? uri.slice("file://".length) : uri;
+}
+
 /** s3://bucket/key → its bucket and key (the key may be empty or a prefix). */
 export function parseS3Uri(uri: string): { bucket: string; key: string } {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);

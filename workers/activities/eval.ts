@@ -30,10 +30,12 @@ import {
   resultsUriOf,
 } from "../eval/checkpoints.ts";
 import { deletePods, watchPods } from "./pods.ts";
+import { localPathOf } from "../s3.ts";
 
 const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
 const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
-const localPath = (uri: string) => (uri.startsWith("file://") ? uri.slice("file://".length) : uri);
+/** The URI without file://; object storage URIs as they are. */
+const localPath = (uri: string) => localPathOf(uri) ?? uri;
 
 const podName = (o: ObjectRef, attempt: number) => `${o.name.slice(0, 40)}-eval-a${attempt}`;
 const selector = (o: ObjectRef, attempt?: number) =>

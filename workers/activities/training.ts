@@ -14,7 +14,7 @@ import {
 import { defaultTrainerImage, group, version } from "../../crds/common.ts";
 import type { TrainingJobSpec } from "../../crds/trainingjob.ts";
 import { latestPublished, s3ConfigFromEnv } from "../trainer/checkpoint-store.ts";
-import type { S3Config } from "../s3.ts";
+import { localPathOf, type S3Config } from "../s3.ts";
 import type { ObjectRef } from "../../workflows/types.ts";
 import { deletePods, watchPods } from "./pods.ts";
 import {
@@ -146,13 +146,6 @@ const serviceName = (o: ObjectRef) => `${o.name}-workers`.slice(0, 63).replace(/
 const podName = (o: ObjectRef, attempt: number, rank: number) =>
   `${o.name.slice(0, 40)}-a${attempt}-r${rank}`;
 
-/** A local checkpoint folder (not object storage), as a path; undefined for s3:// URIs. */
-export function localCheckpointDir(uri: string): string | undefined {
-  if (uri.startsWith("s3://")) return undefined;
-  if (uri.startsWith("file://")) return uri.slice("file://".length);
-  return uri;
-}
-
 const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
 const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
 
@@ -172,7 +165,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
     metadata: { name: object.name, namespace: object.namespace, uid: object.uid },
     spec,
   };
-  const ckpt = localCheckpointDir(spec.checkpoint.uri);
+  const ckpt = localPathOf(spec.checkpoint.uri);
   const service = serviceName(object);
   const rank0 = podName(object, a.attempt, 0);
   const tls = trainerTemporalTls(opts);

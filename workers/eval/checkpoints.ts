@@ -4,6 +4,7 @@
 // the local control plane), laid out as docs/formats.md "Checkpoints" says.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { localPathOf } from "../s3.ts";
 import { listCheckpoints, manifestFile, readLatest, stepName } from "../trainer/checkpoint.ts";
 
 export class CheckpointResolutionError extends Error {
@@ -18,11 +19,12 @@ export interface CheckpointAt {
 
 /** The folder a checkpoint URI names; object storage is not readable here yet. */
 function folderOf(uri: string): string {
-  if (uri.startsWith("s3://"))
+  const dir = localPathOf(uri);
+  if (dir === undefined)
     throw new CheckpointResolutionError(
       `${uri}: evaluating checkpoints in object storage is not supported yet`,
     );
-  return uri.startsWith("file://") ? uri.slice("file://".length) : uri;
+  return dir;
 }
 
 /**

@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseS3Uri, S3, type S3Config } from "../s3.ts";
+import { localPathOf, parseS3Uri, S3, type S3Config } from "../s3.ts";
 import { metricsFile } from "./metrics-log.ts";
 import {
   CheckpointError,
@@ -191,8 +191,8 @@ export async function latestPublished(
   uri: string,
   config: Omit<S3Config, "bucket"> | undefined,
 ): Promise<{ step: number; uri: string; time: string } | undefined> {
-  if (!uri.startsWith("s3://")) {
-    const dir = uri.startsWith("file://") ? uri.slice("file://".length) : uri;
+  const dir = localPathOf(uri);
+  if (dir !== undefined) {
     const step = readLatest(dir);
     if (step === undefined) return undefined;
     const where = path.join(dir, stepName(step));
