@@ -7,18 +7,14 @@ import { parseArgs } from "node:util";
 import { group, version } from "../crds/common.ts";
 import { ManifestError, readTrainingJob } from "../crds/manifest.ts";
 import type { TrainingJob } from "../crds/trainingjob.ts";
-import {
-  checkpointFiles,
-  localCheckpointFiles,
-  ReportError,
-  type CheckpointFiles,
-} from "../workers/report/files.ts";
-import { gatherReport } from "../workers/report/gather.ts";
+import { checkpointFolder, StorageError } from "../workers/checkpoint-folder.ts";
+import { s3ConfigFromEnv } from "../workers/trainer/checkpoint-store.ts";
+import { gatherReport, ReportError, type CheckpointFiles } from "../workers/report/gather.ts";
 import { renderReport } from "../workers/report/render.ts";
 
 const usage = `usage: herd report <TrainingJob name> [-n namespace] [-o out.html]
        herd report -f <TrainingJob manifest> [-o out.html]
-       herd report --checkpoints <dir> [--name title] [-o out.html]
+       herd report --checkpoints <dir|s3://bucket/prefix> [--name title] [-o out.html]
 Writes <name>-report.html unless -o is given. By name, the job is read from the cluster
 that KUBECONFIG (or ~/.kube/config) names.`;
 
@@ -93,16 +89,19 @@ export async function run(argv: string[]): Promise<number> {
   try {
     let name: string;
     let files: CheckpointFiles;
+    // s3:// folders are read with this process's endpoint and keys (`herd dev env`).
+    const s3 = s3ConfigFromEnv();
     if (values.checkpoints) {
-      files = localCheckpointFiles(path.resolve(values.checkpoints));
-      name = values.name ?? path.basename(path.resolve(values.checkpoints));
+      files = checkpointFolder(values.checkpoints, { s3 });
+      name = values.name ?? path.posix.basename(files.location);
     } else if (values.file) {
       const job = readManifest(values.file);
       name = job.metadata.name;
-      files = checkpointFiles(job.spec.checkpoint.uri, path.dirname(path.resolve(values.file)));
+      const base = path.dirname(path.resolve(values.file));
+      files = checkpointFolder(job.spec.checkpoint.uri, { base, s3 });
     } else {
       name = positionals[0]!;
-      files = checkpointFiles(await checkpointUriFromCluster(name, values.namespace), ".");
+      files = checkpointFolder(await checkpointUriFromCluster(name, values.namespace), { s3 });
     }
     const data = await gatherReport(name, files);
     const out = path.resolve(values.out ?? `${name}-report.html`);
@@ -115,7 +114,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const note of data.notes) console.error(`note: ${note}`);
     return 0;
   } catch (err) {
-    if (err instanceof ReportError || err instanceof ManifestError) {
+    if (err instanceof ReportError || err instanceof StorageError || err instanceof ManifestError) {
       console.error(`herd report: ${err.message}`);
       return 64;
     }

@@ -3,7 +3,8 @@
 // (about a hundred packages) because checkpoints need only these few calls, and the same
 // code talks to SeaweedFS in tests and to AWS S3 or any S3-compatible store in production.
 import { createHash, createHmac } from "node:crypto";
-import { createReadStream, createWriteStream, statSync } from "node:fs";
+import { createReadStream, createWriteStream, mkdirSync, statSync } from "node:fs";
+import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
@@ -237,6 +238,36 @@ export class S3 {
       throw new S3Error(res.status, code, `S3 ${method} ${key ?? "(bucket)"}: ${code}: ${message}`);
     }
     return res;
+  }
+}
+
+/**
+ * Copies s3://bucket/key to `dest` on this machine: the object of that key when there is one,
+ * else every object under key/ as a folder (a herd checkpoint, a Hugging Face model folder).
+ * Throws, naming the URI, when there is neither.
+ */
+export async function downloadUri(
+  uri: string,
+  config: Omit<S3Config, "bucket">,
+  dest: string,
+): Promise<void> {
+  const { bucket, key } = parseS3Uri(uri);
+  const s3 = new S3({ ...config, bucket });
+  const name = key.replace(/\/+$/, "");
+  mkdirSync(path.dirname(dest), { recursive: true });
+  if (name !== "" && (await s3.head(name))) {
+    await s3.getFile(name, dest);
+    return;
+  }
+  const prefix = name === "" ? "" : `${name}/`;
+  const objects = await s3.list(prefix);
+  if (objects.length === 0) throw new S3Error(404, "NoSuchKey", `${uri}: no such object or folder`);
+  for (const o of objects) {
+    const rel = o.key.slice(prefix.length);
+    if (rel === "" || rel.endsWith("/") || rel.split("/").includes("..")) continue;
+    const file = path.join(dest, rel);
+    mkdirSync(path.dirname(file), { recursive: true });
+    await s3.getFile(o.key, file);
   }
 }
 

@@ -4,6 +4,7 @@
 // TrainingJob on a real Temporal Schedule. Each test asserts status, files and, for the
 // sweep, the schedule itself.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -28,6 +29,9 @@ import { resultsUriOf } from "../../workers/eval/checkpoints.ts";
 import type { ResultsFile } from "../../workers/eval/run.ts";
 import { scheduleIdOf, type SweepHistoryEntry } from "../../workflows/eval-types.ts";
 import { workflowIdOf } from "../../workflows/types.ts";
+import { checkpointFolder } from "../../workers/checkpoint-folder.ts";
+import { gatherReport } from "../../workers/report/gather.ts";
+import { createS3Secret, objectStorageOf } from "./jobs.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
@@ -86,8 +90,14 @@ const placement = () => ({
   ...node.placement,
 });
 
-/** A tiny TrainingJob (llama-tiny, byte tokens) on the test's node. */
-function trainingJob(name: string, steps: number, intervalSteps: number, keep: number) {
+/** A tiny TrainingJob (llama-tiny, byte tokens) on the test's node; checkpoints in `work` or `uri`. */
+function trainingJob(
+  name: string,
+  steps: number,
+  intervalSteps: number,
+  keep: number,
+  uri = path.join(work, name),
+) {
   return {
     apiVersion: "herd.dev/v1alpha1",
     kind: "TrainingJob",
@@ -103,7 +113,7 @@ function trainingJob(name: string, steps: number, intervalSteps: number, keep: n
         optimizer: { warmupSteps: 5 },
         seed: 7,
       },
-      checkpoint: { uri: path.join(work, name), intervalSteps, keep },
+      checkpoint: { uri, intervalSteps, keep },
       resources: placement(),
     },
   };
@@ -129,9 +139,15 @@ const readResults = (file: string) => JSON.parse(readFileSync(file, "utf8")) as 
 before(async () => {
   c = await cluster();
   h = await harness(
-    { kubeconfig: c.kc, kubeconfigPath: c.kubeconfig, temporalAddress: c.temporalAddress },
+    {
+      kubeconfig: c.kc,
+      kubeconfigPath: c.kubeconfig,
+      temporalAddress: c.temporalAddress,
+      s3: objectStorageOf(c),
+    },
     "eval",
   );
+  await createS3Secret(c, h.namespace);
   // One trainer and one evaluator at a time, with room for a second evaluator.
   node = await testNode(c, unique("eval-node"), { cpu: "3", memory: "8Gi" });
   work = mkdtempSync(path.join(os.tmpdir(), "herd-eval-e2e-"));
@@ -395,5 +411,102 @@ describe("EvalSweep", () => {
         `results of step ${e.step}`,
       );
     await deleteObject(h.env, "TrainingJob", h.namespace, training);
+  });
+});
+
+describe("checkpoints in S3", () => {
+  test("an EvalJob and an EvalSweep evaluate S3 checkpoints, results beside them in S3; herd report reads it all", async () => {
+    const training = "ins3";
+    const prefix = `${h.namespace}/${training}/`;
+    const uri = `s3://${c.s3.bucket}/${prefix}`.replace(/\/$/, "");
+    const s3 = c.s3Client();
+    const resultsKey = (step: number, job: string) => `${prefix}${stepName(step)}.eval-${job}.json`;
+    await createObject(h.env, h.namespace, trainingJob(training, 10, 5, 5, uri));
+    const t = await until("TrainingJob", training, "Succeeded", ended);
+    assert.equal(t.phase, "Succeeded", t.message);
+
+    // One EvalJob on the latest checkpoint: the evaluator downloads it, uploads the results.
+    await createObject(
+      h.env,
+      h.namespace,
+      evalJob("s3-latest", { trainingJob: { name: training } }),
+    );
+    const s = await until("EvalJob", "s3-latest", "ended", ended);
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.equal(s.checkpoint?.uri, `${uri}/${stepName(10)}`);
+    assert.equal(s.resultsUri, `${uri}/${stepName(10)}.eval-s3-latest.json`);
+    const results = JSON.parse(
+      (await s3.get(resultsKey(10, "s3-latest"))).toString(),
+    ) as ResultsFile;
+    assert.equal(results.checkpoint.uri, `${uri}/${stepName(10)}`);
+    assert.equal(results.checkpoint.step, 10);
+    const ppl = (r: { task: string; metrics: { name: string; value: number }[] }[] | undefined) =>
+      r?.find((x) => x.task === "shakespeare")?.metrics.find((m) => m.name === "perplexity")?.value;
+    assert.equal(ppl(results.tasks), ppl(s.results));
+
+    // A sweep over every checkpoint of the job: both steps, each result in S3.
+    const sweep = {
+      apiVersion: "herd.dev/v1alpha1",
+      kind: "EvalSweep",
+      metadata: { name: "s3-sweep" },
+      spec: {
+        trainingJob: { name: training },
+        checkpoints: "everyNew",
+        schedule: { interval: "5s" },
+        template: { spec: { tasks: tasks(), resources: placement() } },
+      },
+    };
+    await createObject(h.env, h.namespace, sweep);
+    const swept = await until(
+      "EvalSweep",
+      "s3-sweep",
+      "steps 5 and 10",
+      (x) => (x.history?.length ?? 0) >= 2,
+    );
+    assert.deepEqual(
+      swept.history!.map((e) => e.step),
+      [5, 10],
+    );
+    for (const e of swept.history!)
+      assert.ok(await s3.head(resultsKey(e.step, e.evalJob)), `results of step ${e.step} in S3`);
+    await deleteObject(h.env, "EvalSweep", h.namespace, "s3-sweep");
+
+    // The report, from S3: the loss of every step, acc_norm at both checkpoints.
+    const data = await gatherReport(
+      training,
+      checkpointFolder(uri, { s3: objectStorageOf(c).config }),
+    );
+    assert.deepEqual(
+      data.loss.map((p) => p.step),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
+    const accNorm = data.evals.find((x) => x.task === "lines" && x.metric === "acc_norm");
+    assert.deepEqual(
+      accNorm?.points.map((p) => [p.step, p.tokens]),
+      [
+        [5, 5 * 512],
+        [10, 10 * 512],
+      ],
+    );
+    // …and through the command, with the endpoint and keys of `herd dev env`.
+    const html = path.join(work, "ins3-report.html");
+    const { endpoint, region, accessKeyId, secretAccessKey } = c.s3;
+    const r = spawnSync(
+      process.execPath,
+      [path.join(root, "bin/herd.mjs"), "report", "--checkpoints", uri, "-o", html],
+      {
+        encoding: "utf8",
+        env: {
+          ...process.env,
+          HERD_S3_ENDPOINT: endpoint,
+          AWS_REGION: region,
+          AWS_ACCESS_KEY_ID: accessKeyId,
+          AWS_SECRET_ACCESS_KEY: secretAccessKey,
+        },
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(readFileSync(html, "utf8"), /acc_norm/);
+    for (const o of await s3.list(prefix)) await s3.delete(o.key);
   });
 });

@@ -3,6 +3,8 @@
 import type { CoreV1Api, CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import { getObject, waitFor } from "../api/helpers.ts";
 import type { ClusterEnv } from "../api/env.ts";
+import type { Cluster } from "../cluster/harness.ts";
+import type { ObjectStorage } from "../../workers/activities/training.ts";
 
 /** The fields of TrainingJob status the tests assert on. */
 export type TrainingStatus = {
@@ -46,3 +48,29 @@ export function trainingJobs(env: ClusterEnv, core: CoreV1Api, namespace: string
 
 /** The job has ended: Succeeded or Failed. */
 export const ended = (s: TrainingStatus) => s.phase === "Succeeded" || s.phase === "Failed";
+
+/** The secret the trainer and evaluator pods read their S3 keys from in the e2e tests. */
+export const s3SecretName = "herd-s3";
+
+/** The local plane's S3 store as the worker is deployed with it: pods' keys from a Secret. */
+export function objectStorageOf(c: Cluster): ObjectStorage {
+  const { endpoint, region, accessKeyId, secretAccessKey } = c.s3;
+  return {
+    config: { endpoint, region, accessKeyId, secretAccessKey },
+    credentialsSecret: s3SecretName,
+  };
+}
+
+/** That Secret, with the store's keys, in the jobs' namespace (as a cluster would hold it). */
+export async function createS3Secret(c: Cluster, namespace: string): Promise<void> {
+  await c.core.createNamespacedSecret({
+    namespace,
+    body: {
+      metadata: { name: s3SecretName },
+      stringData: {
+        AWS_ACCESS_KEY_ID: c.s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: c.s3.secretAccessKey,
+      },
+    },
+  });
+}

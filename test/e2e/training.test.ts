@@ -21,7 +21,7 @@ import {
   type Harness,
 } from "../api/helpers.ts";
 import { readLatest, stepName } from "../../workers/trainer/checkpoint.ts";
-import { trainingJobs } from "./jobs.ts";
+import { createS3Secret, objectStorageOf, s3SecretName, trainingJobs } from "./jobs.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
@@ -111,28 +111,17 @@ function assertAgentRunsThisCheckout(stateDir: string): void {
 before(async () => {
   c = await cluster();
   assertAgentRunsThisCheckout(c.stateDir);
-  const { endpoint, region, accessKeyId, secretAccessKey } = c.s3;
   h = await harness(
     {
       kubeconfig: c.kc,
       kubeconfigPath: c.kubeconfig,
       temporalAddress: c.temporalAddress,
-      s3: {
-        config: { endpoint, region, accessKeyId, secretAccessKey },
-        credentialsSecret: "herd-s3",
-      },
+      s3: objectStorageOf(c),
     },
     "e2e",
   );
-  // The trainer pods' S3 credentials, as a cluster would hold them.
   ({ until, podsOf, eventsOf } = trainingJobs(h.env, c.core, h.namespace));
-  await c.core.createNamespacedSecret({
-    namespace: h.namespace,
-    body: {
-      metadata: { name: "herd-s3" },
-      stringData: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey },
-    },
-  });
+  await createS3Secret(c, h.namespace);
   node = await testNode(c, unique("e2e-node"), { cpu: "1", memory: "8Gi" });
   const scheduling = c.kc.makeApiClient(SchedulingV1Api);
   await scheduling.createPriorityClass({ body: { metadata: { name: low }, value: 100 } });
@@ -338,7 +327,7 @@ describe("training end to end", () => {
     assert.deepEqual(
       { ...env.find((e) => e.name === "AWS_SECRET_ACCESS_KEY")?.valueFrom?.secretKeyRef },
       {
-        name: "herd-s3",
+        name: s3SecretName,
         key: "AWS_SECRET_ACCESS_KEY",
       },
     );

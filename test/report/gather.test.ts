@@ -8,12 +8,13 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { ResultsFile } from "../../workers/eval/run.ts";
+import { localCheckpointFolder } from "../../workers/checkpoint-folder.ts";
 import {
-  localCheckpointFiles,
+  gatherReport,
+  parseMetrics,
   ReportError,
   type CheckpointFiles,
-} from "../../workers/report/files.ts";
-import { gatherReport, parseMetrics } from "../../workers/report/gather.ts";
+} from "../../workers/report/gather.ts";
 import { lossForPage } from "../../workers/report/render.ts";
 import { evaluate, tokensPerStep, train, trainingJob } from "./fixture.ts";
 
@@ -66,7 +67,7 @@ test("gatherReport places each eval metric at its checkpoint's tokens", async ()
   const run = path.join(work, "run");
   const early = await evaluate(run, 4, "early");
   const late = await evaluate(run, 12, "late");
-  const data = await gatherReport("report-tiny", localCheckpointFiles(run));
+  const data = await gatherReport("report-tiny", localCheckpointFolder(run));
   assert.equal(data.loss.length, 12);
   assert.deepEqual(
     data.checkpoints.map((c) => [c.step, c.tokens]),
@@ -179,7 +180,7 @@ test("bad results files and empty folders are errors that name the file", async 
     /mem: no checkpoints/,
   );
   await assert.rejects(
-    gatherReport("x", localCheckpointFiles(path.join(work, "missing"))),
+    gatherReport("x", localCheckpointFolder(path.join(work, "missing"))),
     new RegExp(`checkpoint folder ${path.join(work, "missing")} does not exist`),
   );
 });

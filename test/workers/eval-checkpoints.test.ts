@@ -54,7 +54,10 @@ test("resolving a TrainingJob's checkpoint: latest, a given step, or an error na
     resolveTrainingCheckpoint("tj", path.join(dir, "empty")),
     /TrainingJob tj has no durable checkpoint yet/,
   );
-  await assert.rejects(resolveTrainingCheckpoint("tj", "s3://bucket/x"), /not supported yet/);
+  await assert.rejects(
+    resolveTrainingCheckpoint("tj", "s3://bucket/x"),
+    /s3:\/\/bucket\/x: no S3 endpoint and credentials are configured/,
+  );
 });
 
 test("the results file beside a checkpoint is the record that it was evaluated", async () => {

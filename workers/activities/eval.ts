@@ -31,6 +31,19 @@ import {
 } from "../eval/checkpoints.ts";
 import { deletePods, watchPods } from "./pods.ts";
 import { localPathOf } from "../s3.ts";
+import {
+  objectStorageEnv,
+  podImage,
+  trainerContainerSecurity,
+  trainerPodSecurity,
+  type TrainingActivityOptions,
+} from "./training.ts";
+
+/** What evaluator pods share with trainer pods: object storage, the image, the ServiceAccount. */
+export type EvalActivityOptions = Pick<
+  TrainingActivityOptions,
+  "s3" | "trainerImage" | "trainerServiceAccount"
+>;
 
 const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
 const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
@@ -47,8 +60,12 @@ function checkpointFolder(uri: string): string | undefined {
   return path.dirname(localPath(uri));
 }
 
-/** The evaluator pod of one attempt: the EvalJob, its checkpoint resolved, in HERD_EVAL_JOB. */
-export function evaluatorPod(a: CreateEvaluator): V1Pod {
+/**
+ * The evaluator pod of one attempt: the EvalJob, its checkpoint resolved, in HERD_EVAL_JOB.
+ * Like a trainer pod it runs restricted, with no API token, and reaches object storage with
+ * the worker's endpoint and the trainers' credentials.
+ */
+export function evaluatorPod(a: CreateEvaluator, opts: EvalActivityOptions = {}): V1Pod {
   const spec = a.spec as unknown as EvalJobSpec;
   const { object, checkpoint } = a;
   const r = spec.resources;
@@ -84,13 +101,15 @@ export function evaluatorPod(a: CreateEvaluator): V1Pod {
       restartPolicy: "Never",
       terminationGracePeriodSeconds: 30,
       automountServiceAccountToken: false,
+      ...(opts.trainerServiceAccount && { serviceAccountName: opts.trainerServiceAccount }),
+      securityContext: trainerPodSecurity,
       ...(r.priorityClassName && { priorityClassName: r.priorityClassName }),
       ...(r.nodeSelector && { nodeSelector: r.nodeSelector }),
       ...(r.tolerations && { tolerations: r.tolerations as V1Toleration[] }),
       containers: [
         {
           name: "evaluator",
-          image: r.image,
+          image: podImage(r.image, opts),
           // The image's checkout is at /app (the node agent maps herd's image there).
           command: ["node", "--import", "tsx", "workers/eval/pod.ts"],
           workingDir: "/app",
@@ -99,8 +118,10 @@ export function evaluatorPod(a: CreateEvaluator): V1Pod {
             { name: "HERD_EVAL_THREADS", value: String(threads) },
             { name: "HERD_WORKFLOW_ID", value: a.workflowId },
             { name: "HERD_ATTEMPT", value: String(a.attempt) },
+            ...objectStorageEnv(opts.s3),
           ],
           resources: { requests: limits, limits },
+          securityContext: trainerContainerSecurity,
           ...(folder && { volumeMounts: [{ name: "checkpoints", mountPath: folder }] }),
         },
       ],
@@ -180,8 +201,9 @@ export function relativePaths(s: EvalJobSpec): string | undefined {
   );
 }
 
-export function evalActivities(kc: KubeConfig): EvalActivities {
+export function evalActivities(kc: KubeConfig, opts: EvalActivityOptions = {}): EvalActivities {
   const core = kc.makeApiClient(CoreV1Api);
+  const storage = { s3: opts.s3?.config };
   return {
     async resolveCheckpoint({ object, spec }): Promise<Resolution> {
       const s = spec as unknown as EvalJobSpec;
@@ -202,7 +224,7 @@ export function evalActivities(kc: KubeConfig): EvalActivities {
           error: `spec.checkpoint.trainingJob.name: TrainingJob ${ref.name} not found in namespace ${object.namespace}`,
         };
       try {
-        const at = await resolveTrainingCheckpoint(ref.name, job.checkpoint.uri, ref.step);
+        const at = await resolveTrainingCheckpoint(ref.name, job.checkpoint.uri, ref.step, storage);
         return {
           checkpoint: {
             uri: at.uri,
@@ -218,7 +240,7 @@ export function evalActivities(kc: KubeConfig): EvalActivities {
     },
 
     async createEvaluator(a) {
-      const pod = evaluatorPod(a);
+      const pod = evaluatorPod(a, opts);
       await core
         .createNamespacedPod({ namespace: a.object.namespace, body: pod })
         .catch((err: unknown) => {
@@ -240,7 +262,9 @@ export function evalActivities(kc: KubeConfig): EvalActivities {
 
     async readResults({ job, checkpoint }) {
       const uri = resultsUriOf(checkpoint.uri, job);
-      const results = JSON.parse(await readResultsText(uri)) as ResultsFile;
+      const results = JSON.parse(
+        await readResultsText(checkpoint.uri, job, storage),
+      ) as ResultsFile;
       if (results.format !== "herd-eval-results")
         throw new Error(`${uri}: not a herd-eval-results file`);
       return summarize(results, uri);

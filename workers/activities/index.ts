@@ -21,7 +21,7 @@ export function createActivities(
   },
 ): ControlActivities & TrainingActivities & EvalActivities & SweepActivities {
   const { cleanUpTraining, ...training } = trainingActivities(kc, opts);
-  const evaluation = evalActivities(kc);
+  const evaluation = evalActivities(kc, opts);
   const sweep = sweepActivities(kc, opts);
   return {
     ...statusActivities(kc),

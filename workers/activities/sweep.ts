@@ -28,6 +28,7 @@ import {
 } from "../../workflows/eval-types.ts";
 import { durableCheckpoints, hasResults } from "../eval/checkpoints.ts";
 import { readTrainingJob } from "./eval.ts";
+import type { ObjectStorage } from "./training.ts";
 
 const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
 const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
@@ -51,6 +52,8 @@ export function scheduleSpecOf(s: EvalSweepSpec): ScheduleSpec {
 export interface SweepActivityOptions {
   temporalAddress: string;
   temporalNamespace: string;
+  /** Object storage, for TrainingJobs that checkpoint to s3://. */
+  s3?: ObjectStorage;
 }
 
 export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): SweepActivities {
@@ -126,11 +129,13 @@ export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): Swe
       const s = spec as unknown as EvalSweepSpec;
       const job = await readTrainingJob(kc, sweep.namespace, s.trainingJob.name);
       if (!job) return []; // nothing to evaluate until the TrainingJob exists
-      const all = await durableCheckpoints(job.checkpoint.uri);
+      const storage = { s3: opts.s3?.config };
+      const all = await durableCheckpoints(job.checkpoint.uri, storage);
       const candidates = s.checkpoints === "latest" ? all.slice(-1) : all;
       const pending: number[] = [];
       for (const c of candidates)
-        if (!(await hasResults(c.uri, sweepEvalJobName(sweep.name, c.step)))) pending.push(c.step);
+        if (!(await hasResults(c.uri, sweepEvalJobName(sweep.name, c.step), storage)))
+          pending.push(c.step);
       return pending;
     },
 

@@ -64,8 +64,8 @@ export function objectStorageFromEnv(
   return { config, credentialsSecret: env.HERD_S3_CREDENTIALS_SECRET || undefined };
 }
 
-/** The pod env that gives a trainer the same object storage as the worker. */
-function objectStorageEnv(s: ObjectStorage | undefined): V1EnvVar[] {
+/** The pod env that gives a trainer or evaluator the same object storage as the worker. */
+export function objectStorageEnv(s: ObjectStorage | undefined): V1EnvVar[] {
   if (!s) return [];
   const secret = (key: string): V1EnvVar =>
     s.credentialsSecret
@@ -123,21 +123,29 @@ function trainerTemporalTls(opts: TrainingActivityOptions) {
 }
 
 /**
- * Pod Security Admission's "restricted" level, so trainer pods run in namespaces labelled
- * for it: a fixed non-root uid (no reliance on the image's USER), no privilege escalation,
- * no capabilities, the runtime's default seccomp profile.
+ * Pod Security Admission's "restricted" level, so trainer and evaluator pods run in
+ * namespaces labelled for it: a fixed non-root uid (no reliance on the image's USER), no
+ * privilege escalation, no capabilities, the runtime's default seccomp profile.
  */
-const trainerPodSecurity = {
+export const trainerPodSecurity = {
   runAsNonRoot: true,
   runAsUser: 65532,
   runAsGroup: 65532,
   fsGroup: 65532,
   seccompProfile: { type: "RuntimeDefault" },
 };
-const trainerContainerSecurity = {
+export const trainerContainerSecurity = {
   allowPrivilegeEscalation: false,
   capabilities: { drop: ["ALL"] },
 };
+
+/** The image of a job's pods: the spec's, or the worker's own for the default (HERD_TRAINER_IMAGE). */
+export function podImage(
+  image: string,
+  opts: Pick<TrainingActivityOptions, "trainerImage">,
+): string {
+  return image === defaultTrainerImage && opts.trainerImage ? opts.trainerImage : image;
+}
 
 /** Port of rank 0's rendezvous (Gloo's store) on the headless Service. */
 export const rendezvousPort = 29500;
@@ -231,8 +239,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
         containers: [
           {
             name: "trainer",
-            image:
-              r.image === defaultTrainerImage && opts.trainerImage ? opts.trainerImage : r.image,
+            image: podImage(r.image, opts),
             // The image's checkout is at /app (the node agent maps herd's image there).
             command: ["node", "--import", "tsx", "workers/trainer/pod.ts"],
             workingDir: "/app",

@@ -1,12 +1,14 @@
 // `herd eval --local`: one EvalJob on this machine. Reads the manifest (crds/evaljob.ts),
 // opens the checkpoint it names, runs each task and writes a results JSON — by default
 // beside the checkpoint (<checkpoint>.eval-<job name>.json), as the evaluator pod will.
-import { existsSync, readFileSync, writeFileSync, renameSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync, renameSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { evalJob, type EvalJob } from "../../crds/evaljob.ts";
 import { parseManifest } from "../../crds/manifest.ts";
-import { resultsUriOf } from "./checkpoints.ts";
+import { downloadUri, S3Error } from "../s3.ts";
+import { s3ConfigFromEnv, stagingDirFor } from "../trainer/checkpoint-store.ts";
+import { writeResults } from "./checkpoints.ts";
 import { openModel, type TokenizerChoice } from "./open.ts";
 import { evalMultipleChoice, evalPerplexity, readMultipleChoice, type Metric } from "./tasks.ts";
 
@@ -50,12 +52,34 @@ export interface ResultsFile {
   completionTime: string;
 }
 
-function localPath(uri: string, base: string, field: string): string {
-  if (uri.startsWith("s3://"))
-    throw new EvalUserError(`${field}: ${uri} is object storage; --local runs take a local path`);
+function localPath(uri: string, base: string): string {
   if (uri.startsWith("file://")) return uri.slice("file://".length);
   if (uri.startsWith("~/")) return path.join(os.homedir(), uri.slice(2));
   return path.resolve(base, uri);
+}
+
+/**
+ * An input of the job on this machine: a local path as it is (relative to the manifest's
+ * folder), an s3:// object or folder downloaded into `staging` with this process's S3
+ * endpoint and credentials. Errors name the field.
+ */
+async function fetchInput(uri: string, base: string, field: string, staging: string) {
+  if (!uri.startsWith("s3://")) return localPath(uri, base);
+  const config = s3ConfigFromEnv();
+  if (!config)
+    throw new EvalUserError(
+      `${field}: ${uri} is in object storage, and no S3 endpoint and credentials are set ` +
+        "(HERD_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+    );
+  const dest = path.join(staging, field.replace(/[^\w.-]+/g, "_"), path.posix.basename(uri));
+  try {
+    await downloadUri(uri, config, dest);
+  } catch (err) {
+    if (err instanceof S3Error && err.status === 404)
+      throw new EvalUserError(`${field}: ${err.message}`);
+    throw err;
+  }
+  return dest;
 }
 
 export function readEvalJob(file: string): EvalJob {
@@ -63,7 +87,6 @@ export function readEvalJob(file: string): EvalJob {
 }
 
 export async function runEvalLocal(o: LocalEvalOptions): Promise<ResultsFile> {
-  const log = o.log ?? (() => {});
   const job = readEvalJob(o.manifest);
   const base = path.dirname(path.resolve(o.manifest));
   const spec = job.spec;
@@ -71,21 +94,43 @@ export async function runEvalLocal(o: LocalEvalOptions): Promise<ResultsFile> {
     throw new EvalUserError(
       "spec.checkpoint.trainingJob needs the cluster; for --local give spec.checkpoint.uri",
     );
-  const ckpt = localPath(spec.checkpoint.uri, base, "spec.checkpoint.uri");
+  // Object-storage inputs are copied here for the run and removed after it.
+  const staging = stagingDirFor(`eval:${job.metadata.name}:${process.pid}`);
+  try {
+    return await evaluate(o, job, base, staging);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+async function evaluate(
+  o: LocalEvalOptions,
+  job: EvalJob,
+  base: string,
+  staging: string,
+): Promise<ResultsFile> {
+  const log = o.log ?? (() => {});
+  const spec = job.spec;
+  const uri = spec.checkpoint.uri!;
+  // The checkpoint as the results name it: the URI for object storage, else the local path.
+  const checkpointUri = uri.startsWith("s3://") ? uri : localPath(uri, base);
+  // Every task's data is there before the model loads: a missing file fails at once, named.
+  const taskFiles: string[] = [];
+  for (const [i, task] of spec.tasks.entries()) {
+    const field = `spec.tasks[${i}].uri`;
+    const file = await fetchInput(task.uri, base, field, staging);
+    if (!existsSync(file))
+      throw new EvalUserError(`${field} (task ${task.name}): ${file} does not exist`);
+    taskFiles.push(file);
+  }
   let tokenizer: TokenizerChoice | undefined;
   if (spec.tokenizer?.type === "bytes") tokenizer = { type: "bytes" };
   else if (spec.tokenizer?.uri)
     tokenizer = {
       type: "sentencepiece",
-      uri: localPath(spec.tokenizer.uri, base, "spec.tokenizer.uri"),
+      uri: await fetchInput(spec.tokenizer.uri, base, "spec.tokenizer.uri", staging),
     };
-  // Every task's data is there before the model loads: a missing file fails at once, named.
-  const taskFiles = spec.tasks.map((task, i) => {
-    const file = localPath(task.uri, base, `spec.tasks[${i}].uri`);
-    if (!existsSync(file))
-      throw new EvalUserError(`spec.tasks[${i}].uri (task ${task.name}): ${file} does not exist`);
-    return file;
-  });
+  const ckpt = await fetchInput(uri, base, "spec.checkpoint.uri", staging);
   const startTime = new Date().toISOString();
   const t0 = Date.now();
   const m = openModel({
@@ -142,7 +187,7 @@ export async function runEvalLocal(o: LocalEvalOptions): Promise<ResultsFile> {
     version: 1,
     job: job.metadata.name,
     checkpoint: {
-      uri: ckpt,
+      uri: checkpointUri,
       format: m.loaded.format,
       step: m.loaded.step,
       tokensSeen: m.loaded.tokensSeen,
@@ -153,10 +198,16 @@ export async function runEvalLocal(o: LocalEvalOptions): Promise<ResultsFile> {
     startTime,
     completionTime: new Date().toISOString(),
   };
-  const out = o.out ?? resultsUriOf(ckpt, results.job);
-  const tmp = `${out}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(results, null, 2) + "\n");
-  renameSync(tmp, out);
+  const text = JSON.stringify(results, null, 2) + "\n";
+  let out: string;
+  if (o.out) {
+    out = o.out;
+    const tmp = `${out}.tmp-${process.pid}`;
+    writeFileSync(tmp, text);
+    renameSync(tmp, out);
+  } else {
+    out = await writeResults(checkpointUri, results.job, text, { s3: s3ConfigFromEnv() });
+  }
   log(`results: ${out}`);
   return results;
 }

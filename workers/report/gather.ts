@@ -5,7 +5,15 @@
 import type { ResultsFile } from "../eval/run.ts";
 import { metricsFile, type StepMetrics } from "../trainer/metrics-log.ts";
 import type { TrainerStateFile } from "../trainer/train.ts";
-import { ReportError, type CheckpointFiles } from "./files.ts";
+import type { CheckpointFolder } from "../checkpoint-folder.ts";
+
+/** A problem with the report's input, said in terms of the file or argument at fault. */
+export class ReportError extends Error {
+  override name = "ReportError";
+}
+
+/** What the report reads of a checkpoint folder (local or S3; ../checkpoint-folder.ts). */
+export type CheckpointFiles = Pick<CheckpointFolder, "location" | "list" | "read">;
 
 export interface LossPoint {
   step: number;
