@@ -9,6 +9,12 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { cluster, type Cluster } from "../cluster/harness.ts";
 import type { S3 } from "../../workers/s3.ts";
+import {
+  durableCheckpoints,
+  hasResults,
+  readResultsText,
+  writeResults,
+} from "../../workers/eval/checkpoints.ts";
 import { loadCheckpoint, stepName } from "../../workers/trainer/checkpoint.ts";
 import {
   latestPublished,
@@ -97,6 +103,11 @@ test("a half-uploaded newer checkpoint is ignored; a damaged latest one falls ba
   assert.equal(loadCheckpoint(first.localDir, [], openStep, () => {})?.value, 30);
   assert.deepEqual(warnings, []);
   assert.equal((await latestPublished(uri, config()))?.step, 30);
+  // Evaluation's view of the same prefix: the published checkpoints only, oldest first.
+  assert.deepEqual(
+    (await durableCheckpoints(uri, { s3: config() })).map((c) => [c.step, c.uri]),
+    [20, 30].map((step) => [step, `${uri}/${stepName(step)}`]),
+  );
 
   // Step 30's model is damaged in the store: resume falls back to step 20 and says why.
   await s3.put(`${prefix}/${stepName(30)}/model.safetensors`, randomBytes(1030));
@@ -128,4 +139,26 @@ test("an empty prefix is a fresh start; a prefix of damaged checkpoints fails na
       return true;
     },
   );
+});
+
+test("results files beside S3 checkpoints: written whole, found, read back; pruning keeps them", async () => {
+  const writer = store("results");
+  const at = `${uri}/${stepName(30)}`;
+  assert.equal(await hasResults(at, "job", { s3: config() }), false);
+  const text = JSON.stringify({ format: "herd-eval-results", step: 30 });
+  assert.equal(await writeResults(at, "job", text, { s3: config() }), `${at}.eval-job.json`);
+  assert.equal(await hasResults(at, "job", { s3: config() }), true);
+  assert.equal(await hasResults(at, "other", { s3: config() }), false);
+  assert.equal(await readResultsText(at, "job", { s3: config() }), text);
+  await assert.rejects(
+    readResultsText(at, "other", { s3: config() }),
+    new RegExp(`${at}\\.eval-other\\.json: the evaluator wrote no results file`),
+  );
+  // Checkpoints beyond keep go; the results file is not a checkpoint and stays.
+  for (const step of [50, 60]) await writer.save(step, files(step), 1);
+  assert.deepEqual(
+    (await durableCheckpoints(uri, { s3: config() })).map((c) => c.step),
+    [60],
+  );
+  assert.equal(await hasResults(at, "job", { s3: config() }), true);
 });
