@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { localManifest, positiveInt } from "./args.ts";
 
 const usage =
-  "usage: herd train --local -f <TrainingJob manifest> [--out <dir>] [--steps N] [--threads N] [--log json|progress]";
+  "usage: herd train --local -f <TrainingJob manifest> [--out <dir>] [--steps N] [--threads N] [--backend cpu|cuda] [--log json|progress]";
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -18,6 +18,7 @@ export async function run(argv: string[]): Promise<number> {
       out: { type: "string" },
       steps: { type: "string" },
       threads: { type: "string" },
+      backend: { type: "string" },
       log: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -30,6 +31,10 @@ export async function run(argv: string[]): Promise<number> {
   if (manifest === 64) return 64;
   if (values.log !== undefined && values.log !== "json" && values.log !== "progress") {
     console.error(`herd train: --log must be json or progress`);
+    return 64;
+  }
+  if (values.backend !== undefined && values.backend !== "cpu" && values.backend !== "cuda") {
+    console.error(`herd train: --backend must be cpu or cuda, not ${values.backend}`);
     return 64;
   }
   let steps: number | undefined, threads: number | undefined;
@@ -55,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     threads,
     log: values.log as "json" | "progress" | undefined,
     distributed,
+    backend: values.backend as "cpu" | "cuda" | undefined,
   });
   // A rank stopped while its group was still forming leaves the join running on a worker
   // thread (until its timeout); it must not keep the process alive.

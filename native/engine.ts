@@ -36,6 +36,21 @@ export interface TrainerOptions {
   threads: number;
   /** Data-parallel peers (joinGroup): this rank reads its share of each global batch and every rank applies the same averaged update. */
   group?: Group;
+  /**
+   * cpu (default), or cuda: forward, backward and AdamW on a GPU (libherd_cuda.so, loaded at
+   * run time); tensors() and setTensors() then copy from and to the device.
+   */
+  backend?: "cpu" | "cuda";
+  /** cuda: the device ordinal (default 0). */
+  device?: number;
+  /** cuda: bf16 activations and matrix operands with fp32 master weights (default), or fp32. */
+  precision?: "bf16" | "fp32";
+  /** cuda: recompute norms and SwiGLU in the backward instead of keeping them. */
+  recompute?: boolean;
+  /** cuda: no atomics; the same inputs give the same bits. */
+  deterministic?: boolean;
+  /** cuda with a group: shard AdamW's state over the ranks (reduce-scatter, all-gather). */
+  shardOptimizer?: boolean;
   source: SourceOptions;
 }
 
@@ -110,7 +125,7 @@ export interface Trainer {
     seqLen: number,
     targets?: Int32Array,
   ): Promise<{ logits: Float32Array; loss: number; tokenLosses?: Float32Array }>;
-  /** Forward and backward of the mean loss; gradients replace tensors("grads"). */
+  /** Forward and backward of the mean loss; gradients replace tensors("grads"). CPU backend only. */
   lossAndGrads(
     tokens: Int32Array,
     batch: number,

@@ -11,6 +11,8 @@ export interface NativeEngine {
   backends(): Backend[];
   /** CUDA devices visible to the CUDA backend; 0 without a GPU or driver. */
   cudaDeviceCount(): number;
+  /** Why the CUDA library does not load; "" when it does. */
+  cudaLoadError(): string;
   /** C = A·B for row-major fp32 matrices (A m×k, B k×n), computed off the JavaScript thread. */
   matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Promise<Float32Array>;
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cuda_device.h"
 #include "engine/model.h"
 #include "engine/ops.h"
 #include "engine/optimizer.h"
@@ -230,21 +231,42 @@ void check_adamw(Rng& rng) {
 
 // ---- the whole training step ---------------------------------------------------------------
 
-struct Desc {
-  ParamLayout layout;
-  std::vector<herd_cuda_layer> layers;
-  std::vector<herd_cuda_tensor> tensors;
-  herd_cuda_model_desc desc{};
-  explicit Desc(const ModelConfig& c) : layout(c) {
-    for (const auto& L : layout.layers)
-      layers.push_back({L.attn_norm, L.wq, L.wk, L.wv, L.wo, L.ffn_norm, L.w1, L.w2, L.w3});
-    for (const auto& t : layout.tensors) tensors.push_back({t.offset, t.size, t.decay ? 1 : 0});
-    desc = {c.dim,      c.n_layers,   c.n_heads,         c.n_kv_heads,  c.ffn_hidden,
-            c.vocab_size, c.max_seq_len, c.norm_eps,      c.rope_theta,  c.tied_embeddings,
-            layout.size(), layout.tok_embeddings, layout.norm, layout.output, layers.data(),
-            tensors.data(), int(tensors.size())};
-  }
-};
+using Desc = herd::CudaModelDesc;  // engine/cuda_device.h: the trainer's own description
+
+// A checkpoint and a resume through the C API: the weights and AdamW's state copied to the
+// host and into a model created from other weights; one more step on each (the run is
+// deterministic) must give the same bits.
+void check_resume(herd_cuda_model* gpu, const Desc& d, const herd_cuda_run_config& run,
+                  const std::vector<int32_t>& tok, const std::vector<int32_t>& tgt, int B, int T,
+                  int K, const herd_cuda_adamw& gc, bool bf16) {
+  const size_t P = d.layout.size();
+  Vec params(P), m(P), v(P), zeros(P, 0.0f);
+  int64_t steps = 0;
+  ok(herd_cuda_get_params(gpu, params.data()), "resume: params");
+  ok(herd_cuda_get_optimizer_state(gpu, m.data(), v.data(), &steps), "resume: get state");
+  herd_cuda_model* copy = nullptr;
+  ok(herd_cuda_model_create(&d.desc, &run, zeros.data(), &copy), "resume: create");
+  ok(herd_cuda_set_params(copy, params.data()), "resume: set params");
+  ok(herd_cuda_set_optimizer_state(copy, m.data(), v.data(), steps), "resume: set state");
+  auto one_step = [&](herd_cuda_model* g) {
+    ok(herd_cuda_zero_grad(g), "resume: zero grad");
+    for (int k = 0; k < K; k++) {
+      const size_t off = size_t(k) * B * T;
+      ok(herd_cuda_forward(g, tok.data() + off, tgt.data() + off, B, T, nullptr), "resume: forward");
+      ok(herd_cuda_backward(g, 1.0f / float(K * B * T), k == K - 1), "resume: backward");
+    }
+    ok(herd_cuda_step(g, &gc, nullptr), "resume: step");
+    Vec out(P);
+    ok(herd_cuda_get_params(g, out.data()), "resume: params after");
+    return out;
+  };
+  const Vec a = one_step(gpu), b = one_step(copy);
+  herd_cuda_model_destroy(copy);
+  const bool same = std::memcmp(a.data(), b.data(), P * sizeof(float)) == 0 && steps == 1;
+  if (!same) failures++;
+  std::printf("%-34s %-5s %10s  %-7s %s\n", "resume (state via host)", bf16 ? "bf16" : "fp32",
+              same ? "identical" : "differs", "", same ? "ok" : "FAIL");
+}
 
 // One step (two micro-batches) on the CPU engine and on the GPU from the same weights;
 // compares the loss, the gradients and the updated weights. nccl: 0 none, 1 all-reduce
@@ -299,6 +321,7 @@ void check_step(bool bf16, bool tied, int nccl, bool recompute) {
   ok(herd_cuda_step(gpu, &gc, &gpu_norm), "step");
   Vec after(cpu.num_parameters());
   ok(herd_cuda_get_params(gpu, after.data()), "params");
+  if (!nccl) check_resume(gpu, d, run, tok, tgt, B, T, K, gc, bf16);
   herd_cuda_model_destroy(gpu);
 
   DVec delta_ref(after.size());

@@ -41,7 +41,8 @@ done
 wait
 "$nvcc" -shared -o "$build/libherd_cuda.so" "${objs[@]}" "$cublaslt" -ldl
 g++ -O2 -std=c++17 -fopenmp -I bench/gpu/cblas -I native/src -I native/cuda bench/gpu/check.cc \
-  native/src/engine/model.cc native/src/engine/optimizer.cc -o "$build/herd-gpu-bench" \
+  native/src/engine/model.cc native/src/engine/optimizer.cc native/src/engine/cuda_device.cc \
+  -o "$build/herd-gpu-bench" \
   -L"$build" -lherd_cuda -Wl,-rpath,"$build" -ldl
 echo "built in $(( $(date +%s) - t0 )) s"
 

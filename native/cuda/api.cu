@@ -89,6 +89,22 @@ int herd_cuda_get_losses(herd_cuda_model* model, float* out) {
   return guarded([&] { model->get_losses(out); });
 }
 
+int herd_cuda_set_params(herd_cuda_model* model, const float* params) {
+  if (!model || !params) return null_argument("herd_cuda_set_params: model or params");
+  return guarded([&] { model->set_params(params); });
+}
+
+int herd_cuda_get_optimizer_state(herd_cuda_model* model, float* m, float* v, int64_t* steps) {
+  if (!model || !m || !v) return null_argument("herd_cuda_get_optimizer_state: model, m or v");
+  return guarded([&] { model->get_optimizer_state(m, v, steps); });
+}
+
+int herd_cuda_set_optimizer_state(herd_cuda_model* model, const float* m, const float* v,
+                                  int64_t steps) {
+  if (!model || !m || !v) return null_argument("herd_cuda_set_optimizer_state: model, m or v");
+  return guarded([&] { model->set_optimizer_state(m, v, steps); });
+}
+
 size_t herd_cuda_model_bytes(const herd_cuda_model* model) { return model ? model->bytes() : 0; }
 
 int herd_cuda_synchronize(herd_cuda_model* model) {

@@ -85,6 +85,15 @@ int herd_cuda_step(herd_cuda_model* model, const herd_cuda_adamw* c, double* gra
 int herd_cuda_get_params(herd_cuda_model* model, float* out);
 int herd_cuda_get_grads(herd_cuda_model* model, float* out);
 int herd_cuda_get_losses(herd_cuda_model* model, float* out);
+/* Resuming from a checkpoint: replaces the fp32 master weights (and their bf16 copy) with
+ * params, in ParamLayout order. */
+int herd_cuda_set_params(herd_cuda_model* model, const float* params);
+/* AdamW's state in ParamLayout order: the first and second moments (n_params each) and the
+ * number of steps taken (bias correction). With a sharded optimizer, get gathers every
+ * rank's shard (a collective: all ranks call it) and set keeps this rank's shard. */
+int herd_cuda_get_optimizer_state(herd_cuda_model* model, float* m, float* v, int64_t* steps);
+int herd_cuda_set_optimizer_state(herd_cuda_model* model, const float* m, const float* v,
+                                  int64_t steps);
 /* Bytes this model has allocated on the device (weights, state, activations, workspaces). */
 size_t herd_cuda_model_bytes(const herd_cuda_model* model);
 /* Waits for the device to finish the model's work (for timing). */

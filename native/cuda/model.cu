@@ -1,7 +1,9 @@
 // The device model: buffers, forward, backward with bucketed gradient all-reduce, AdamW step.
 // The order of operations mirrors engine/model.cc line for line, so the two read side by side.
+#include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 #include "model.cuh"
 
@@ -50,6 +52,9 @@ class DeviceModel final : public herd_cuda_model {
   void get_params(float* out) override;
   void get_grads(float* out) override;
   void get_losses(float* out) override;
+  void set_params(const float* params) override;
+  void get_optimizer_state(float* m, float* v, int64_t* steps) override;
+  void set_optimizer_state(const float* m, const float* v, int64_t steps) override;
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
   void attach_nccl(const NcclId& id, int rank, int world, bool shard) override;
   size_t bytes() const override { return arena_.bytes() + blas_.workspace_bytes; }
@@ -424,6 +429,49 @@ void DeviceModel<T>::get_losses(float* out) {
   CUDA_CHECK(cudaMemcpyAsync(out, losses_, size_t(B_) * T_ * sizeof(float), cudaMemcpyDeviceToHost,
                              stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+template <class T>
+void DeviceModel<T>::set_params(const float* params) {
+  CUDA_CHECK(cudaMemcpyAsync(master_, params, P_ * sizeof(float), cudaMemcpyHostToDevice, stream_));
+  convert(stream_, weights_, master_, P_);
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+// The moments live whole on every rank, or (sharded) as this rank's slice [rank·S, rank·S + S)
+// of the padded layout; the host arrays are always the whole unpadded layout.
+template <class T>
+void DeviceModel<T>::get_optimizer_state(float* m, float* v, int64_t* steps) {
+  if (shard_) {
+    const size_t S = padded_ / world_;
+    float* whole = arena_.alloc<float>(padded_);  // once per checkpoint; freed with the model
+    for (auto [shard, out] : {std::pair{m_, m}, std::pair{v_, v}}) {
+      nccl_check(nccl()->AllGather(shard, whole, S, kNcclFloat32, comm_, stream_),
+                 "ncclAllGather(optimizer state)");
+      CUDA_CHECK(cudaMemcpyAsync(out, whole, P_ * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    }
+  } else {
+    CUDA_CHECK(cudaMemcpyAsync(m, m_, P_ * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(v, v_, P_ * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (steps) *steps = step_count_;
+}
+
+template <class T>
+void DeviceModel<T>::set_optimizer_state(const float* m, const float* v, int64_t steps) {
+  const size_t S = padded_ / world_;
+  const size_t lo = shard_ ? rank_ * S : 0, hi = shard_ ? std::min(P_, lo + S) : P_;
+  if (shard_) {  // the pad beyond P_ stays zero
+    CUDA_CHECK(cudaMemsetAsync(m_, 0, S * sizeof(float), stream_));
+    CUDA_CHECK(cudaMemsetAsync(v_, 0, S * sizeof(float), stream_));
+  }
+  if (hi > lo) {
+    CUDA_CHECK(cudaMemcpyAsync(m_, m + lo, (hi - lo) * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(v_, v + lo, (hi - lo) * sizeof(float), cudaMemcpyHostToDevice, stream_));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  step_count_ = steps;
 }
 
 // Grows the flat parameter buffers to `padded` elements (a multiple of the world size, so

@@ -19,6 +19,9 @@ struct herd_cuda_model {
   virtual void get_params(float* out) = 0;
   virtual void get_grads(float* out) = 0;
   virtual void get_losses(float* out) = 0;
+  virtual void set_params(const float* params) = 0;
+  virtual void get_optimizer_state(float* m, float* v, int64_t* steps) = 0;
+  virtual void set_optimizer_state(const float* m, const float* v, int64_t steps) = 0;
   virtual void synchronize() = 0;
   virtual void attach_nccl(const herd::cuda::NcclId& id, int rank, int world, bool shard) = 0;
   virtual size_t bytes() const = 0;

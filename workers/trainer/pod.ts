@@ -79,6 +79,10 @@ async function main(): Promise<number> {
   const reporter = progressReporter(workflowId, attempt, rank);
   const args = [path.join(root, "bin/herd.mjs"), "train", "--local", "-f", manifest];
   args.push("--log", "json", "--threads", process.env.HERD_TRAINER_THREADS ?? "1");
+  // A job that asks for GPUs trains on them; without one visible it fails, naming why.
+  const gpus = (JSON.parse(raw) as { spec?: { parallelism?: { gpusPerWorker?: number } } }).spec
+    ?.parallelism?.gpusPerWorker;
+  if ((gpus ?? 0) > 0) args.push("--backend", "cuda");
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   process.on("SIGTERM", forward);

@@ -52,6 +52,8 @@ export interface TrainOptions {
   log?: "progress" | "json";
   /** This process is one rank of a data-parallel group (see distributedFromEnv). */
   distributed?: Distributed;
+  /** cpu (default) or cuda (a GPU through libherd_cuda.so). */
+  backend?: "cpu" | "cuda";
 }
 
 /** One rank's place in a data-parallel group. */
@@ -153,19 +155,20 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
     );
   const model = resolveModel(spec.model, 256);
   const warnings: string[] = [];
-  if (spec.training.precision !== "fp32")
+  const backend = options.backend ?? "cpu";
+  if (backend === "cpu" && spec.training.precision !== "fp32")
     warnings.push(
       `spec.training.precision: ${spec.training.precision} is for CUDA; the CPU trains in fp32`,
     );
-  if (spec.training.activationCheckpointing)
+  if (backend === "cpu" && spec.training.activationCheckpointing)
     warnings.push(
       "spec.training.activationCheckpointing: not implemented on the CPU backend; ignored",
     );
   const world = options.distributed?.world ?? 1;
-  if ((spec.parallelism.workers > 1 && world === 1) || spec.parallelism.gpusPerWorker > 0)
-    warnings.push(
-      "spec.parallelism: --local trains in one process on the CPU, with the same global batch",
-    );
+  if (spec.parallelism.workers > 1 && world === 1)
+    warnings.push("spec.parallelism: --local trains in one process, with the same global batch");
+  if (backend === "cpu" && spec.parallelism.gpusPerWorker > 0)
+    warnings.push("spec.parallelism.gpusPerWorker: this run trains on the CPU (--backend cpu)");
   const t = spec.training;
   const seqLen = spec.data.seqLen;
   if (seqLen > model.maxSeqLen)
@@ -211,6 +214,11 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
       accumSteps: rows / (t.microBatch * world),
       seed: t.seed,
       threads: options.threads ?? availableParallelism(),
+      backend,
+      ...(backend === "cuda" && {
+        precision: spec.training.precision,
+        recompute: spec.training.activationCheckpointing,
+      }),
     },
     sourceFile: localPath(spec.data.sources[0]!.uri, manifestDir, "spec.data.sources[0].uri"),
     totalSteps,

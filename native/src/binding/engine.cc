@@ -76,6 +76,20 @@ herd::TrainerConfig readConfig(const Napi::Object& o) {
   c.accum_steps = intField(o, "accumSteps", "options", 1);
   c.seed = seedField(o, "seed", "options");
   c.threads = intField(o, "threads", "options", 1);
+  Napi::Value backend = o.Get("backend");
+  if (!backend.IsUndefined()) {
+    if (!backend.IsString()) throw Napi::TypeError::New(o.Env(), "options.backend must be a string");
+    c.backend = backend.As<Napi::String>().Utf8Value();
+  }
+  c.cuda.device = intField(o, "device", "options", 0);
+  Napi::Value precision = o.Get("precision");
+  const std::string p = precision.IsUndefined() ? "bf16" : precision.ToString().Utf8Value();
+  if (p != "bf16" && p != "fp32")
+    throw Napi::TypeError::New(o.Env(), "options.precision must be bf16 or fp32, not " + p);
+  c.cuda.bf16 = p == "bf16";
+  c.cuda.recompute = o.Get("recompute").ToBoolean();
+  c.cuda.deterministic = o.Get("deterministic").ToBoolean();
+  c.shard_optimizer = o.Get("shardOptimizer").ToBoolean();
   return c;
 }
 
@@ -136,6 +150,21 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   void checkIdle(Napi::Env env) {
     if (busy) throw Napi::Error::New(env, "trainer is busy: await the previous call first");
   }
+  // forward, lossAndGrads and update drive the host model directly: checks and tests of the
+  // CPU engine. A CUDA trainer trains with step().
+  void checkCpu(Napi::Env env, const char* what) {
+    if (trainer_->on_device())
+      throw Napi::Error::New(env, std::string(what) + " runs on the CPU backend only; a cuda trainer trains with step()");
+  }
+  // Device errors (a failed CUDA call) as JavaScript errors.
+  template <class F>
+  void onDevice(Napi::Env env, F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
 
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value Forward(const Napi::CallbackInfo& info);
@@ -147,6 +176,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Env env = info.Env();
     checkIdle(env);
     const std::vector<float>& buffer = bufferNamed(env, info[0], true);
+    onDevice(env, [&] { trainer_->pull_from_device(); });
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
     for (const auto& t : trainer_->model().tensors()) {
@@ -182,10 +212,12 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                                              std::to_string(v.As<Napi::Float32Array>().ElementLength()) +
                                              " elements, expected " + std::to_string(t.size));
     }
+    onDevice(env, [&] { trainer_->pull_from_device(); });  // the other sets stay as they are
     for (const auto& t : tensors) {
       auto a = map.Get(t.name).As<Napi::Float32Array>();
       std::memcpy(buffer.data() + t.offset, a.Data(), t.size * sizeof(float));
     }
+    onDevice(env, [&] { trainer_->push_to_device(); });
     return env.Undefined();
   }
 
@@ -219,9 +251,11 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
+    onDevice(env, [&] { trainer_->pull_from_device(); });
     trainer_->steps_done = step;
     trainer_->tokens_seen = uint64_t(tokens);
     trainer_->optimizer().step_count = adam;
+    onDevice(env, [&] { trainer_->push_to_device(); });
     return env.Undefined();
   }
 
@@ -362,6 +396,7 @@ Napi::Value forwardObject(Napi::Env env, const ForwardOut& out) {
 // with targets, tokenLosses[n] = −log p(target[n]) (what log-likelihood scoring needs).
 Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo& info) {
   checkIdle(info.Env());
+  checkCpu(info.Env(), "forward()");
   auto b = std::make_shared<Batch>(readBatch(
       info, "forward(tokens: Int32Array, batch, seqLen, targets?: Int32Array)", false));
   auto out = std::make_shared<ForwardOut>();
@@ -386,6 +421,7 @@ Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo& info) {
 // replace the model's gradients (read them with tensors("grads")).
 Napi::Value TrainerWrap::LossAndGrads(const Napi::CallbackInfo& info) {
   checkIdle(info.Env());
+  checkCpu(info.Env(), "lossAndGrads()");
   auto b = std::make_shared<Batch>(readBatch(
       info, "lossAndGrads(tokens: Int32Array, batch, seqLen, targets: Int32Array)", true));
   auto out = std::make_shared<ForwardOut>();
@@ -408,6 +444,7 @@ Napi::Value TrainerWrap::LossAndGrads(const Napi::CallbackInfo& info) {
 // update() -> { gradNorm, lr }: clip the current gradients and take one AdamW step.
 Napi::Value TrainerWrap::Update(const Napi::CallbackInfo& info) {
   checkIdle(info.Env());
+  checkCpu(info.Env(), "update()");
   auto result = std::make_shared<herd::StepResult>();
   auto* w = new EngineWorker(
       info.Env(), this, [this, result] { *result = trainer_->update(0.0); },

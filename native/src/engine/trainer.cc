@@ -37,6 +37,38 @@ Trainer::Trainer(const TrainerConfig& config, std::unique_ptr<TokenSource> sourc
                                 std::to_string(config_.model.vocab_size) + ")");
   use_threads(config_.threads);
   model_.init_weights(config_.seed);
+  if (config_.backend == "cuda") {
+    device_ = std::make_unique<DeviceModel>(config_.model, config_.cuda, config_.micro_batch,
+                                            config_.seq_len, model_.params.data());
+    if (collective_ && config_.world > 1) join_nccl();
+  } else if (config_.backend != "cpu") {
+    throw std::invalid_argument("trainer: backend '" + config_.backend + "' is not known (cpu, cuda)");
+  }
+}
+
+void Trainer::join_nccl() {
+  // A broadcast as a sum: rank 0 contributes the id's bytes, the others zeros; every byte
+  // value is exact in float.
+  unsigned char id[HERD_CUDA_NCCL_ID_BYTES] = {};
+  if (config_.rank == 0) cuda_nccl_unique_id(id);
+  std::vector<float> bytes(HERD_CUDA_NCCL_ID_BYTES);
+  for (int i = 0; i < HERD_CUDA_NCCL_ID_BYTES; i++) bytes[i] = float(id[i]);
+  collective_->all_reduce_sum(bytes.data(), bytes.size());
+  for (int i = 0; i < HERD_CUDA_NCCL_ID_BYTES; i++) id[i] = static_cast<unsigned char>(bytes[i]);
+  device_->attach_nccl(id, config_.rank, config_.world, config_.shard_optimizer);
+}
+
+void Trainer::pull_from_device() {
+  if (!device_) return;
+  device_->get_params(model_.params.data());
+  device_->get_grads(model_.grads.data());
+  device_->get_optimizer_state(adamw_.m.data(), adamw_.v.data(), &adamw_.step_count);
+}
+
+void Trainer::push_to_device() {
+  if (!device_) return;
+  device_->set_params(model_.params.data());
+  device_->set_optimizer_state(adamw_.m.data(), adamw_.v.data(), adamw_.step_count);
 }
 
 StepResult Trainer::step(bool stop_requested) {
@@ -56,27 +88,40 @@ StepResult Trainer::step(bool stop_requested) {
 
   // The loss is the mean over all the step's tokens, so each micro-batch's gradient is
   // scaled by 1 / (rows · T) and the micro-batches' gradients simply add up.
-  model_.zero_grad();
   double loss = 0;
-  for (int k = 0; k < K; k++) {
-    const size_t off = size_t(k) * B * T;
-    loss += model_.forward(inputs_.data() + off, targets_.data() + off, B, T) / K;
-    model_.backward(1.0f / float(rows * T));
+  if (device_) {
+    device_->zero_grad();
+    for (int k = 0; k < K; k++) {
+      const size_t off = size_t(k) * B * T;
+      loss += device_->forward(inputs_.data() + off, targets_.data() + off, B, T) / K;
+      device_->backward(1.0f / float(rows * T), k == K - 1);  // the last one all-reduces
+    }
+  } else {
+    model_.zero_grad();
+    for (int k = 0; k < K; k++) {
+      const size_t off = size_t(k) * B * T;
+      loss += model_.forward(inputs_.data() + off, targets_.data() + off, B, T) / K;
+      model_.backward(1.0f / float(rows * T));
+    }
+    if (collective_) average_grads_over_ranks();
   }
 
   bool stop = stop_requested;
-  if (collective_) average_over_ranks(loss, stop);
+  if (collective_) agree_over_ranks(loss, stop);
   StepResult result = update(loss);
   result.stop = stop;
   tokens_seen += uint64_t(rows) * T * config_.world;
   return result;
 }
 
-void Trainer::average_over_ranks(double& loss, bool& stop) {
+void Trainer::average_grads_over_ranks() {
   // One flat buffer, one all-reduce (bucketing and overlap with backward are GPU work).
   collective_->all_reduce_sum(model_.grads.data(), model_.grads.size());
+  scale(model_.grads, 1.0f / float(collective_->world()));
+}
+
+void Trainer::agree_over_ranks(double& loss, bool& stop) {
   const int world = collective_->world();
-  scale(model_.grads, 1.0f / float(world));
   // The loss as a float pair (value and rounding error) keeps double precision through a
   // float all-reduce; the stop flag rides along.
   const float hi = float(loss);
@@ -89,6 +134,14 @@ void Trainer::average_over_ranks(double& loss, bool& stop) {
 StepResult Trainer::update(double loss) {
   use_threads(config_.threads);
   const double lr = learning_rate(config_.optimizer, steps_done);
+  if (device_) {
+    const OptimizerConfig& o = config_.optimizer;
+    const herd_cuda_adamw c{lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.grad_clip};
+    StepResult result{loss, device_->step(c), lr};
+    adamw_.step_count++;  // the device counts its own; this one is what state() reports
+    steps_done++;
+    return result;
+  }
   StepResult result{loss, grad_norm(model_.grads), lr};
   const double clip = config_.optimizer.grad_clip;
   if (clip > 0) {

@@ -5,8 +5,10 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "dist/collective.h"
+#include "engine/cuda_device.h"
 #include "engine/model.h"
 #include "engine/optimizer.h"
 #include "engine/token_source.h"
@@ -22,6 +24,11 @@ struct TrainerConfig {
   uint64_t seed = 0;     // initial weights (the source has its own seed)
   int threads = 1;       // OpenMP and OpenBLAS threads
   int rank = 0, world = 1;  // from the Collective when there is one
+  // "cpu", or "cuda": forward, backward and AdamW on a GPU (engine/cuda_device.h), with the
+  // host model as the mirror that checkpoints read and resume writes.
+  std::string backend = "cpu";
+  CudaRunOptions cuda;
+  bool shard_optimizer = false;  // cuda with several ranks: ZeRO-1 (reduce-scatter, all-gather)
 };
 
 struct StepResult {
@@ -50,6 +57,13 @@ class Trainer {
   // AdamW step at the scheduled learning rate, count the step. `loss` is passed through.
   StepResult update(double loss);
 
+  // The CUDA backend keeps the weights, gradients and AdamW's state on the GPU: pull copies
+  // them into model() and optimizer() (before a checkpoint reads them), push copies them back
+  // (after a resume wrote them). Both do nothing on the CPU backend.
+  bool on_device() const { return device_ != nullptr; }
+  void pull_from_device();
+  void push_to_device();
+
   Model<float>& model() { return model_; }
   AdamW& optimizer() { return adamw_; }
   TokenSource& source() { return *source_; }
@@ -60,14 +74,19 @@ class Trainer {
 
  private:
   TrainerConfig config_;
-  // Sums the gradients over the ranks and divides by the world size; agrees on the mean loss
-  // and on stopping. Every rank then holds identical gradients.
-  void average_over_ranks(double& loss, bool& stop);
+  // Sums the gradients over the ranks and divides by the world size. Every rank then holds
+  // identical gradients. (On the GPU, NCCL does this during backward.)
+  void average_grads_over_ranks();
+  // Agrees on the mean loss and on stopping.
+  void agree_over_ranks(double& loss, bool& stop);
+  // Joins the ranks' NCCL communicator: rank 0's id reaches the others over the collective.
+  void join_nccl();
 
   std::unique_ptr<TokenSource> source_;
   std::shared_ptr<Collective> collective_;
   Model<float> model_;
   AdamW adamw_;
+  std::unique_ptr<DeviceModel> device_;
   std::vector<int32_t> rows_, inputs_, targets_;
 };
 

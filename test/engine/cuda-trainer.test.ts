@@ -1,0 +1,203 @@
+// The trainer's CUDA path without a GPU: libherd_cuda.so's C API served by a stand-in built on
+// the CPU engine (native/test/cuda_standin.cc, loaded through HERD_CUDA_LIBRARY). The stand-in
+// computes exactly what the CPU backend computes, so any difference is the trainer's CUDA path
+// handing the backend the wrong tokens, scales, learning rate or state. The kernels themselves
+// are checked against the CPU engine on a GPU by bench/gpu/run.sh.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import type { TrainerOptions } from "../../native/engine.ts";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const build = path.join(root, "native/build");
+const standin = path.join(build, "libherd_cuda_standin.so");
+// Before the addon's first look for the CUDA library, which it makes once per process.
+process.env.HERD_CUDA_LIBRARY = standin;
+const { engine } = await import("../../native/engine.ts");
+const { native } = await import("../../native/index.ts");
+const { resolveModel } = await import("../../crds/model.ts");
+
+const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
+const text = readFileSync(corpus);
+const work = mkdtempSync(path.join(tmpdir(), "herd-cuda-trainer-"));
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+function options(overrides: Partial<TrainerOptions> = {}): TrainerOptions {
+  return {
+    model: {
+      ...resolveModel(
+        { preset: "llama-tiny", normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false },
+        256,
+      ),
+      nKvHeads: 2,
+    },
+    optimizer: {
+      peakLr: 3e-3,
+      minLrRatio: 0.1,
+      warmupSteps: 2,
+      totalSteps: 10,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0.1,
+      gradClip: 1.0,
+    },
+    seqLen: 32,
+    microBatch: 2,
+    accumSteps: 2,
+    seed: 3,
+    threads: 2,
+    source: { kind: "text-bytes", text, seed: 3 },
+    ...overrides,
+  };
+}
+
+const flat = (ts: { data: Float32Array }[]) =>
+  Buffer.concat(ts.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)));
+const record = (ts: { name: string; data: Float32Array }[]) =>
+  Object.fromEntries(ts.map((t) => [t.name, t.data]));
+
+test("the stand-in is the CUDA backend this process sees", () => {
+  assert.deepEqual(native.backends(), ["cpu", "cuda"]);
+  assert.equal(native.cudaDeviceCount(), 1);
+  assert.equal(native.cudaLoadError(), "");
+});
+
+test("backend cuda trains bit-identically to the CPU backend: losses, norms, weights, moments", async () => {
+  const cpu = engine.createTrainer(options());
+  const cuda = engine.createTrainer(options({ backend: "cuda", precision: "fp32" }));
+  for (let i = 0; i < 5; i++) {
+    const [a, b] = [await cpu.step(), await cuda.step()];
+    assert.deepEqual(b, a, `step ${i + 1}`);
+  }
+  for (const set of ["params", "grads", "m", "v"] as const)
+    assert.ok(flat(cuda.tensors(set)).equals(flat(cpu.tensors(set))), set);
+  assert.deepEqual(cuda.state(), cpu.state());
+});
+
+test("a checkpoint of a cuda trainer resumes exactly: setTensors and setState reach the device", async () => {
+  const straight = engine.createTrainer(options({ backend: "cuda" }));
+  for (let i = 0; i < 5; i++) await straight.step();
+
+  const first = engine.createTrainer(options({ backend: "cuda" }));
+  for (let i = 0; i < 3; i++) await first.step();
+  const saved = {
+    params: record(first.tensors("params")),
+    m: record(first.tensors("m")),
+    v: record(first.tensors("v")),
+    state: first.state(),
+  };
+  // A new trainer (new initial weights from another seed, so nothing matches by accident).
+  const resumed = engine.createTrainer(options({ backend: "cuda", seed: 99 }));
+  resumed.setTensors("params", saved.params);
+  resumed.setTensors("m", saved.m);
+  resumed.setTensors("v", saved.v);
+  resumed.setState(saved.state);
+  for (let i = 0; i < 2; i++) await resumed.step();
+  assert.ok(flat(resumed.tensors("params")).equals(flat(straight.tensors("params"))));
+  assert.ok(flat(resumed.tensors("v")).equals(flat(straight.tensors("v"))));
+  assert.equal(resumed.state().adamStep, 5);
+});
+
+test("cuda errors name the problem: unknown backend, missing device, CPU-only calls", async () => {
+  assert.throws(
+    () => engine.createTrainer(options({ backend: "tpu" as "cuda" })),
+    /backend 'tpu' is not known \(cpu, cuda\)/,
+  );
+  assert.throws(
+    () => engine.createTrainer(options({ backend: "cuda", device: 1 })),
+    /CUDA backend: device 1 does not exist \(1 CUDA device\(s\) visible\)/,
+  );
+  assert.throws(
+    () => engine.createTrainer(options({ backend: "cuda", precision: "fp8" as "bf16" })),
+    /options\.precision must be bf16 or fp32, not fp8/,
+  );
+  const t = engine.createTrainer(options({ backend: "cuda" }));
+  const tokens = new Int32Array(32);
+  assert.throws(() => t.forward(tokens, 1, 32), /forward\(\) runs on the CPU backend only/);
+  assert.throws(() => t.update(), /update\(\) runs on the CPU backend only/);
+});
+
+// `herd train --local --backend cuda`: the whole trainer (plan, checkpoints, resume) on the
+// stand-in gives the CPU backend's checkpoint files, byte for byte.
+function manifest(name: string): string {
+  const file = path.join(work, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `apiVersion: herd.dev/v1alpha1
+kind: TrainingJob
+metadata: { name: ${name} }
+spec:
+  model: { preset: llama-tiny }
+  tokenizer: { type: bytes }
+  data:
+    sources: [{ name: shakespeare, uri: ${corpus}, format: text }]
+    seqLen: 64
+  training: { steps: 6, globalBatchTokens: 256, microBatch: 2, optimizer: { warmupSteps: 2 }, seed: 5 }
+  checkpoint: { uri: unused, intervalSteps: 3, keep: 5 }
+`,
+  );
+  return file;
+}
+
+const train = (job: string, out: string, steps: number, extra: string[], env = process.env) =>
+  spawnSync(
+    process.execPath,
+    [
+      path.join(root, "bin/herd.mjs"),
+      "train",
+      "--local",
+      "-f",
+      job,
+      "--out",
+      out,
+      "--steps",
+      String(steps),
+      "--threads",
+      "2",
+      "--log",
+      "json",
+      ...extra,
+    ],
+    { encoding: "utf8", env },
+  );
+
+const fileOf = (out: string, step: number, name: string) =>
+  readFileSync(path.join(out, `step-${String(step).padStart(9, "0")}`, name));
+
+test("herd train --backend cuda: same checkpoints as the CPU, across a stop and a resume", () => {
+  const job = manifest("cuda-train");
+  const cpuOut = path.join(work, "cpu");
+  const cudaOut = path.join(work, "cuda");
+  let r = train(job, cpuOut, 6, ["--backend", "cpu"]);
+  assert.equal(r.status, 0, r.stderr);
+  r = train(job, cudaOut, 3, ["--backend", "cuda"]);
+  assert.equal(r.status, 0, r.stderr);
+  r = train(job, cudaOut, 6, ["--backend", "cuda"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /"msg":"resumed from [^"]*step-000000003"/);
+  for (const name of ["model.safetensors", "optimizer.safetensors"])
+    assert.ok(fileOf(cudaOut, 6, name).equals(fileOf(cpuOut, 6, name)), name);
+});
+
+test("herd train --backend cuda where no GPU is: exit 64, saying so; --backend bogus is refused", () => {
+  const job = manifest("no-gpu");
+  const env = { ...process.env, HERD_STANDIN_DEVICES: "0" };
+  let r = train(job, path.join(work, "no-gpu"), 2, ["--backend", "cuda"], env);
+  assert.equal(r.status, 64, r.stderr);
+  assert.match(r.stderr, /device 0 does not exist \(0 CUDA device\(s\) visible\)/);
+  r = train(job, path.join(work, "bogus"), 2, ["--backend", "bogus"]);
+  assert.equal(r.status, 64);
+  assert.match(r.stderr, /--backend must be cpu or cuda, not bogus/);
+  // The real library, where it was built: on this machine it finds no device.
+  if (existsSync(path.join(build, "libherd_cuda.so"))) {
+    const real = { ...process.env };
+    delete real.HERD_CUDA_LIBRARY;
+    r = train(job, path.join(work, "real"), 2, ["--backend", "cuda"], real);
+    assert.equal(r.status, 64, r.stderr);
+    assert.match(r.stderr, /CUDA device\(s\) visible|CUDA backend is not available/);
+  }
+});
