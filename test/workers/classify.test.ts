@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
-import { classify } from "../../workers/activities/pods.ts";
+import { classify, stuckOf } from "../../workers/activities/pods.ts";
 
 const nodes = new Set(["n1"]);
 
@@ -167,4 +167,77 @@ test("a pod being deleted on a node that stopped responding: NodeLost once past 
   // The same pod on a Ready node is just slow to stop: keep waiting.
   const slow = deleting("2026-01-01T00:09:00Z", "n1");
   assert.equal(classify([slow], 1, present, noLogs, new Map(), silent, now), undefined);
+});
+
+// Pods that cannot make progress on their own: unschedulable, or a container the kubelet
+// cannot start (as it reports them: PodScheduled=False, or a waiting state with a reason).
+const pending = (name: string, o: { unschedulable?: boolean; waiting?: string } = {}): V1Pod =>
+  ({
+    metadata: { name },
+    spec: { containers: [{ name: "trainer", image: "herd/trainer:typo" }] },
+    status: {
+      phase: "Pending",
+      conditions: o.unschedulable
+        ? [
+            {
+              type: "PodScheduled",
+              status: "False",
+              reason: "Unschedulable",
+              message: "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+            },
+          ]
+        : [{ type: "PodScheduled", status: "True" }],
+      containerStatuses: o.waiting
+        ? [
+            {
+              name: "trainer",
+              image: "herd/trainer:typo",
+              imageID: "",
+              ready: false,
+              restartCount: 0,
+              state: { waiting: { reason: o.waiting, message: "pull access denied" } },
+            },
+          ]
+        : [],
+    },
+  }) as V1Pod;
+
+test("stuck: blocked for the whole threshold, named with the kubelet's or scheduler's words", () => {
+  const since = new Map<string, number>();
+  const after = 300;
+  const t0 = 1_000_000;
+  const pods = [pending("a"), pending("b", { waiting: "ImagePullBackOff" })];
+  assert.equal(stuckOf(pods, since, t0, after), undefined, "just blocked: not yet");
+  assert.equal(stuckOf(pods, since, t0 + 299_000, after), undefined);
+  assert.deepEqual(stuckOf(pods, since, t0 + 300_000, after), {
+    reason: "ImagePullBackOff",
+    message:
+      "pod b cannot start container trainer (image herd/trainer:typo): ImagePullBackOff: pull access denied",
+  });
+  const unschedulable = [pending("c", { unschedulable: true })];
+  assert.equal(stuckOf(unschedulable, since, t0 + 300_000, after), undefined, "a new blocker");
+  assert.match(
+    stuckOf(unschedulable, since, t0 + 600_000, after)?.message ?? "",
+    /^pod c cannot be scheduled: 0\/3 nodes are available: 3 Insufficient nvidia.com\/gpu\.$/,
+  );
+});
+
+test("stuck: a blocker that clears starts the clock again; a creating container is not stuck", () => {
+  const since = new Map<string, number>();
+  const blocked = [pending("a", { waiting: "ErrImagePull" })];
+  stuckOf(blocked, since, 0, 10);
+  assert.equal(
+    stuckOf([pending("a", { waiting: "ContainerCreating" })], since, 5_000, 10),
+    undefined,
+  );
+  assert.equal(
+    stuckOf(blocked, since, 11_000, 10),
+    undefined,
+    "blocked again at 11 s, not since 0",
+  );
+  assert.equal(stuckOf(blocked, since, 21_000, 10)?.reason, "ErrImagePull");
+  for (const reason of ["ContainerCreating", "PodInitializing"])
+    assert.equal(stuckOf([pending("x", { waiting: reason })], new Map(), 0, 0), undefined, reason);
+  for (const reason of ["InvalidImageName", "CreateContainerConfigError", "ErrImageNeverPull"])
+    assert.equal(stuckOf([pending("x", { waiting: reason })], new Map(), 0, 0)?.reason, reason);
 });

@@ -174,13 +174,80 @@ export function classify(
   return undefined;
 }
 
+/**
+ * Container waiting reasons that do not clear by themselves: the image cannot be pulled or is
+ * misnamed, or the container cannot be created as specified (a missing Secret key, say). The
+ * kubelet keeps retrying these, so the attempt would wait forever without a word.
+ */
+const stuckWaiting = new Set([
+  "ErrImagePull",
+  "ImagePullBackOff",
+  "ErrImageNeverPull",
+  "InvalidImageName",
+  "CreateContainerConfigError",
+  "CreateContainerError",
+]);
+
+/**
+ * Why a pod cannot make progress on its own, if it cannot: unschedulable, or a container
+ * waiting for a reason in stuckWaiting. `key` identifies the situation (the same key from one
+ * poll to the next means it persisted).
+ */
+export function blockedOf(
+  pod: V1Pod,
+): { key: string; reason: string; message: string } | undefined {
+  const name = pod.metadata?.name ?? "";
+  const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
+  if (scheduled?.status === "False" && scheduled.reason === "Unschedulable")
+    return {
+      key: `${name}/Unschedulable`,
+      reason: "Unschedulable",
+      message: `pod ${name} cannot be scheduled: ${scheduled.message ?? ""}`,
+    };
+  for (const c of pod.status?.containerStatuses ?? []) {
+    const waiting = c.state?.waiting;
+    if (waiting?.reason && stuckWaiting.has(waiting.reason))
+      return {
+        key: `${name}/${c.name}/${waiting.reason}`,
+        reason: waiting.reason,
+        message:
+          `pod ${name} cannot start container ${c.name} (image ${c.image}): ${waiting.reason}` +
+          (waiting.message ? `: ${waiting.message}` : ""),
+      };
+  }
+  return undefined;
+}
+
+/**
+ * Remembers since when each pod has been blocked and says when one has been blocked for
+ * `afterSeconds`: the attempt is stuck. `since` carries over between polls.
+ */
+export function stuckOf(
+  pods: V1Pod[],
+  since: Map<string, number>,
+  now: number,
+  afterSeconds: number,
+): { reason: string; message: string } | undefined {
+  const blocked = pods.map(blockedOf).filter((b) => b !== undefined);
+  for (const key of since.keys()) if (!blocked.some((b) => b.key === key)) since.delete(key);
+  for (const b of blocked) {
+    const start = since.get(b.key) ?? now;
+    since.set(b.key, start);
+    if (now - start >= afterSeconds * 1000) return { reason: b.reason, message: b.message };
+  }
+  return undefined;
+}
+
 export interface WatchPods {
   namespace: string;
   /** Label selector of the pods (one attempt's). */
   selector: string;
   /** Pods the attempt was created with. */
   expected: number;
-  /** Report "stuck" once when pods stay unschedulable this long (then keep watching). */
+  /**
+   * Report "stuck" once when a pod stays unschedulable, or unable to pull its image or create
+   * its container, this long (then keep watching).
+   */
   stuckAfterSeconds: number;
   stuckReported: boolean;
 }
@@ -192,7 +259,7 @@ export interface WatchPods {
 export async function watchPods(kc: KubeConfig, w: WatchPods): Promise<Outcome> {
   const core = kc.makeApiClient(CoreV1Api);
   const { namespace, selector } = w;
-  let unschedulableSince: number | undefined;
+  const blockedSince = new Map<string, number>();
   // A watch sees every version of the pods: a DisruptionTarget condition lasts only
   // until the pod is gone, often less than a poll.
   const remembered = new Map<string, Disruption>();
@@ -244,24 +311,8 @@ export async function watchPods(kc: KubeConfig, w: WatchPods): Promise<Outcome> 
         continue;
       }
       if (outcome) return outcome;
-      const unschedulable = pods.find((p) =>
-        p.status?.conditions?.some(
-          (c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable",
-        ),
-      );
-      if (!unschedulable) unschedulableSince = undefined;
-      else {
-        unschedulableSince ??= Date.now();
-        if (!w.stuckReported && Date.now() - unschedulableSince > w.stuckAfterSeconds * 1000)
-          return {
-            kind: "stuck",
-            reason: "Unschedulable",
-            message: `pod ${unschedulable.metadata!.name} cannot be scheduled: ${
-              unschedulable.status?.conditions?.find((c) => c.type === "PodScheduled")?.message ??
-              ""
-            }`,
-          };
-      }
+      const stuck = stuckOf(pods, blockedSince, Date.now(), w.stuckAfterSeconds);
+      if (stuck && !w.stuckReported) return { kind: "stuck", ...stuck };
       heartbeat({ pods: pods.map((p) => `${p.metadata?.name}:${p.status?.phase}`) });
       await activitySleep(500);
     }
