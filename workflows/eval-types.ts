@@ -14,7 +14,7 @@ export const evalLabels = {
 
 /** The checkpoint an EvalJob evaluates, as resolved from spec.checkpoint. */
 export interface ResolvedCheckpoint {
-  /** A local path (or, once checkpoint storage has it, an s3:// URI). */
+  /** A local path or an s3:// URI. */
   uri: string;
   format: string;
   step?: number;

@@ -161,6 +161,7 @@ test("default values: two operators that elect a leader, restricted pods, the re
   assert.equal(env(wc, "TEMPORAL_TLS"), undefined, "plaintext by default");
   assert.equal(env(wc, "HERD_TRAINER_IMAGE")?.value, `herd/trainer:${appVersion}`);
   assert.equal(env(wc, "HERD_TRAINER_SERVICE_ACCOUNT")?.value, "herd-trainer");
+  assert.equal(env(wc, "HERD_TRAINER_IMAGE_PULL_SECRETS"), undefined);
   assert.equal(op.spec.template.spec.serviceAccountName, "herd-operator");
   assert.equal(worker.spec.template.spec.serviceAccountName, "herd-worker");
 
@@ -240,7 +241,10 @@ test("the chart's CRDs are crds/manifests, kept on uninstall", async () => {
 
 const nonDefault = {
   image: { repository: "registry.example/herd", digest: `sha256:${"ab".repeat(32)}` },
-  trainer: { image: { repository: "registry.example/trainer", variant: "cpu" } },
+  trainer: {
+    image: { repository: "registry.example/trainer", variant: "cpu" },
+    imagePullSecrets: [{ name: "regcred" }, { name: "mirror" }],
+  },
   crds: { install: false },
   temporal: {
     address: "temporal.example:7233",
@@ -294,6 +298,7 @@ test("non-default values: images by digest, Temporal mTLS, S3 from a Secret, per
   const wc = worker.spec.template.spec.containers[0]!;
   assert.equal(env(wc, "HERD_TRAINER_IMAGE")?.value, `registry.example/trainer:${appVersion}-cpu`);
   assert.equal(env(wc, "HERD_TRAINER_TEMPORAL_TLS_SECRET")?.value, "temporal-trainer");
+  assert.equal(env(wc, "HERD_TRAINER_IMAGE_PULL_SECRETS")?.value, "regcred,mirror");
   assert.deepEqual(env(wc, "AWS_ACCESS_KEY_ID")?.valueFrom, {
     secretKeyRef: { name: "s3-creds", key: "id" },
   });
@@ -359,6 +364,7 @@ test("bad values are refused with the field named", async () => {
     [{ temporal: { address: "no-port" } }, "temporal.address"],
     [{ worker: { namespaces: ["Team_A"] } }, "worker.namespaces"],
     [{ image: { digest: "latest" } }, "image.digest"],
+    [{ trainer: { imagePullSecrets: ["regcred"] } }, "trainer.imagePullSecrets"],
     [
       { operator: { leaderElection: { leaseSeconds: 5, renewSeconds: 10 } } },
       "operator.leaderElection.renewSeconds",

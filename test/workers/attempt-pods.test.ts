@@ -10,6 +10,8 @@ import {
   type TrainingActivityOptions,
 } from "../../workers/activities/training.ts";
 import { trainingJobObject } from "../crds/cases.ts";
+import { evalJobSpec } from "../../crds/evaljob.ts";
+import { evaluatorPod } from "../../workers/activities/eval.ts";
 
 function attempt(image?: string) {
   const job = trainingJobObject("tj");
@@ -26,6 +28,7 @@ const base: TrainingActivityOptions = { temporalAddress: "t:7233", temporalNames
 test("without the chart's settings: the namespace's default account, the job's image, no TLS", () => {
   const [pod] = attemptPods(attempt(), base);
   assert.equal(pod!.spec!.serviceAccountName, undefined);
+  assert.equal(pod!.spec!.imagePullSecrets, undefined);
   assert.equal(pod!.spec!.automountServiceAccountToken, false);
   assert.equal(pod!.spec!.containers[0]!.image, "herd/trainer:latest");
   assert.equal(
@@ -42,12 +45,14 @@ test("the worker's environment: trainer account, release image, mTLS Secret", ()
       HERD_TRAINER_IMAGE: "registry.example/trainer:0.1.0-cpu",
       HERD_TRAINER_TEMPORAL_TLS_SECRET: "temporal-client",
       TEMPORAL_TLS_SERVER_NAME: "temporal.example",
+      HERD_TRAINER_IMAGE_PULL_SECRETS: "regcred, mirror",
     }),
   };
   const [pod] = attemptPods(attempt(), opts);
   const spec = pod!.spec!;
   const c = spec.containers[0]!;
   assert.equal(spec.serviceAccountName, "herd-trainer");
+  assert.deepEqual(spec.imagePullSecrets, [{ name: "regcred" }, { name: "mirror" }]);
   assert.equal(c.image, "registry.example/trainer:0.1.0-cpu");
   const env = Object.fromEntries(c.env!.map((e) => [e.name, e.value]));
   const mount = c.volumeMounts!.find((m) => m.name === "temporal-tls")!;
@@ -74,4 +79,48 @@ test("trainer pods meet the restricted Pod Security Standard (but for a hostPath
   const c = spec.containers[0]!;
   assert.equal(c.securityContext?.allowPrivilegeEscalation, false);
   assert.deepEqual(c.securityContext?.capabilities?.drop, ["ALL"]);
+});
+
+test("evaluator pods run as trainer pods do: account, image, pull secrets, restricted, S3 by secretKeyRef", () => {
+  const opts = trainerOptionsFromEnv({
+    HERD_TRAINER_SERVICE_ACCOUNT: "herd-trainer",
+    HERD_TRAINER_IMAGE: "registry.example/trainer:0.1.0-cpu",
+    HERD_TRAINER_IMAGE_PULL_SECRETS: "regcred",
+    HERD_S3_ENDPOINT: "https://s3.example",
+    AWS_ACCESS_KEY_ID: "worker-key",
+    AWS_SECRET_ACCESS_KEY: "worker-secret",
+    HERD_S3_CREDENTIALS_SECRET: "s3-trainers",
+  });
+  const spec = evalJobSpec.parse({
+    checkpoint: { trainingJob: { name: "tj" } },
+    tasks: [{ name: "piqa", type: "multipleChoice", uri: "/data/piqa.jsonl" }],
+  });
+  const pod = evaluatorPod(
+    {
+      object: { kind: "EvalJob", namespace: "ml", name: "ev", uid: "u2" },
+      attempt: 1,
+      spec: spec as unknown as Record<string, unknown>,
+      checkpoint: { uri: "s3://ckpt/tj/step-000000100", format: "herd", step: 100 },
+      workflowId: "herd/EvalJob/ml/ev/u2",
+    },
+    opts,
+  );
+  const p = pod.spec!;
+  const c = p.containers[0]!;
+  assert.equal(p.serviceAccountName, "herd-trainer");
+  assert.equal(p.automountServiceAccountToken, false);
+  assert.deepEqual(p.imagePullSecrets, [{ name: "regcred" }]);
+  assert.equal(c.image, "registry.example/trainer:0.1.0-cpu");
+  assert.equal(p.securityContext?.runAsNonRoot, true);
+  assert.deepEqual(c.securityContext?.capabilities?.drop, ["ALL"]);
+  // An S3 checkpoint: nothing mounted; the endpoint and the trainers' keys, never the worker's.
+  assert.equal(p.volumes, undefined);
+  const env = new Map(c.env!.map((e) => [e.name, e]));
+  assert.equal(env.get("HERD_S3_ENDPOINT")?.value, "https://s3.example");
+  assert.deepEqual(env.get("AWS_SECRET_ACCESS_KEY")?.valueFrom, {
+    secretKeyRef: { name: "s3-trainers", key: "AWS_SECRET_ACCESS_KEY" },
+  });
+  assert.ok(!JSON.stringify(pod).includes("worker-secret"), "the worker's key leaked");
+  const job = JSON.parse(env.get("HERD_EVAL_JOB")!.value!) as { spec: { checkpoint: unknown } };
+  assert.deepEqual(job.spec.checkpoint, { uri: "s3://ckpt/tj/step-000000100", format: "herd" });
 });

@@ -34,6 +34,7 @@ import { localPathOf } from "../s3.ts";
 import {
   objectStorageEnv,
   podImage,
+  podPullSecrets,
   trainerContainerSecurity,
   trainerPodSecurity,
   type TrainingActivityOptions,
@@ -42,7 +43,7 @@ import {
 /** What evaluator pods share with trainer pods: object storage, the image, the ServiceAccount. */
 export type EvalActivityOptions = Pick<
   TrainingActivityOptions,
-  "s3" | "trainerImage" | "trainerServiceAccount"
+  "s3" | "trainerImage" | "trainerImagePullSecrets" | "trainerServiceAccount"
 >;
 
 const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
@@ -103,6 +104,7 @@ export function evaluatorPod(a: CreateEvaluator, opts: EvalActivityOptions = {})
       automountServiceAccountToken: false,
       ...(opts.trainerServiceAccount && { serviceAccountName: opts.trainerServiceAccount }),
       securityContext: trainerPodSecurity,
+      ...podPullSecrets(opts),
       ...(r.priorityClassName && { priorityClassName: r.priorityClassName }),
       ...(r.nodeSelector && { nodeSelector: r.nodeSelector }),
       ...(r.tolerations && { tolerations: r.tolerations as V1Toleration[] }),

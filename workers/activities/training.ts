@@ -43,6 +43,8 @@ export interface TrainingActivityOptions {
   trainerTemporalServerName?: string;
   /** The image for jobs that leave spec.resources.image at its default (the release's own). */
   trainerImage?: string;
+  /** Secrets in the job's namespace that trainer and evaluator pods pull their image with. */
+  trainerImagePullSecrets?: string[];
 }
 
 /**
@@ -91,9 +93,15 @@ export function trainerOptionsFromEnv(
   | "trainerTemporalTlsSecret"
   | "trainerTemporalServerName"
   | "trainerImage"
+  | "trainerImagePullSecrets"
   | "s3"
 > {
+  const pullSecrets = (env.HERD_TRAINER_IMAGE_PULL_SECRETS ?? "")
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
   return {
+    ...(pullSecrets.length > 0 && { trainerImagePullSecrets: pullSecrets }),
     s3: objectStorageFromEnv(env),
     trainerImage: env.HERD_TRAINER_IMAGE || undefined,
     trainerServiceAccount: env.HERD_TRAINER_SERVICE_ACCOUNT || undefined,
@@ -138,6 +146,12 @@ export const trainerContainerSecurity = {
   allowPrivilegeEscalation: false,
   capabilities: { drop: ["ALL"] },
 };
+
+/** The pod spec's imagePullSecrets, when the worker is deployed with some. */
+export function podPullSecrets(opts: Pick<TrainingActivityOptions, "trainerImagePullSecrets">) {
+  const names = opts.trainerImagePullSecrets ?? [];
+  return names.length > 0 ? { imagePullSecrets: names.map((name) => ({ name })) } : {};
+}
 
 /** The image of a job's pods: the spec's, or the worker's own for the default (HERD_TRAINER_IMAGE). */
 export function podImage(
@@ -233,6 +247,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
         automountServiceAccountToken: false,
         ...(opts.trainerServiceAccount && { serviceAccountName: opts.trainerServiceAccount }),
         securityContext: trainerPodSecurity,
+        ...podPullSecrets(opts),
         ...(r.priorityClassName && { priorityClassName: r.priorityClassName }),
         ...(r.nodeSelector && { nodeSelector: r.nodeSelector }),
         ...(r.tolerations && { tolerations: r.tolerations as V1Toleration[] }),
