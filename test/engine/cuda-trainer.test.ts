@@ -4,12 +4,11 @@
 // handing the backend the wrong tokens, scales, learning rate or state. The kernels themselves
 // are checked against the CPU engine on a GPU by bench/gpu/run.sh.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import type { TrainerOptions } from "../../native/engine.ts";
+import { herdTrain, tinyJobManifest, trainerOptions } from "./fixtures.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const build = path.join(root, "native/build");
@@ -18,42 +17,11 @@ const standin = path.join(build, "libherd_cuda_standin.so");
 process.env.HERD_CUDA_LIBRARY = standin;
 const { engine } = await import("../../native/engine.ts");
 const { native } = await import("../../native/index.ts");
-const { resolveModel } = await import("../../crds/model.ts");
 
-const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
-const text = readFileSync(corpus);
 const work = mkdtempSync(path.join(tmpdir(), "herd-cuda-trainer-"));
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
-function options(overrides: Partial<TrainerOptions> = {}): TrainerOptions {
-  return {
-    model: {
-      ...resolveModel(
-        { preset: "llama-tiny", normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false },
-        256,
-      ),
-      nKvHeads: 2,
-    },
-    optimizer: {
-      peakLr: 3e-3,
-      minLrRatio: 0.1,
-      warmupSteps: 2,
-      totalSteps: 10,
-      beta1: 0.9,
-      beta2: 0.95,
-      eps: 1e-8,
-      weightDecay: 0.1,
-      gradClip: 1.0,
-    },
-    seqLen: 32,
-    microBatch: 2,
-    accumSteps: 2,
-    seed: 3,
-    threads: 2,
-    source: { kind: "text-bytes", text, seed: 3 },
-    ...overrides,
-  };
-}
+const options = trainerOptions;
 
 const flat = (ts: { data: Float32Array }[]) =>
   Buffer.concat(ts.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)));
@@ -123,47 +91,8 @@ test("cuda errors name the problem: unknown backend, missing device, CPU-only ca
 
 // `herd train --local --backend cuda`: the whole trainer (plan, checkpoints, resume) on the
 // stand-in gives the CPU backend's checkpoint files, byte for byte.
-function manifest(name: string): string {
-  const file = path.join(work, `${name}.yaml`);
-  writeFileSync(
-    file,
-    `apiVersion: herd.dev/v1alpha1
-kind: TrainingJob
-metadata: { name: ${name} }
-spec:
-  model: { preset: llama-tiny }
-  tokenizer: { type: bytes }
-  data:
-    sources: [{ name: shakespeare, uri: ${corpus}, format: text }]
-    seqLen: 64
-  training: { steps: 6, globalBatchTokens: 256, microBatch: 2, optimizer: { warmupSteps: 2 }, seed: 5 }
-  checkpoint: { uri: unused, intervalSteps: 3, keep: 5 }
-`,
-  );
-  return file;
-}
-
-const train = (job: string, out: string, steps: number, extra: string[], env = process.env) =>
-  spawnSync(
-    process.execPath,
-    [
-      path.join(root, "bin/herd.mjs"),
-      "train",
-      "--local",
-      "-f",
-      job,
-      "--out",
-      out,
-      "--steps",
-      String(steps),
-      "--threads",
-      "2",
-      "--log",
-      "json",
-      ...extra,
-    ],
-    { encoding: "utf8", env },
-  );
+const manifest = (name: string) => tinyJobManifest(work, name);
+const train = herdTrain;
 
 const fileOf = (out: string, step: number, name: string) =>
   readFileSync(path.join(out, `step-${String(step).padStart(9, "0")}`, name));

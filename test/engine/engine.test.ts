@@ -3,41 +3,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { resolveModel } from "../../crds/model.ts";
-import { engine, type TrainerOptions } from "../../native/engine.ts";
+import { engine } from "../../native/engine.ts";
+import { trainerOptions } from "./fixtures.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const text = readFileSync(path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt"));
 
-function options(overrides: Partial<TrainerOptions> = {}): TrainerOptions {
-  return {
-    model: {
-      ...resolveModel(
-        { preset: "llama-tiny", normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false },
-        256,
-      ),
-      nKvHeads: 2, // grouped-query attention on the training path too
-    },
-    optimizer: {
-      peakLr: 3e-3,
-      minLrRatio: 0.1,
-      warmupSteps: 2,
-      totalSteps: 10,
-      beta1: 0.9,
-      beta2: 0.95,
-      eps: 1e-8,
-      weightDecay: 0.1,
-      gradClip: 1.0,
-    },
-    seqLen: 32,
-    microBatch: 2,
-    accumSteps: 2,
-    seed: 3,
-    threads: 2,
-    source: { kind: "text-bytes", text, seed: 3 },
-    ...overrides,
-  };
-}
+const options = trainerOptions;
 
 function values(ts: { data: Float32Array }[]): Float32Array {
   const out = new Float32Array(ts.reduce((n, t) => n + t.data.length, 0));

@@ -9,56 +9,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { stepName } from "../../workers/trainer/checkpoint.ts";
+import { herdBin, herdTrain, tinyJobManifest } from "./fixtures.ts";
 
-const root = path.resolve(import.meta.dirname, "../..");
-const herdBin = path.join(root, "bin/herd.mjs");
-const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
 const work = mkdtempSync(path.join(tmpdir(), "herd-train-"));
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
-// A small job: llama-tiny, 64-token sequences, 4 sequences per step in 2 micro-batches.
-function manifest(name: string, extra = ""): string {
-  const file = path.join(work, `${name}.yaml`);
-  writeFileSync(
-    file,
-    `apiVersion: herd.dev/v1alpha1
-kind: TrainingJob
-metadata: { name: ${name} }
-spec:
-  model: { preset: llama-tiny }
-  tokenizer: { type: bytes }
-  data:
-    sources: [{ name: shakespeare, uri: ${corpus}, format: text }]
-    seqLen: 64
-  training:
-    steps: 12
-    globalBatchTokens: 256
-    microBatch: 2
-    optimizer: { warmupSteps: 3 }
-    seed: 5
-  checkpoint: { uri: unused, intervalSteps: 2, keep: 10 }
-${extra}`,
-  );
-  return file;
-}
-
+const manifest = (name: string, extra = "") => tinyJobManifest(work, name, extra);
 const herd = (...args: string[]) =>
   spawnSync(process.execPath, [herdBin, ...args], { encoding: "utf8" });
-const train = (file: string, out: string, steps: number) =>
-  herd(
-    "train",
-    "--local",
-    "-f",
-    file,
-    "--out",
-    out,
-    "--steps",
-    String(steps),
-    "--threads",
-    "2",
-    "--log",
-    "json",
-  );
+const train = (file: string, out: string, steps: number) => herdTrain(file, out, steps);
 
 function hashes(out: string, step: number): Record<string, string> {
   const m = JSON.parse(readFileSync(path.join(out, stepName(step), "manifest.json"), "utf8"));

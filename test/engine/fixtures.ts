@@ -1,0 +1,101 @@
+// What the engine tests share: the trainer options of the binding tests (llama-tiny with
+// grouped-query attention, 2 micro-batches of 2 × 32 bytes) and the small TrainingJob that
+// `herd train --local` is run on, with the command itself.
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { resolveModel } from "../../crds/model.ts";
+import type { TrainerOptions } from "../../native/engine.ts";
+
+const root = path.resolve(import.meta.dirname, "../..");
+export const herdBin = path.join(root, "bin/herd.mjs");
+export const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
+const text = readFileSync(corpus);
+
+export function trainerOptions(overrides: Partial<TrainerOptions> = {}): TrainerOptions {
+  return {
+    model: {
+      ...resolveModel(
+        { preset: "llama-tiny", normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false },
+        256,
+      ),
+      nKvHeads: 2, // grouped-query attention on the training path too
+    },
+    optimizer: {
+      peakLr: 3e-3,
+      minLrRatio: 0.1,
+      warmupSteps: 2,
+      totalSteps: 10,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0.1,
+      gradClip: 1.0,
+    },
+    seqLen: 32,
+    microBatch: 2,
+    accumSteps: 2,
+    seed: 3,
+    threads: 2,
+    source: { kind: "text-bytes", text, seed: 3 },
+    ...overrides,
+  };
+}
+
+/**
+ * A small job in `dir`: llama-tiny, 64-token sequences, 4 sequences per step in 2
+ * micro-batches, 12 steps, a checkpoint every 2. `extra` is appended to the YAML.
+ */
+export function tinyJobManifest(dir: string, name: string, extra = ""): string {
+  const file = path.join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `apiVersion: herd.dev/v1alpha1
+kind: TrainingJob
+metadata: { name: ${name} }
+spec:
+  model: { preset: llama-tiny }
+  tokenizer: { type: bytes }
+  data:
+    sources: [{ name: shakespeare, uri: ${corpus}, format: text }]
+    seqLen: 64
+  training:
+    steps: 12
+    globalBatchTokens: 256
+    microBatch: 2
+    optimizer: { warmupSteps: 3 }
+    seed: 5
+  checkpoint: { uri: unused, intervalSteps: 2, keep: 10 }
+${extra}`,
+  );
+  return file;
+}
+
+/** `herd train --local` on 2 threads with JSON logs, stopping after `steps` steps in all. */
+export const herdTrain = (
+  file: string,
+  out: string,
+  steps: number,
+  extra: string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+) =>
+  spawnSync(
+    process.execPath,
+    [
+      herdBin,
+      "train",
+      "--local",
+      "-f",
+      file,
+      "--out",
+      out,
+      "--steps",
+      String(steps),
+      "--threads",
+      "2",
+      "--log",
+      "json",
+      ...extra,
+    ],
+    { encoding: "utf8", env },
+  );
