@@ -46,6 +46,7 @@ export async function run(argv: string[]): Promise<number> {
     return 64;
   }
   const { train, distributedFromEnv } = await import("../workers/trainer/train.ts");
+  const { ownerFromEnv } = await import("../workers/trainer/checkpoint-store.ts");
   let distributed;
   try {
     distributed = distributedFromEnv(process.env);
@@ -61,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
     log: values.log as "json" | "progress" | undefined,
     distributed,
     backend: values.backend as "cpu" | "cuda" | undefined,
+    owner: ownerFromEnv(process.env),
   });
   // A rank stopped while its group was still forming leaves the join running on a worker
   // thread (until its timeout); it must not keep the process alive.

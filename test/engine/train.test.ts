@@ -15,6 +15,19 @@ const work = mkdtempSync(path.join(tmpdir(), "herd-train-"));
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
 const manifest = (name: string, extra = "") => tinyJobManifest(work, name, extra);
+/** The small job with longer steps: 16 sequences of 128 tokens, 8 steps. */
+function slowManifest(name: string): string {
+  const file = manifest(name);
+  writeFileSync(
+    file,
+    readFileSync(file, "utf8")
+      .replace("seqLen: 64", "seqLen: 128")
+      .replace("globalBatchTokens: 256", "globalBatchTokens: 2048")
+      .replace("microBatch: 2", "microBatch: 8")
+      .replace("steps: 12", "steps: 8"),
+  );
+  return file;
+}
 const herd = (...args: string[]) =>
   spawnSync(process.execPath, [herdBin, ...args], { encoding: "utf8" });
 const train = (file: string, out: string, steps: number) => herdTrain(file, out, steps);
@@ -53,16 +66,8 @@ test("N steps, stop, resume, N more gives the same checkpoint bits as 2N straigh
 
 test("SIGTERM in the middle of a step: checkpoint, exit 75, and the resumed run is exact", async () => {
   const out = path.join(work, "sigterm");
-  // Longer steps (16 sequences of 128 tokens), so the signal lands inside one.
-  const slow = manifest("slow");
-  writeFileSync(
-    slow,
-    readFileSync(slow, "utf8")
-      .replace("seqLen: 64", "seqLen: 128")
-      .replace("globalBatchTokens: 256", "globalBatchTokens: 2048")
-      .replace("microBatch: 2", "microBatch: 8")
-      .replace("steps: 12", "steps: 8"),
-  );
+  // Longer steps, so the signal lands inside one.
+  const slow = slowManifest("slow");
   const slowStraight = path.join(work, "slow-straight");
   assert.equal(train(slow, slowStraight, 8).status, 0);
   const child = spawn(process.execPath, [
@@ -184,4 +189,60 @@ test("a bad manifest exits 64 naming the field", () => {
   const r2 = herd("train", "--local", "-f", missing, "--out", path.join(work, "bad"));
   assert.equal(r2.status, 64);
   assert.match(r2.stderr, /spec\.training\.globalBatchTokens/);
+});
+
+// Fencing (docs/training.md, "Node loss"): a trainer pod runs as one attempt of its job
+// (HERD_TRAININGJOB_UID, HERD_ATTEMPT), claims the checkpoint folder, and publishes only while
+// it still owns it.
+test("an attempt that lost the folder to a newer one stops at its next checkpoint, publishing nothing", async () => {
+  const out = path.join(work, "fenced");
+  const slow = slowManifest("fenced");
+  const attempt = (n: number) => ({
+    ...process.env,
+    HERD_TRAININGJOB_UID: "u1",
+    HERD_ATTEMPT: `${n}`,
+  });
+  const old = spawn(
+    process.execPath,
+    [herdBin, "train", "--local", "-f", slow, "--out", out, "--threads", "2", "--log", "json"],
+    { env: attempt(1) },
+  );
+  let stdout = "";
+  let stderr = "";
+  let claimedAt: number | undefined;
+  old.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  old.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+    // After its first checkpoint, attempt 2 claims the folder (as its trainer pod would).
+    if (claimedAt === undefined && /"event":"checkpoint",[^\n]*"step":2,/.test(stdout)) {
+      claimedAt = 2;
+      writeFileSync(path.join(out, "OWNER"), JSON.stringify({ uid: "u1", attempt: 2 }));
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => old.on("exit", resolve));
+  assert.equal(code, 75, stdout + stderr);
+  assert.match(
+    stderr,
+    /attempt 1 no longer owns this checkpoint folder \(attempt 2 does\); this trainer is stale/,
+  );
+  assert.equal(readFileSync(path.join(out, "LATEST"), "utf8").trim(), stepName(2));
+  // The new attempt resumes from what was published; the old one cannot come back.
+  let r = herdTrain(slow, out, 6, [], attempt(2));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /resumed from [^"]*step-000000002/);
+  r = herdTrain(slow, out, 8, [], attempt(1));
+  assert.equal(r.status, 75);
+  assert.match(r.stderr, /attempt 1 no longer owns/);
+  assert.equal(readFileSync(path.join(out, "LATEST"), "utf8").trim(), stepName(6));
+  // Another job (a recreated one: a new uid) takes the folder over.
+  r = herdTrain(slow, out, 8, [], {
+    ...process.env,
+    HERD_TRAININGJOB_UID: "u2",
+    HERD_ATTEMPT: "1",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(path.join(out, "OWNER"), "utf8")), {
+    uid: "u2",
+    attempt: 1,
+  });
 });

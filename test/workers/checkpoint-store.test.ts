@@ -19,6 +19,7 @@ import { loadCheckpoint, stepName } from "../../workers/trainer/checkpoint.ts";
 import {
   latestPublished,
   s3Store,
+  StaleAttemptError,
   type CheckpointStore,
 } from "../../workers/trainer/checkpoint-store.ts";
 
@@ -161,4 +162,29 @@ test("results files beside S3 checkpoints: written whole, found, read back; prun
     [60],
   );
   assert.equal(await hasResults(at, "job", { s3: config() }), true);
+});
+
+test("fencing in S3: an attempt that lost the prefix publishes nothing; a newer one is not displaced", async () => {
+  const fenced = `${uri}-fenced`;
+  const at = (staging: string) => s3Store(fenced, path.join(scratch, staging), config());
+  const first = at("fence-1");
+  await first.claim({ uid: "u", attempt: 1 });
+  await first.save(10, files(10), 5);
+  const second = at("fence-2");
+  await second.claim({ uid: "u", attempt: 2 });
+  await assert.rejects(
+    first.save(20, files(20), 5),
+    (err: Error) =>
+      err instanceof StaleAttemptError &&
+      err.message ===
+        `${fenced}: attempt 1 no longer owns this checkpoint folder (attempt 2 does); ` +
+          "this trainer is stale and stops without publishing",
+  );
+  assert.equal((await latestPublished(fenced, config()))?.step, 10, "LATEST did not move");
+  assert.equal(await second.save(20, files(20), 5), `${fenced}/${stepName(20)}`);
+  await assert.rejects(at("fence-1b").claim({ uid: "u", attempt: 1 }), StaleAttemptError);
+  // A recreated job (another uid) takes the prefix over.
+  await at("fence-3").claim({ uid: "v", attempt: 1 });
+  await assert.rejects(second.save(30, files(30), 5), /TrainingJob uid v does/);
+  for (const o of await s3.list(`${prefix}-fenced/`)) await s3.delete(o.key);
 });

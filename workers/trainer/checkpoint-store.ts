@@ -13,7 +13,16 @@
 // published checkpoint that verifies against its manifest into the staging folder and opens it
 // there with the same loader as a local folder.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { localPathOf, parseS3Uri, S3, type S3Config } from "../s3.ts";
@@ -29,6 +38,64 @@ import {
   verifyCheckpoint,
 } from "./checkpoint.ts";
 
+/**
+ * Which attempt of which TrainingJob writes a checkpoint folder: the OWNER file at its root.
+ * A trainer pod claims the folder at start; before it publishes a checkpoint it checks that
+ * it still owns it. A trainer left running on a partitioned node after its attempt was
+ * replaced (docs/training.md, "Node loss") thus stops at its next checkpoint instead of
+ * publishing over the new attempt's.
+ */
+export interface Owner {
+  /** The TrainingJob's uid: another job (or a recreated one) takes the folder over. */
+  uid: string;
+  attempt: number;
+}
+
+export const ownerFile = "OWNER";
+
+/** This trainer's attempt no longer owns the folder: it must stop without publishing. */
+export class StaleAttemptError extends Error {
+  override name = "StaleAttemptError";
+}
+
+/** The owner a trainer pod runs as: HERD_TRAININGJOB_UID and HERD_ATTEMPT; none for --local. */
+export function ownerFromEnv(env: NodeJS.ProcessEnv = process.env): Owner | undefined {
+  const uid = env.HERD_TRAININGJOB_UID;
+  const attempt = Number(env.HERD_ATTEMPT);
+  if (!uid || !Number.isSafeInteger(attempt)) return undefined;
+  return { uid, attempt };
+}
+
+function parseOwner(text: string | undefined): Owner | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const o = JSON.parse(text) as Partial<Owner>;
+    if (typeof o.uid === "string" && Number.isSafeInteger(o.attempt))
+      return { uid: o.uid, attempt: o.attempt! };
+  } catch {
+    // unreadable: whoever claims next takes the folder
+  }
+  return undefined;
+}
+
+/** Whether `me` may claim a folder that `current` owns: not if a newer attempt of my job does. */
+function mayClaim(current: Owner | undefined, me: Owner): boolean {
+  return !(current && current.uid === me.uid && current.attempt > me.attempt);
+}
+
+const stale = (uri: string, current: Owner | undefined, me: Owner) =>
+  new StaleAttemptError(
+    `${uri}: attempt ${me.attempt} no longer owns this checkpoint folder (` +
+      (current
+        ? current.uid === me.uid
+          ? `attempt ${current.attempt} does`
+          : `TrainingJob uid ${current.uid} does`
+        : "its OWNER file is gone") +
+      "); this trainer is stale and stops without publishing",
+  );
+
+const sameOwner = (a: Owner | undefined, b: Owner) => a?.uid === b.uid && a.attempt === b.attempt;
+
 export interface CheckpointStore {
   /** The spec's URI, for messages. */
   readonly uri: string;
@@ -36,8 +103,14 @@ export interface CheckpointStore {
   readonly localDir: string;
   /** Fetches what resume needs into localDir (nothing for a folder). */
   prepareResume(warn: (message: string) => void): Promise<void>;
-  /** Saves checkpoint `step` durably and publishes it; returns where it is (a path or s3:// URI). */
+  /**
+   * Saves checkpoint `step` durably and publishes it; returns where it is (a path or s3://
+   * URI). After claim(), throws StaleAttemptError instead of publishing when another attempt
+   * has claimed the folder since.
+   */
   save(step: number, files: Record<string, Uint8Array | string>, keep: number): Promise<string>;
+  /** Claims the folder for `owner`; throws StaleAttemptError when a newer attempt holds it. */
+  claim(owner: Owner): Promise<void>;
 }
 
 /** The S3 endpoint and credentials of this process, from the environment (`herd dev env`). */
@@ -63,11 +136,33 @@ export function stagingDirFor(uri: string, env: NodeJS.ProcessEnv = process.env)
 
 /** A folder: checkpoints are written and read in place. */
 export function folderStore(dir: string): CheckpointStore {
+  let me: Owner | undefined;
+  const owner = () => {
+    try {
+      return parseOwner(readFileSync(path.join(dir, ownerFile), "utf8"));
+    } catch {
+      return undefined;
+    }
+  };
   return {
     uri: dir,
     localDir: dir,
     prepareResume: async () => {},
-    save: async (step, files, keep) => saveCheckpoint(dir, step, files, keep),
+    save: async (step, files, keep) =>
+      saveCheckpoint(dir, step, files, keep, () => {
+        if (!me) return;
+        const current = owner();
+        if (!sameOwner(current, me)) throw stale(dir, current, me);
+      }),
+    async claim(o) {
+      const current = owner();
+      if (!mayClaim(current, o)) throw stale(dir, current, o);
+      mkdirSync(dir, { recursive: true });
+      const tmp = path.join(dir, `.${ownerFile}.tmp-${process.pid}`);
+      writeFileSync(tmp, JSON.stringify(o) + "\n");
+      renameSync(tmp, path.join(dir, ownerFile));
+      me = o;
+    },
   };
 }
 
@@ -106,6 +201,11 @@ export function s3Store(
   const { bucket, prefix } = prefixOf(uri);
   const s3 = new S3({ ...config, bucket });
   const published = (step: number) => `s3://${bucket}/${prefix}${stepName(step)}`;
+  let me: Owner | undefined;
+  const owner = async () =>
+    (await s3.head(prefix + ownerFile))
+      ? parseOwner((await s3.get(prefix + ownerFile)).toString("utf8"))
+      : undefined;
 
   async function upload(step: number, dir: string): Promise<void> {
     const key = prefix + stepName(step) + "/";
@@ -177,11 +277,21 @@ export function s3Store(
       const dir = saveCheckpoint(stagingDir, step, files, 1);
       await upload(step, dir);
       // The loss history goes with the checkpoint it covers (docs/formats.md, metrics.jsonl).
+      if (me) {
+        const current = await owner();
+        if (!sameOwner(current, me)) throw stale(uri, current, me);
+      }
       const metrics = path.join(stagingDir, metricsFile);
       if (existsSync(metrics)) await s3.putFile(prefix + metricsFile, metrics);
       await s3.put(prefix + latestFile, stepName(step) + "\n");
       await prune(step, keep);
       return published(step);
+    },
+    async claim(o) {
+      const current = await owner();
+      if (!mayClaim(current, o)) throw stale(uri, current, o);
+      await s3.put(prefix + ownerFile, JSON.stringify(o) + "\n");
+      me = o;
     },
   };
 }

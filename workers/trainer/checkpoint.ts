@@ -98,6 +98,8 @@ export function saveCheckpoint(
   step: number,
   files: Record<string, Uint8Array | string>,
   keep: number,
+  /** Runs after the checkpoint is durable and before it is published; may throw to stop there. */
+  beforePublish: () => void = () => {},
 ): string {
   mkdirSync(dir, { recursive: true });
   const name = stepName(step);
@@ -124,6 +126,7 @@ export function saveCheckpoint(
     renameSync(tmp, final);
   }
   fsyncDir(dir);
+  beforePublish();
   const latestTmp = path.join(dir, `.${latestFile}.tmp-${process.pid}`);
   writeDurably(latestTmp, name + "\n");
   renameSync(latestTmp, path.join(dir, latestFile));

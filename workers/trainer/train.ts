@@ -16,8 +16,10 @@ import {
   folderStore,
   s3ConfigFromEnv,
   s3Store,
+  StaleAttemptError,
   stagingDirFor,
   type CheckpointStore,
+  type Owner,
 } from "./checkpoint-store.ts";
 import { MetricsLog } from "./metrics-log.ts";
 import { parseEndpoint, resolveHost } from "./rendezvous.ts";
@@ -54,6 +56,8 @@ export interface TrainOptions {
   distributed?: Distributed;
   /** cpu (default) or cuda (a GPU through libherd_cuda.so). */
   backend?: "cpu" | "cuda";
+  /** The attempt this trainer pod runs as (ownerFromEnv): rank 0 fences the checkpoint folder. */
+  owner?: Owner;
 }
 
 /** One rank's place in a data-parallel group. */
@@ -451,9 +455,14 @@ export async function train(options: TrainOptions): Promise<number> {
     const useBar =
       options.log === "progress" || (options.log === undefined && process.stderr.isTTY);
     if (useBar) log = progressLogger(p.stopAt);
-    return await run(p, log, options.distributed);
+    return await run(p, log, options.distributed, options.owner);
   } catch (err) {
     log.end();
+    if (err instanceof StaleAttemptError) {
+      log.warn(err.message);
+      console.error(`herd train: ${err.message}`);
+      return exitCodes.preempted;
+    }
     if (err instanceof UserError) {
       log.warn(`error: ${err.message}`);
       console.error(`herd train: ${err.message}`);
@@ -463,7 +472,12 @@ export async function train(options: TrainOptions): Promise<number> {
   }
 }
 
-async function run(p: Plan, log: Logger, dist: Distributed | undefined): Promise<number> {
+async function run(
+  p: Plan,
+  log: Logger,
+  dist: Distributed | undefined,
+  owner: Owner | undefined,
+): Promise<number> {
   // From here on SIGTERM/SIGINT ask for a stop: the step in flight (if any) runs to its end,
   // a checkpoint is written, and the process exits 75. In a group the ranks agree on the step
   // to stop after (the stop request rides on the next step's all-reduce), so rank 0's
@@ -495,6 +509,9 @@ async function run(p: Plan, log: Logger, dist: Distributed | undefined): Promise
       group = joined as Group;
     }
     const store = checkpointStore(p.checkpointUri);
+    // The writer claims the folder before it reads it, so an older attempt still running
+    // somewhere stops at its next checkpoint rather than publish over this one's.
+    if (owner && (dist?.rank ?? 0) === 0) await store.claim(owner);
     const trainer = await createAndResume(p, store, log, group);
     const tokensPerStep = p.trainer.seqLen * p.trainer.microBatch * p.trainer.accumSteps * p.world;
     let step = trainer.state().step;
