@@ -118,7 +118,14 @@ const evalJobSettings = {
     ),
   tasks: evalTasks,
   batchSize: z.int().positive().max(4096).default(8).describe("Sequences scored per forward pass."),
-  gpus: z.int().min(0).max(64).default(0).describe("GPUs for the evaluator pod; 0 runs on CPU."),
+  gpus: z
+    .int()
+    .min(0)
+    .max(64)
+    .default(0)
+    .describe(
+      "GPUs requested for the evaluator pod. Evaluation runs on the CPU engine for now (there is no CUDA inference path yet), so GPUs only reserve devices.",
+    ),
   resources: resources.prefault({}).describe("Where and how the evaluator pod runs."),
 };
 
