@@ -49,7 +49,11 @@ export interface TrainerOptions {
   recompute?: boolean;
   /** cuda: no atomics; the same inputs give the same bits. */
   deterministic?: boolean;
-  /** cuda with a group: shard AdamW's state over the ranks (reduce-scatter, all-gather). */
+  /**
+   * cuda with a group: shard AdamW's state over the ranks (reduce-scatter, all-gather). Reading
+   * tensors() then gathers the shards, a collective: every rank must call it at the same
+   * step (herd train does not set this option yet, since only rank 0 writes checkpoints).
+   */
   shardOptimizer?: boolean;
   source: SourceOptions;
 }
