@@ -15,11 +15,17 @@ export async function run(argv: string[]): Promise<number> {
         type: "string",
         default: process.env.TEMPORAL_NAMESPACE ?? "default",
       },
+      // /metrics, /healthz, /readyz; none unless given (the chart sets HERD_WORKER_PORT).
+      port: { type: "string", default: process.env.HERD_WORKER_PORT },
     },
   });
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
+    throw new Error(`--port must be a port number, got ${values.port}`);
   return runWorker({
     kubeconfig: values.kubeconfig ?? process.env.KUBECONFIG,
     temporalAddress: values["temporal-address"],
     temporalNamespace: values["temporal-namespace"],
+    port,
   });
 }

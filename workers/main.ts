@@ -8,6 +8,7 @@ import { pino, type Logger } from "pino";
 import { createActivities } from "./activities/index.ts";
 import { trainerOptionsFromEnv, type ObjectStorage } from "./activities/training.ts";
 import { temporalConnectionOptions } from "./temporal-tls.ts";
+import { instrument, serveWorkerHttp, workerMetrics, type WorkerMetrics } from "./metrics.ts";
 import { controlTaskQueue, type ControlActivities } from "../workflows/types.ts";
 
 export const workflowsPath = fileURLToPath(new URL("../workflows/index.ts", import.meta.url));
@@ -22,9 +23,14 @@ export interface WorkerOptions {
   s3?: ObjectStorage;
   /** Replaces the real activities (tests of the workflows alone). */
   activities?: ControlActivities;
+  /** Counts and times every activity call (workers/metrics.ts). */
+  metrics?: WorkerMetrics;
 }
 
 let runtimeInstalled = false;
+
+const instrumented = <A extends object>(a: A, m: WorkerMetrics | undefined) =>
+  m ? instrument(a, m) : a;
 
 /** Creates the worker (bundling the workflows) and starts it; `run` settles when it stops. */
 export async function startControlWorker(
@@ -56,14 +62,16 @@ export async function startControlWorker(
     namespace: opts.temporalNamespace ?? "default",
     taskQueue: opts.taskQueue ?? controlTaskQueue,
     workflowsPath,
-    activities:
+    activities: instrumented(
       opts.activities ??
-      createActivities(opts.kubeconfig, {
-        temporalAddress: opts.temporalAddress,
-        temporalNamespace: opts.temporalNamespace ?? "default",
-        ...trainerOptionsFromEnv(),
-        ...(opts.s3 && { s3: opts.s3 }),
-      }),
+        createActivities(opts.kubeconfig, {
+          temporalAddress: opts.temporalAddress,
+          temporalNamespace: opts.temporalNamespace ?? "default",
+          ...trainerOptionsFromEnv(),
+          ...(opts.s3 && { s3: opts.s3 }),
+        }),
+      opts.metrics,
+    ),
     bundlerOptions: { ignoreModules: [] },
   });
   const run = worker.run().finally(() => connection.close());
@@ -75,22 +83,31 @@ export async function runWorker(o: {
   kubeconfig?: string;
   temporalAddress: string;
   temporalNamespace: string;
+  /** Port for /metrics, /healthz, /readyz (HERD_WORKER_PORT); undefined serves none. */
+  port?: number;
 }): Promise<number> {
   const logger = pino({ name: "herd-worker" });
   const kc = new KubeConfig();
   if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
   else kc.loadFromDefault();
+  const metrics = workerMetrics();
   const { worker, run } = await startControlWorker({
     kubeconfig: kc,
     temporalAddress: o.temporalAddress,
     temporalNamespace: o.temporalNamespace,
     logger,
+    metrics,
   });
-  logger.info({ taskQueue: controlTaskQueue }, "worker started");
+  const server =
+    o.port === undefined
+      ? undefined
+      : await serveWorkerHttp(o.port, metrics, () => worker.getState() === "RUNNING");
+  logger.info({ taskQueue: controlTaskQueue, port: server?.port }, "worker started");
   const stop = () => worker.shutdown();
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
   await run;
+  server?.close();
   logger.info("worker stopped");
   return 0;
 }

@@ -29,7 +29,7 @@ let namespace: string;
 let node: Awaited<ReturnType<typeof testNode>>;
 let work: string;
 let temporalAddress: string;
-let ports: { grpc: number; http: number; metrics: number };
+let ports: { grpc: number; http: number; metrics: number; worker: number };
 const running = new Map<string, ChildProcess>();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -89,12 +89,18 @@ async function startTemporal(): Promise<void> {
 
 const startOperator = () =>
   start("operator", process.execPath, [herd, "operator", "--namespace", namespace, "--port", "0"]);
-const startWorker = () => start("worker", process.execPath, [herd, "worker"]);
+const startWorker = () =>
+  start("worker", process.execPath, [herd, "worker", "--port", String(ports.worker)]);
 
 before(async () => {
   c = await cluster();
   work = mkdtempSync(path.join(os.tmpdir(), "herd-resilience-"));
-  ports = { grpc: await freePort(), http: await freePort(), metrics: await freePort() };
+  ports = {
+    grpc: await freePort(),
+    http: await freePort(),
+    metrics: await freePort(),
+    worker: await freePort(),
+  };
   temporalAddress = `127.0.0.1:${ports.grpc}`;
   env = { kubeconfig: c.kc, kubeconfigPath: c.kubeconfig, temporalAddress };
   await applyCrds(env);
@@ -198,6 +204,19 @@ test("killing the operator, the worker and the Temporal server mid-run: the job 
       ["Succeeded"],
     );
     assert.deepEqual([...created], [pods[0]!.metadata!.uid], "one trainer pod, ever");
+    // The restarted worker watched the attempt to its end, and its metrics say so.
+    const worker = `http://127.0.0.1:${ports.worker}`;
+    assert.equal((await fetch(`${worker}/healthz`)).status, 200);
+    const metrics = await (await fetch(`${worker}/metrics`)).text();
+    assert.match(
+      metrics,
+      /^herd_worker_attempt_outcomes_total\{kind="TrainingJob",outcome="succeeded",reason="[^"]+"\} [1-9]$/m,
+      metrics,
+    );
+    assert.match(
+      metrics,
+      /^herd_worker_activities_total\{activity="watchAttempt",result="ok"\} [1-9]$/m,
+    );
   } finally {
     watch.abort();
   }

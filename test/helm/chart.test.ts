@@ -48,6 +48,8 @@ interface Container {
   securityContext: Record<string, unknown>;
   resources: { requests?: Record<string, string> };
   volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+  ports?: { name: string; containerPort: number }[];
+  livenessProbe?: { httpGet?: { path: string; port: string } };
 }
 interface PodSpec {
   serviceAccountName: string;
@@ -177,6 +179,19 @@ test("default values: two operators that elect a leader, restricted pods, the re
       assert.equal(op.spec.template.metadata.labels[k], v, `selects the operator pods: ${k}`);
   assert.equal(svc.spec.ports[0]!.port, 8080);
   assert.equal(all(objects, "ServiceMonitor").length, 0);
+  // The worker serves its own metrics and health on the same port, behind its own Service.
+  assert.equal(env(wc, "HERD_WORKER_PORT")?.value, "8080");
+  assert.equal(wc.ports?.[0]?.containerPort, 8080);
+  assert.equal(wc.livenessProbe?.httpGet?.path, "/healthz");
+  const workerSvc = one(objects, "Service", "herd-worker-metrics") as Obj & {
+    spec: { selector: Record<string, string> };
+  };
+  for (const [k, v] of Object.entries(workerSvc.spec.selector))
+    assert.equal(worker.spec.template.metadata.labels[k], v, `selects the worker pods: ${k}`);
+  assert.notEqual(
+    workerSvc.spec.selector["app.kubernetes.io/component"],
+    svc.spec.selector["app.kubernetes.io/component"],
+  );
 });
 
 test("default values: RBAC is least privilege", async () => {
@@ -332,6 +347,7 @@ test("non-default values: images by digest, Temporal mTLS, S3 from a Secret, per
     metadata: { labels: Record<string, string> };
   };
   assert.equal(sm.metadata.labels.release, "prom");
+  one(objects, "ServiceMonitor", "herd-worker");
   assert.equal(
     (
       one(objects, "PodDisruptionBudget", "herd-operator") as Obj & {
