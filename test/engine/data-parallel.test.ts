@@ -20,37 +20,23 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { stepName } from "../../workers/trainer/checkpoint.ts";
 import { decodeSafetensors } from "../../workers/trainer/safetensors.ts";
+import { tinyJobManifest } from "./fixtures.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const herdBin = path.join(root, "bin/herd.mjs");
-const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
 const work = mkdtempSync(path.join(tmpdir(), "herd-dp-"));
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
 // llama-tiny, 8 sequences of 64 tokens per step: 4 micro-batches of 2 for one rank, 2 for
 // each of two ranks.
-const job = path.join(work, "job.yaml");
-writeFileSync(
-  job,
-  `apiVersion: herd.dev/v1alpha1
-kind: TrainingJob
-metadata: { name: dp }
-spec:
-  model: { preset: llama-tiny }
-  tokenizer: { type: bytes }
-  data:
-    sources: [{ name: shakespeare, uri: ${corpus}, format: text }]
-    seqLen: 64
-  training:
-    steps: 20
-    globalBatchTokens: 512
-    microBatch: 2
-    optimizer: { warmupSteps: 5 }
-    seed: 11
-  parallelism: { workers: 2 }
-  checkpoint: { uri: unused, intervalSteps: 5, keep: 10 }
-`,
-);
+const job = tinyJobManifest(work, "dp", {
+  steps: 20,
+  globalBatchTokens: 512,
+  warmupSteps: 5,
+  seed: 11,
+  checkpoint: { intervalSteps: 5 },
+  extra: "  parallelism: { workers: 2 }\n",
+});
 
 async function freePort(): Promise<number> {
   const server = net.createServer();

@@ -42,12 +42,25 @@ export function trainerOptions(overrides: Partial<TrainerOptions> = {}): Trainer
   };
 }
 
+export interface TinyJob {
+  steps?: number;
+  globalBatchTokens?: number;
+  warmupSteps?: number;
+  seed?: number;
+  /** spec.checkpoint.uri (relative to the manifest's folder) and its cadence. */
+  checkpoint?: { uri?: string; intervalSteps?: number; keep?: number };
+  /** YAML appended to the spec (indented two spaces). */
+  extra?: string;
+}
+
 /**
- * A small job in `dir`: llama-tiny, 64-token sequences, 4 sequences per step in 2
- * micro-batches, 12 steps, a checkpoint every 2. `extra` is appended to the YAML.
+ * A small job in `dir`: llama-tiny, byte tokens, 64-token sequences in micro-batches of 2;
+ * by default 12 steps of 4 sequences, a checkpoint every 2.
  */
-export function tinyJobManifest(dir: string, name: string, extra = ""): string {
+export function tinyJobManifest(dir: string, name: string, o: TinyJob | string = {}): string {
+  const j: TinyJob = typeof o === "string" ? { extra: o } : o;
   const file = path.join(dir, `${name}.yaml`);
+  const c = { uri: "unused", intervalSteps: 2, keep: 10, ...j.checkpoint };
   writeFileSync(
     file,
     `apiVersion: herd.dev/v1alpha1
@@ -60,13 +73,13 @@ spec:
     sources: [{ name: shakespeare, uri: ${corpus}, format: text }]
     seqLen: 64
   training:
-    steps: 12
-    globalBatchTokens: 256
+    steps: ${j.steps ?? 12}
+    globalBatchTokens: ${j.globalBatchTokens ?? 256}
     microBatch: 2
-    optimizer: { warmupSteps: 3 }
-    seed: 5
-  checkpoint: { uri: unused, intervalSteps: 2, keep: 10 }
-${extra}`,
+    optimizer: { warmupSteps: ${j.warmupSteps ?? 3} }
+    seed: ${j.seed ?? 5}
+  checkpoint: { uri: ${c.uri}, intervalSteps: ${c.intervalSteps}, keep: ${c.keep} }
+${j.extra ?? ""}`,
   );
   return file;
 }

@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { runEvalLocal, type ResultsFile } from "../../workers/eval/run.ts";
+import { tinyJobManifest } from "../engine/fixtures.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 export const herdBin = path.join(root, "bin/herd.mjs");
@@ -18,30 +19,8 @@ export const herd = (...args: string[]) =>
   spawnSync(process.execPath, [herdBin, ...args], { encoding: "utf8" });
 
 /** Writes the fixture's TrainingJob into `dir` (checkpoints in `<dir>/run`); returns its path. */
-export function trainingJob(dir: string, name = "report-tiny"): string {
-  const file = path.join(dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    `apiVersion: herd.dev/v1alpha1
-kind: TrainingJob
-metadata: { name: ${name} }
-spec:
-  model: { preset: llama-tiny }
-  tokenizer: { type: bytes }
-  data:
-    sources: [{ name: shakespeare, uri: ${data}/corpus/tinyshakespeare.txt, format: text }]
-    seqLen: 64
-  training:
-    steps: 12
-    globalBatchTokens: ${tokensPerStep}
-    microBatch: 2
-    optimizer: { warmupSteps: 3 }
-    seed: 5
-  checkpoint: { uri: run, intervalSteps: 4, keep: 10 }
-`,
-  );
-  return file;
-}
+export const trainingJob = (dir: string, name = "report-tiny"): string =>
+  tinyJobManifest(dir, name, { checkpoint: { uri: "run", intervalSteps: 4 } });
 
 /** `herd train --local` up to `steps`; returns the step events it logged. */
 export function train(manifest: string, steps: number, out?: string): { loss: number }[] {

@@ -8,7 +8,6 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   type V1Pod,
-  type V1Toleration,
 } from "@kubernetes/client-node";
 import { apiVersion, group, version } from "../../crds/common.ts";
 import type { EvalJobSpec } from "../../crds/evaljob.ts";
@@ -32,11 +31,9 @@ import {
 import { deletePods, watchPods } from "./pods.ts";
 import { localPathOf } from "../s3.ts";
 import {
+  jobContainerBase,
+  jobPodBase,
   objectStorageEnv,
-  podImage,
-  podPullSecrets,
-  trainerContainerSecurity,
-  trainerPodSecurity,
   type TrainingActivityOptions,
 } from "./training.ts";
 
@@ -99,22 +96,12 @@ export function evaluatorPod(a: CreateEvaluator, opts: EvalActivityOptions = {})
       ],
     },
     spec: {
-      restartPolicy: "Never",
-      terminationGracePeriodSeconds: 30,
-      automountServiceAccountToken: false,
-      ...(opts.trainerServiceAccount && { serviceAccountName: opts.trainerServiceAccount }),
-      securityContext: trainerPodSecurity,
-      ...podPullSecrets(opts),
-      ...(r.priorityClassName && { priorityClassName: r.priorityClassName }),
-      ...(r.nodeSelector && { nodeSelector: r.nodeSelector }),
-      ...(r.tolerations && { tolerations: r.tolerations as V1Toleration[] }),
+      ...jobPodBase(r, opts),
       containers: [
         {
           name: "evaluator",
-          image: podImage(r.image, opts),
-          // The image's checkout is at /app (the node agent maps herd's image there).
+          ...jobContainerBase(r, opts),
           command: ["node", "--import", "tsx", "workers/eval/pod.ts"],
-          workingDir: "/app",
           env: [
             { name: "HERD_EVAL_JOB", value: JSON.stringify(job) },
             { name: "HERD_EVAL_THREADS", value: String(threads) },
@@ -123,7 +110,6 @@ export function evaluatorPod(a: CreateEvaluator, opts: EvalActivityOptions = {})
             ...objectStorageEnv(opts.s3),
           ],
           resources: { requests: limits, limits },
-          securityContext: trainerContainerSecurity,
           ...(folder && { volumeMounts: [{ name: "checkpoints", mountPath: folder }] }),
         },
       ],

@@ -8,6 +8,7 @@ import {
   type KubeConfig,
   type V1EnvVar,
   type V1Pod,
+  type V1PodSpec,
   type V1Service,
   type V1Toleration,
 } from "@kubernetes/client-node";
@@ -135,30 +136,59 @@ function trainerTemporalTls(opts: TrainingActivityOptions) {
  * namespaces labelled for it: a fixed non-root uid (no reliance on the image's USER), no
  * privilege escalation, no capabilities, the runtime's default seccomp profile.
  */
-export const trainerPodSecurity = {
+const trainerPodSecurity = {
   runAsNonRoot: true,
   runAsUser: 65532,
   runAsGroup: 65532,
   fsGroup: 65532,
   seccompProfile: { type: "RuntimeDefault" },
 };
-export const trainerContainerSecurity = {
+const trainerContainerSecurity = {
   allowPrivilegeEscalation: false,
   capabilities: { drop: ["ALL"] },
 };
 
-/** The pod spec's imagePullSecrets, when the worker is deployed with some. */
-export function podPullSecrets(opts: Pick<TrainingActivityOptions, "trainerImagePullSecrets">) {
-  const names = opts.trainerImagePullSecrets ?? [];
-  return names.length > 0 ? { imagePullSecrets: names.map((name) => ({ name })) } : {};
+/** The placement and image fields of a job's spec.resources (crds/common.ts). */
+type JobResources = Pick<
+  TrainingJobSpec["resources"],
+  "image" | "priorityClassName" | "nodeSelector" | "tolerations"
+>;
+type PodOptions = Pick<
+  TrainingActivityOptions,
+  "trainerImage" | "trainerImagePullSecrets" | "trainerServiceAccount"
+>;
+
+/**
+ * What trainer and evaluator pods share: they run once, with no API token, as the trainer
+ * ServiceAccount, restricted, pulling with the release's secrets, placed as the job says.
+ */
+export function jobPodBase(r: JobResources, opts: PodOptions): V1PodSpec {
+  const pullSecrets = opts.trainerImagePullSecrets ?? [];
+  return {
+    containers: [],
+    restartPolicy: "Never",
+    terminationGracePeriodSeconds: 30,
+    automountServiceAccountToken: false,
+    ...(opts.trainerServiceAccount && { serviceAccountName: opts.trainerServiceAccount }),
+    securityContext: trainerPodSecurity,
+    ...(pullSecrets.length > 0 && { imagePullSecrets: pullSecrets.map((name) => ({ name })) }),
+    ...(r.priorityClassName && { priorityClassName: r.priorityClassName }),
+    ...(r.nodeSelector && { nodeSelector: r.nodeSelector }),
+    ...(r.tolerations && { tolerations: r.tolerations as V1Toleration[] }),
+  };
 }
 
-/** The image of a job's pods: the spec's, or the worker's own for the default (HERD_TRAINER_IMAGE). */
-export function podImage(
-  image: string,
-  opts: Pick<TrainingActivityOptions, "trainerImage">,
-): string {
-  return image === defaultTrainerImage && opts.trainerImage ? opts.trainerImage : image;
+/**
+ * Their one container's image (the spec's, or the worker's own for the default:
+ * HERD_TRAINER_IMAGE), working directory and security settings.
+ */
+export function jobContainerBase(r: JobResources, opts: PodOptions) {
+  return {
+    image: r.image === defaultTrainerImage && opts.trainerImage ? opts.trainerImage : r.image,
+    // The image's checkout is at /app (the node agent maps herd's image there).
+    workingDir: "/app",
+    securityContext: trainerContainerSecurity,
+  };
 }
 
 /** Port of rank 0's rendezvous (Gloo's store) on the headless Service. */
@@ -240,28 +270,17 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
         ],
       },
       spec: {
-        restartPolicy: "Never",
+        ...jobPodBase(r, opts),
         hostname: `${object.name.slice(0, 40)}-a${a.attempt}-r${rank}`,
         subdomain: service,
-        terminationGracePeriodSeconds: 30,
-        automountServiceAccountToken: false,
-        ...(opts.trainerServiceAccount && { serviceAccountName: opts.trainerServiceAccount }),
-        securityContext: trainerPodSecurity,
-        ...podPullSecrets(opts),
-        ...(r.priorityClassName && { priorityClassName: r.priorityClassName }),
-        ...(r.nodeSelector && { nodeSelector: r.nodeSelector }),
-        ...(r.tolerations && { tolerations: r.tolerations as V1Toleration[] }),
         containers: [
           {
             name: "trainer",
-            image: podImage(r.image, opts),
-            // The image's checkout is at /app (the node agent maps herd's image there).
+            ...jobContainerBase(r, opts),
             command: ["node", "--import", "tsx", "workers/trainer/pod.ts"],
-            workingDir: "/app",
             env,
             ports: [{ name: "rendezvous", containerPort: rendezvousPort }],
             resources: { requests: limits, limits },
-            securityContext: trainerContainerSecurity,
             ...(mounts.length > 0 && { volumeMounts: mounts }),
           },
         ],
