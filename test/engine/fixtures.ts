@@ -84,10 +84,13 @@ ${j.extra ?? ""}`,
   return file;
 }
 
-/** `herd train --local` on 2 threads with JSON logs, stopping after `steps` steps in all. */
+/**
+ * `herd train --local` on 2 threads with JSON logs, stopping after `steps` steps in all;
+ * checkpoints in `out`, or the manifest's spec.checkpoint.uri when undefined.
+ */
 export const herdTrain = (
   file: string,
-  out: string,
+  out: string | undefined,
   steps: number,
   extra: string[] = [],
   env: NodeJS.ProcessEnv = process.env,
@@ -100,8 +103,7 @@ export const herdTrain = (
       "--local",
       "-f",
       file,
-      "--out",
-      out,
+      ...(out === undefined ? [] : ["--out", out]),
       "--steps",
       String(steps),
       "--threads",

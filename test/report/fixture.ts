@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { runEvalLocal, type ResultsFile } from "../../workers/eval/run.ts";
-import { tinyJobManifest } from "../engine/fixtures.ts";
+import { herdTrain, tinyJobManifest } from "../engine/fixtures.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 export const herdBin = path.join(root, "bin/herd.mjs");
@@ -24,19 +24,7 @@ export const trainingJob = (dir: string, name = "report-tiny"): string =>
 
 /** `herd train --local` up to `steps`; returns the step events it logged. */
 export function train(manifest: string, steps: number, out?: string): { loss: number }[] {
-  const r = herd(
-    "train",
-    "--local",
-    "-f",
-    manifest,
-    ...(out ? ["--out", out] : []),
-    "--steps",
-    String(steps),
-    "--threads",
-    "2",
-    "--log",
-    "json",
-  );
+  const r = herdTrain(manifest, out, steps);
   assert.equal(r.status, 0, r.stderr);
   return r.stdout
     .trim()
