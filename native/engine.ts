@@ -1,6 +1,7 @@
 // Typed view of the native engine's training binding (native/src/binding/engine.cc).
 import { native } from "./index.ts";
 import type { ModelConfig } from "../crds/model.ts";
+import type { MixtureOptions } from "./data.ts";
 
 export type { ModelConfig } from "../crds/model.ts";
 
@@ -19,8 +20,13 @@ export interface OptimizerOptions {
   gradClip: number;
 }
 
-/** Where batches come from. `text-bytes`: a text's bytes are the tokens (vocabulary 256). */
-export type SourceOptions = { kind: "text-bytes"; text: Uint8Array; seed: number };
+/**
+ * Where batches come from. `text-bytes`: a text's bytes are the tokens (vocabulary 256).
+ * `mixture`: token shards of several sources sampled by weight (native/data.ts's
+ * MixtureOptions, the loader's own sampling rule and state).
+ */
+export type SourceOptions =
+  { kind: "text-bytes"; text: Uint8Array; seed: number } | ({ kind: "mixture" } & MixtureOptions);
 
 export interface TrainerOptions {
   model: ModelConfig;

@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { createMixtureLoader, type MixtureLoader } from "../native/data.ts";
+import { createMixtureLoader, type MixtureLoader, type MixtureOptions } from "../native/data.ts";
 import { parseS3Uri, S3, type S3Config } from "./s3.ts";
 
 export interface StoredObject {
@@ -226,6 +226,19 @@ export async function openMixture(
   seed: number,
   options: StoreOptions = {},
 ): Promise<MixtureLoader> {
+  return createMixtureLoader((await resolveMixture(sources, seed, options)).options);
+}
+
+/**
+ * The mixture's options with every source resolved to local shard files (downloaded into
+ * the cache for s3://), after checking that they share one tokenizer; and that tokenizer's
+ * sha256 when their meta.json files name it.
+ */
+export async function resolveMixture(
+  sources: MixtureSourceUri[],
+  seed: number,
+  options: StoreOptions = {},
+): Promise<{ options: MixtureOptions; tokenizerSha256?: string }> {
   const resolved = [];
   let tokenizer: { sha256: string; uri: string } | undefined;
   for (const s of sources) {
@@ -241,5 +254,8 @@ export async function openMixture(
     }
     resolved.push({ name: s.name, weight: s.weight, shards: files.shards });
   }
-  return createMixtureLoader({ sources: resolved, seed });
+  return {
+    options: { sources: resolved, seed },
+    ...(tokenizer && { tokenizerSha256: tokenizer.sha256 }),
+  };
 }

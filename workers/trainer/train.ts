@@ -3,14 +3,23 @@
 // this machine; the trainer pod's entry point runs the same loop. With HERD_WORLD_SIZE > 1
 // the process is one rank of a data-parallel group (distributedFromEnv): each rank trains on
 // its share of every global batch, gradients are averaged, rank 0 alone writes checkpoints.
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import { ManifestError, readTrainingJob } from "../../crds/manifest.ts";
 import { parameterCount, resolveModel, type ModelConfig } from "../../crds/model.ts";
 import { presets } from "../../crds/presets.ts";
 import type { TrainingJob } from "../../crds/trainingjob.ts";
-import { engine, type Group, type Trainer, type TrainerOptions } from "../../native/engine.ts";
+import { createMixtureLoader, type MixtureOptions } from "../../native/data.ts";
+import {
+  engine,
+  type Group,
+  type SourceOptions,
+  type Trainer,
+  type TrainerOptions,
+} from "../../native/engine.ts";
+import { resolveMixture, s3ObjectClient } from "../shard-store.ts";
 import { CheckpointError, loadCheckpoint, stepName } from "./checkpoint.ts";
 import {
   folderStore,
@@ -109,7 +118,7 @@ export function distributedFromEnv(env: NodeJS.ProcessEnv): Distributed | undefi
 export interface Plan {
   model: ModelConfig;
   trainer: Omit<TrainerOptions, "source">;
-  sourceFile: string;
+  data: PlannedData;
   totalSteps: number;
   stopAt: number;
   /** A local folder or an s3://bucket/prefix. */
@@ -147,17 +156,89 @@ function checkpointStore(uri: string): CheckpointStore {
   return s3Store(uri, stagingDirFor(uri), config);
 }
 
-export function plan(job: TrainingJob, manifestDir: string, options: TrainOptions): Plan {
+/**
+ * The job's training data as the engine reads it: one text file whose bytes are the tokens
+ * (the bytes tokenizer), or a mixture of token-shard sources (`herd data prepare` with the
+ * job's SentencePiece tokenizer) resolved to local files, with their vocabulary size.
+ */
+export type PlannedData =
+  { kind: "text"; file: string } | { kind: "shards"; mixture: MixtureOptions; vocabSize: number };
+
+/** Where s3:// shards are cached: the pod's scratch space, or HERD_DATA_CACHE. */
+const shardCacheDir = () =>
+  process.env.HERD_DATA_CACHE ?? path.join(process.env.HERD_POD_DIR ?? tmpdir(), "herd-shards");
+
+/** Resolves spec.data (downloading s3:// shards) and checks it against spec.tokenizer. */
+export async function resolveData(job: TrainingJob, manifestDir: string): Promise<PlannedData> {
   const { spec } = job;
-  if (spec.tokenizer.type !== "bytes")
+  const sources = spec.data.sources;
+  if (spec.tokenizer.type === "bytes") {
+    if (sources.length !== 1 || sources[0]!.format !== "text")
+      throw new UserError(
+        "spec.data.sources: with the bytes tokenizer, give exactly one source with format: text",
+      );
+    return {
+      kind: "text",
+      file: localPath(sources[0]!.uri, manifestDir, "spec.data.sources[0].uri"),
+    };
+  }
+  const text = sources.findIndex((s) => s.format !== "shards");
+  if (text >= 0)
     throw new UserError(
-      "spec.tokenizer.type: only the bytes tokenizer is available to the CPU trainer so far",
+      `spec.data.sources[${text}].format: text is read with the bytes tokenizer only; for ` +
+        "spec.tokenizer.type sentencepiece, make token shards with `herd data prepare`",
     );
-  if (spec.data.sources.length !== 1 || spec.data.sources[0]!.format !== "text")
+  const uris = sources.map((s, i) => ({
+    name: s.name,
+    weight: s.weight,
+    uri: s.uri.startsWith("s3://")
+      ? s.uri
+      : localPath(s.uri, manifestDir, `spec.data.sources[${i}].uri`),
+  }));
+  const s3 = s3ConfigFromEnv();
+  if (uris.some((u) => u.uri.startsWith("s3://")) && !s3)
     throw new UserError(
-      "spec.data.sources: with the bytes tokenizer, give exactly one source with format: text",
+      "spec.data.sources: s3:// shards need HERD_S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
     );
-  const model = resolveModel(spec.model, 256);
+  let resolved: Awaited<ReturnType<typeof resolveMixture>>;
+  let vocabSize: number;
+  try {
+    resolved = await resolveMixture(uris, job.spec.training.seed, {
+      ...(s3 && { s3: s3ObjectClient(s3) }),
+      cacheDir: shardCacheDir(),
+    });
+    vocabSize = createMixtureLoader(resolved.options).vocabSize;
+  } catch (err) {
+    throw new UserError(`spec.data.sources: ${(err as Error).message}`);
+  }
+  // The shards' meta.json names the tokenizer they were made with; a local spec.tokenizer
+  // that is another one would pair the weights with the wrong text at evaluation.
+  const tokenizer = spec.tokenizer.uri;
+  if (resolved.tokenizerSha256 && tokenizer && !tokenizer.startsWith("s3://")) {
+    const file = localPath(tokenizer, manifestDir, "spec.tokenizer.uri");
+    let sha: string;
+    try {
+      sha = createHash("sha256").update(readFileSync(file)).digest("hex");
+    } catch (err) {
+      throw new UserError(`spec.tokenizer.uri: cannot read ${file}: ${(err as Error).message}`);
+    }
+    if (sha !== resolved.tokenizerSha256)
+      throw new UserError(
+        `spec.tokenizer.uri: ${file} (sha256 ${sha.slice(0, 12)}…) is not the tokenizer the ` +
+          `shards were made with (${resolved.tokenizerSha256.slice(0, 12)}…)`,
+      );
+  }
+  return { kind: "shards", mixture: resolved.options, vocabSize };
+}
+
+export function plan(
+  job: TrainingJob,
+  manifestDir: string,
+  options: TrainOptions,
+  data: PlannedData,
+): Plan {
+  const { spec } = job;
+  const model = resolveModel(spec.model, data.kind === "text" ? 256 : data.vocabSize);
   const warnings: string[] = [];
   const backend = options.backend ?? "cpu";
   if (backend === "cpu" && spec.training.precision !== "fp32")
@@ -224,7 +305,7 @@ export function plan(job: TrainingJob, manifestDir: string, options: TrainOption
         recompute: spec.training.activationCheckpointing,
       }),
     },
-    sourceFile: localPath(spec.data.sources[0]!.uri, manifestDir, "spec.data.sources[0].uri"),
+    data,
     totalSteps,
     stopAt: Math.min(options.steps ?? totalSteps, totalSteps),
     checkpointUri: checkpointUri(
@@ -261,6 +342,17 @@ export interface TrainerStateFile {
   };
 }
 
+// The token source's state in trainer.json: the text source's is JSON and stays an object;
+// the mixture's is its own text format (native/src/data/mixture.cc) and stays a string.
+function sourceStateForFile(state: string): unknown {
+  try {
+    return JSON.parse(state);
+  } catch {
+    return state;
+  }
+}
+const sourceStateFromFile = (x: unknown) => (typeof x === "string" ? x : JSON.stringify(x));
+
 function checkpointContents(trainer: Trainer, p: Plan): Record<string, Uint8Array | string> {
   const s = trainer.state();
   const params = trainer.tensors("params");
@@ -274,7 +366,7 @@ function checkpointContents(trainer: Trainer, p: Plan): Record<string, Uint8Arra
     step: s.step,
     tokens: s.tokens,
     adamStep: s.adamStep,
-    dataSource: JSON.parse(s.sourceState),
+    dataSource: sourceStateForFile(s.sourceState),
     // No random numbers are drawn after initialisation: data positions derive from
     // (seed, step), so the seed and the step are the whole RNG state.
     rng: {
@@ -447,7 +539,8 @@ export async function train(options: TrainOptions): Promise<number> {
     }
     let p: Plan;
     try {
-      p = plan(job, path.dirname(path.resolve(options.manifest)), options);
+      const dir = path.dirname(path.resolve(options.manifest));
+      p = plan(job, dir, options, await resolveData(job, dir));
     } catch (err) {
       if (err instanceof ManifestError) throw new UserError(err.message);
       throw err;
@@ -606,6 +699,20 @@ async function agreeOnStartStep(group: Group, step: number): Promise<void> {
     );
 }
 
+// The bytes of the job's one text file as the token source.
+function textSource(p: Plan): SourceOptions {
+  const file = (p.data as { file: string }).file;
+  let text: Buffer;
+  try {
+    text = readFileSync(file);
+  } catch (err) {
+    throw new UserError(`spec.data.sources[0].uri: cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (text.length < p.trainer.seqLen + 1)
+    throw new UserError(`spec.data.sources[0].uri: ${file} has fewer than seqLen + 1 bytes`);
+  return { kind: "text-bytes", text, seed: p.trainer.seed };
+}
+
 // Creates the engine's trainer for the plan and restores the newest usable checkpoint.
 async function createAndResume(
   p: Plan,
@@ -613,24 +720,14 @@ async function createAndResume(
   log: Logger,
   group: Group | undefined,
 ): Promise<Trainer> {
-  let text: Buffer;
-  try {
-    text = readFileSync(p.sourceFile);
-  } catch (err) {
-    throw new UserError(
-      `spec.data.sources[0].uri: cannot read ${p.sourceFile}: ${(err as Error).message}`,
-    );
-  }
-  if (text.length < p.trainer.seqLen + 1)
-    throw new UserError(
-      `spec.data.sources[0].uri: ${p.sourceFile} has fewer than seqLen + 1 bytes`,
-    );
+  const source =
+    p.data.kind === "text" ? textSource(p) : { kind: "mixture" as const, ...p.data.mixture };
   let trainer: Trainer;
   try {
     trainer = engine.createTrainer({
       ...p.trainer,
       ...(group && { group }),
-      source: { kind: "text-bytes", text, seed: p.trainer.seed },
+      source,
     });
   } catch (err) {
     throw new UserError((err as Error).message);
@@ -657,7 +754,7 @@ async function createAndResume(
       step: r.state.step,
       tokens: r.state.tokens,
       adamStep: r.state.adamStep,
-      sourceState: JSON.stringify(r.state.dataSource),
+      sourceState: sourceStateFromFile(r.state.dataSource),
     });
   } catch (err) {
     throw new UserError((err as Error).message);

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "binding/async.h"
+#include "binding/data.h"
 #include "binding/registry.h"
 #include "data/mixture.h"
 #include "data/prepare.h"
@@ -231,27 +232,7 @@ class MixtureWrap : public Napi::ObjectWrap<MixtureWrap> {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "new MixtureLoader(options)");
     auto o = info[0].As<Napi::Object>();
-    MixtureOptions opt;
-    opt.seed = uint64_t(number_or(o, "seed", 0));
-    opt.block_rows = uint32_t(number_or(o, "blockRows", opt.block_rows));
-    Napi::Value sources = o.Get("sources");
-    if (!sources.IsArray()) throw Napi::TypeError::New(env, "MixtureLoader: sources must be an array");
-    for (uint32_t i = 0; i < sources.As<Napi::Array>().Length(); i++) {
-      Napi::Value v = sources.As<Napi::Array>().Get(i);
-      if (!v.IsObject()) throw Napi::TypeError::New(env, "MixtureLoader: each source is an object");
-      auto so = v.As<Napi::Object>();
-      MixtureSourceSpec spec;
-      spec.name = string_of(so, "name");
-      spec.weight = number_or(so, "weight", 1);
-      if (so.Get("folder").IsString()) spec.folder = string_of(so, "folder");
-      if (so.Get("shards").IsArray()) {
-        auto a = so.Get("shards").As<Napi::Array>();
-        for (uint32_t j = 0; j < a.Length(); j++) spec.shards.push_back(a.Get(j).ToString());
-      }
-      if (spec.folder.empty() && spec.shards.empty())
-        throw Napi::TypeError::New(env, "MixtureLoader: source " + spec.name + " needs a folder or shards");
-      opt.sources.push_back(spec);
-    }
+    MixtureOptions opt = herd::read_mixture_options(o, "MixtureLoader");
     loader_ = herd::js_call(env, [&] { return std::make_shared<MixtureLoader>(opt); });
   }
 
@@ -327,6 +308,36 @@ class MixtureWrap : public Napi::ObjectWrap<MixtureWrap> {
 };
 
 }  // namespace
+
+namespace herd {
+
+data::MixtureOptions read_mixture_options(const Napi::Object& o, const std::string& where) {
+  Napi::Env env = o.Env();
+  MixtureOptions opt;
+  opt.seed = uint64_t(number_or(o, "seed", 0));
+  opt.block_rows = uint32_t(number_or(o, "blockRows", opt.block_rows));
+  Napi::Value sources = o.Get("sources");
+  if (!sources.IsArray()) throw Napi::TypeError::New(env, where + ": sources must be an array");
+  for (uint32_t i = 0; i < sources.As<Napi::Array>().Length(); i++) {
+    Napi::Value v = sources.As<Napi::Array>().Get(i);
+    if (!v.IsObject()) throw Napi::TypeError::New(env, where + ": each source is an object");
+    auto so = v.As<Napi::Object>();
+    MixtureSourceSpec spec;
+    spec.name = string_of(so, "name");
+    spec.weight = number_or(so, "weight", 1);
+    if (so.Get("folder").IsString()) spec.folder = string_of(so, "folder");
+    if (so.Get("shards").IsArray()) {
+      auto a = so.Get("shards").As<Napi::Array>();
+      for (uint32_t j = 0; j < a.Length(); j++) spec.shards.push_back(a.Get(j).ToString());
+    }
+    if (spec.folder.empty() && spec.shards.empty())
+      throw Napi::TypeError::New(env, where + ": source " + spec.name + " needs a folder or shards");
+    opt.sources.push_back(spec);
+  }
+  return opt;
+}
+
+}  // namespace herd
 
 HERD_BINDING(InitData) {
   exports.Set("Preparer", PreparerWrap::Define(env));

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "binding/data.h"
 #include "binding/dist.h"
 #include "binding/registry.h"
 #include "engine/text_source.h"
@@ -93,8 +94,8 @@ herd::TrainerConfig readConfig(const Napi::Object& o) {
   return c;
 }
 
-// The TokenSource named by options.source. New kinds (token shards) plug in here.
-std::unique_ptr<herd::TokenSource> readSource(const Napi::Object& o) {
+// The TokenSource named by options.source: a text's bytes, or a mixture of token shards.
+std::shared_ptr<herd::TokenSource> readSource(const Napi::Object& o) {
   Napi::Object s = objectField(o, "source", "options");
   std::string kind = s.Get("kind").ToString();
   if (kind == "text-bytes") {
@@ -105,7 +106,15 @@ std::unique_ptr<herd::TokenSource> readSource(const Napi::Object& o) {
     std::vector<uint8_t> copy(bytes.Data(), bytes.Data() + bytes.ElementLength());
     return std::make_unique<herd::ByteTextSource>(std::move(copy), seedField(s, "seed", "source"));
   }
-  throw Napi::TypeError::New(o.Env(), "source.kind '" + kind + "' is not known (text-bytes)");
+  if (kind == "mixture") {
+    herd::data::MixtureOptions options = herd::read_mixture_options(s, "source");
+    try {
+      return std::make_shared<herd::data::MixtureLoader>(std::move(options));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(o.Env(), e.what());  // a missing or damaged shard, named
+    }
+  }
+  throw Napi::TypeError::New(o.Env(), "source.kind '" + kind + "' is not known (text-bytes, mixture)");
 }
 
 // ---- the Trainer object ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ void use_threads(int threads) {
   openblas_set_num_threads(1);  // ops::gemm splits the work over OpenMP's threads itself
 }
 
-Trainer::Trainer(const TrainerConfig& config, std::unique_ptr<TokenSource> source,
+Trainer::Trainer(const TrainerConfig& config, std::shared_ptr<TokenSource> source,
                  std::shared_ptr<Collective> collective)
     : config_(config), source_(std::move(source)), collective_(std::move(collective)),
       model_(config.model), adamw_(model_.num_parameters()) {

@@ -46,7 +46,7 @@ class Trainer {
  public:
   // `collective` (optional) joins this trainer to its data-parallel peers: each rank draws its
   // own rows of the global batch, and every rank applies the same averaged update.
-  Trainer(const TrainerConfig& config, std::unique_ptr<TokenSource> source,
+  Trainer(const TrainerConfig& config, std::shared_ptr<TokenSource> source,
           std::shared_ptr<Collective> collective = nullptr);
 
   // One optimizer step. `stop_requested`: this rank wants to stop (SIGTERM); the answer's
@@ -82,7 +82,7 @@ class Trainer {
   // Joins the ranks' NCCL communicator: rank 0's id reaches the others over the collective.
   void join_nccl();
 
-  std::unique_ptr<TokenSource> source_;
+  std::shared_ptr<TokenSource> source_;
   std::shared_ptr<Collective> collective_;
   Model<float> model_;
   AdamW adamw_;
