@@ -1,0 +1,26 @@
+// Every manifest in examples/ is a valid herd object, and the files it names beside the
+// checkout (../shared/data) exist, so the commands in their comments work as written.
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { parseHerdObject } from "../../crds/manifest.ts";
+
+const examples = path.resolve(import.meta.dirname, "../../examples");
+
+test("examples/*.yaml parse as herd objects and name data that is there", () => {
+  const files = readdirSync(examples).filter((f) => f.endsWith(".yaml"));
+  assert.ok(files.length >= 3, files.join(", "));
+  for (const f of files) {
+    const file = path.join(examples, f);
+    const o = parseHerdObject(readFileSync(file, "utf8"), file);
+    const uris: string[] = [];
+    if (o.kind === "TrainingJob") {
+      if (o.spec.tokenizer.uri) uris.push(o.spec.tokenizer.uri);
+      for (const s of o.spec.data.sources) if (s.format === "text") uris.push(s.uri);
+    }
+    if (o.kind === "EvalJob") for (const t of o.spec.tasks) uris.push(t.uri);
+    for (const uri of uris.filter((u) => u.includes("shared/data")))
+      assert.ok(existsSync(path.resolve(examples, uri)), `${f}: ${uri} does not exist`);
+  }
+});
