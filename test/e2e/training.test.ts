@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +24,7 @@ import { readLatest, stepName } from "../../workers/trainer/checkpoint.ts";
 import { createS3Secret, objectStorageOf, s3SecretName, trainingJobs } from "./jobs.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const herdBin = path.join(root, "bin/herd.mjs");
 const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
 
 let c: Cluster;
@@ -86,7 +87,7 @@ function uninterrupted400(): Promise<string> {
     const code = await new Promise<number>((resolve) =>
       execFile(
         process.execPath,
-        [path.join(root, "bin/herd.mjs"), ...args],
+        [herdBin, ...args],
         { env: { ...process.env }, maxBuffer: 64 << 20 },
         (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
       ),
@@ -368,6 +369,42 @@ describe("training end to end", () => {
       sha256(path.join(local, stepName(400), "model.safetensors")),
       "the weights in S3 differ from the uninterrupted run",
     );
+    for (const o of await s3.list(prefix)) await s3.delete(o.key);
+  });
+
+  test("LLaMA's tokenizer and token shards in S3 → the trainer pod reads them and Succeeds", async () => {
+    // Shards made here by `herd data prepare`, uploaded as a cluster's data would be.
+    const local = path.join(work, "sp-shards");
+    const tokenizer = path.resolve(root, "../shared/data/tokenizers/llama-sp32000.model");
+    await new Promise<void>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [herdBin, "data", "prepare", "--input", corpus, "--tokenizer", tokenizer, "--out", local],
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+    const s3 = c.s3Client();
+    const prefix = `${h.namespace}/data/shakespeare/`;
+    for (const f of readdirSync(local)) await s3.putFile(prefix + f, path.join(local, f));
+    const job = tinyJob("sp", { steps: 6 });
+    Object.assign(job.spec, {
+      tokenizer: { type: "sentencepiece", uri: tokenizer },
+      data: {
+        sources: [{ name: "shakespeare", uri: `s3://${c.s3.bucket}/${prefix}`, format: "shards" }],
+        seqLen: 64,
+      },
+    });
+    await createObject(h.env, h.namespace, job);
+    const st = await until("sp", "ended", (x) => x.phase === "Succeeded" || x.phase === "Failed");
+    assert.equal(st.phase, "Succeeded", st.message);
+    assert.equal(st.step, 6);
+    // A 32000-token model: its loss starts near ln(32000), far above a byte model's.
+    assert.ok((st.loss ?? 0) > 6 && (st.loss ?? 99) < Math.log(32000) + 0.5, `loss ${st.loss}`);
+    const state = JSON.parse(
+      readFileSync(path.join(work, "sp", stepName(6), "trainer.json"), "utf8"),
+    ) as { model: { vocabSize: number }; dataSource: string };
+    assert.equal(state.model.vocabSize, 32000);
+    assert.match(state.dataSource, /^herd-mixture-state 1\n/);
     for (const o of await s3.list(prefix)) await s3.delete(o.key);
   });
 
