@@ -93,6 +93,35 @@ test("a mixture of token shards trains, and resumes exactly where it stopped", (
   assert.match(r.stdout, /resumed from [^"]*step-000000004/);
   for (const name of ["model.safetensors", "optimizer.safetensors"])
     assert.ok(file(split, 8, name).equals(file(straight, 8, name)), name);
+
+  // The trained checkpoint evaluates with the same tokenizer: perplexity on the TinyStories
+  // text is below a uniform guess over 32000 tokens and agrees with the training loss.
+  const evalJob = path.join(work, "eval-sp.yaml");
+  writeFileSync(
+    evalJob,
+    `apiVersion: herd.dev/v1alpha1
+kind: EvalJob
+metadata: { name: sp }
+spec:
+  checkpoint: { uri: ${path.join(straight, stepName(8))}, format: herd }
+  tokenizer: { type: sentencepiece, uri: ${tokenizer} }
+  tasks: [{ name: stories, type: perplexity, uri: ${path.join(data, "corpus/tinystories_sample.txt")} }]
+`,
+  );
+  const results = path.join(work, "eval-sp.json");
+  const e = spawnSync(
+    process.execPath,
+    [herdBin, "eval", "--local", "-f", evalJob, "--out", results, "--threads", "2"],
+    { encoding: "utf8" },
+  );
+  assert.equal(e.status, 0, e.stderr);
+  const ppl = (
+    JSON.parse(readFileSync(results, "utf8")) as {
+      tasks: { metrics: { name: string; value: number }[] }[];
+    }
+  ).tasks[0]!.metrics.find((m) => m.name === "perplexity")!.value;
+  assert.ok(ppl > 1 && ppl < 32000, `perplexity ${ppl}`);
+  assert.ok(Math.abs(Math.log(ppl) - losses[7]!) < 1, `ln ${ppl} vs loss ${losses[7]}`);
 });
 
 test("bad data for a SentencePiece job: exit 64, naming the source or the tokenizer", () => {
