@@ -60,6 +60,7 @@ test("saving uploads each checkpoint whole, then LATEST, and prunes beyond keep"
   const writer = store("writer");
   for (const step of [10, 20, 30])
     assert.equal(await writer.save(step, files(step), 2), `${uri}/${stepName(step)}`);
+  await writer.flush(); // uploads run in the background; each save waits for the one before
   assert.deepEqual((await keys()).sort(), [
     "LATEST",
     `${stepName(20)}/manifest.json`,
@@ -157,6 +158,7 @@ test("results files beside S3 checkpoints: written whole, found, read back; prun
   );
   // Checkpoints beyond keep go; the results file is not a checkpoint and stays.
   for (const step of [50, 60]) await writer.save(step, files(step), 1);
+  await writer.flush();
   assert.deepEqual(
     (await durableCheckpoints(uri, { s3: config() })).map((c) => c.step),
     [60],
@@ -170,10 +172,12 @@ test("fencing in S3: an attempt that lost the prefix publishes nothing; a newer 
   const first = at("fence-1");
   await first.claim({ uid: "u", attempt: 1 });
   await first.save(10, files(10), 5);
+  await first.flush();
   const second = at("fence-2");
   await second.claim({ uid: "u", attempt: 2 });
+  await first.save(20, files(20), 5); // durable locally; the refusal comes with the publish
   await assert.rejects(
-    first.save(20, files(20), 5),
+    first.flush(),
     (err: Error) =>
       err instanceof StaleAttemptError &&
       err.message ===
@@ -182,9 +186,28 @@ test("fencing in S3: an attempt that lost the prefix publishes nothing; a newer 
   );
   assert.equal((await latestPublished(fenced, config()))?.step, 10, "LATEST did not move");
   assert.equal(await second.save(20, files(20), 5), `${fenced}/${stepName(20)}`);
+  await second.flush();
   await assert.rejects(at("fence-1b").claim({ uid: "u", attempt: 1 }), StaleAttemptError);
   // A recreated job (another uid) takes the prefix over.
   await at("fence-3").claim({ uid: "v", attempt: 1 });
-  await assert.rejects(second.save(30, files(30), 5), /TrainingJob uid v does/);
+  await second.save(30, files(30), 5);
+  await assert.rejects(second.flush(), /TrainingJob uid v does/);
   for (const o of await s3.list(`${prefix}-fenced/`)) await s3.delete(o.key);
+});
+
+test("a save returns once the checkpoint is durable locally; a failed upload surfaces at the next save or flush", async () => {
+  const badUri = `${uri}-unreachable`;
+  const staging = path.join(scratch, "bad-keys");
+  const bad = s3Store(badUri, staging, { ...config(), secretAccessKey: "not-the-secret" });
+  assert.equal(await bad.save(10, files(10), 2), `${badUri}/${stepName(10)}`);
+  // The checkpoint is on local disk, whole, while its upload fails in the background.
+  assert.equal(loadCheckpoint(staging, [], openStep, () => {})?.value, 10);
+  await assert.rejects(
+    bad.flush(),
+    /S3 PUT .*: (SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId)/,
+  );
+  await bad.flush(); // reported once
+  await bad.save(20, files(20), 2);
+  await assert.rejects(bad.save(30, files(30), 2), /S3 PUT/);
+  assert.deepEqual(await s3.list(`${prefix}-unreachable/`), []);
 });

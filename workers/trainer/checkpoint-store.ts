@@ -14,6 +14,7 @@
 // there with the same loader as a local folder.
 import { createHash } from "node:crypto";
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -111,6 +112,12 @@ export interface CheckpointStore {
   save(step: number, files: Record<string, Uint8Array | string>, keep: number): Promise<string>;
   /** Claims the folder for `owner`; throws StaleAttemptError when a newer attempt holds it. */
   claim(owner: Owner): Promise<void>;
+  /**
+   * Waits until every saved checkpoint is published; rethrows a failed upload. Object storage
+   * uploads in the background (save returns once the checkpoint is durable on local disk);
+   * a folder publishes within save.
+   */
+  flush(): Promise<void>;
 }
 
 /** The S3 endpoint and credentials of this process, from the environment (`herd dev env`). */
@@ -154,6 +161,7 @@ export function folderStore(dir: string): CheckpointStore {
         const current = owner();
         if (!sameOwner(current, me)) throw stale(dir, current, me);
       }),
+    flush: async () => {},
     async claim(o) {
       const current = owner();
       if (!mayClaim(current, o)) throw stale(dir, current, o);
@@ -202,6 +210,12 @@ export function s3Store(
   const s3 = new S3({ ...config, bucket });
   const published = (step: number) => `s3://${bucket}/${prefix}${stepName(step)}`;
   let me: Owner | undefined;
+  let pending: Promise<void> | undefined; // the upload and publish in flight
+  const flush = async () => {
+    const p = pending;
+    pending = undefined;
+    await p;
+  };
   const owner = async () =>
     (await s3.head(prefix + ownerFile))
       ? parseOwner((await s3.get(prefix + ownerFile)).toString("utf8"))
@@ -274,19 +288,32 @@ export function s3Store(
         throw new CheckpointError(`no usable checkpoint in ${uri}: ${reasons.join("; ")}`);
     },
     async save(step, files, keep) {
+      // One upload at a time: the staging folder keeps one checkpoint, the one in flight.
+      await flush();
       const dir = saveCheckpoint(stagingDir, step, files, 1);
-      await upload(step, dir);
-      // The loss history goes with the checkpoint it covers (docs/formats.md, metrics.jsonl).
-      if (me) {
-        const current = await owner();
-        if (!sameOwner(current, me)) throw stale(uri, current, me);
-      }
+      // The loss history goes with the checkpoint it covers (docs/formats.md, metrics.jsonl):
+      // a copy as of now, since the trainer goes on appending to the file while this uploads.
       const metrics = path.join(stagingDir, metricsFile);
-      if (existsSync(metrics)) await s3.putFile(prefix + metricsFile, metrics);
-      await s3.put(prefix + latestFile, stepName(step) + "\n");
-      await prune(step, keep);
+      const metricsCopy = path.join(stagingDir, `.${metricsFile}.${stepName(step)}`);
+      const hasMetrics = existsSync(metrics);
+      if (hasMetrics) copyFileSync(metrics, metricsCopy);
+      const publish = async () => {
+        await upload(step, dir);
+        if (me) {
+          const current = await owner();
+          if (!sameOwner(current, me)) throw stale(uri, current, me);
+        }
+        if (hasMetrics) await s3.putFile(prefix + metricsFile, metricsCopy);
+        await s3.put(prefix + latestFile, stepName(step) + "\n");
+        await prune(step, keep);
+        rmSync(metricsCopy, { force: true });
+      };
+      // Training goes on while the upload runs; its failure surfaces at the next save or flush.
+      pending = publish();
+      pending.catch(() => {}); // observed by flush(); not an unhandled rejection meanwhile
       return published(step);
     },
+    flush,
     async claim(o) {
       const current = await owner();
       if (!mayClaim(current, o)) throw stale(uri, current, o);

@@ -642,6 +642,7 @@ async function run(
       if (step % p.intervalSteps === 0) await save();
     }
     if (lastSaved !== step) await save();
+    await store.flush(); // the last checkpoint is published before the exit code says done
     metrics?.close();
     log.end();
     if (stopSignal || agreedToStop) {
