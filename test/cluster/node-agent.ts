@@ -12,6 +12,7 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import {
+  chmodSync,
   closeSync,
   createReadStream,
   existsSync,
@@ -679,7 +680,9 @@ async function materialiseVolumes(run: PodRun): Promise<Record<string, string>> 
   for (const v of pod.spec?.volumes ?? ([] as V1Volume[])) {
     const dir = path.join(run.dir, "volumes", v.name);
     if (v.emptyDir) {
+      // World-writable, as the kubelet makes emptyDirs: containers run as non-root users.
       mkdirSync(dir, { recursive: true });
+      chmodSync(dir, 0o777);
     } else if (v.hostPath) {
       out[v.name] = v.hostPath.path;
       if (v.hostPath.type === "DirectoryOrCreate") mkdirSync(v.hostPath.path, { recursive: true });

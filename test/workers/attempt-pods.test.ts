@@ -73,6 +73,13 @@ test("the worker's environment: trainer account, release image, mTLS Secret", ()
 test("trainer pods meet the restricted Pod Security Standard (but for a hostPath checkpoint)", () => {
   const [pod] = attemptPods(attempt(), base);
   const spec = pod!.spec!;
+  // Scratch space for S3 staging and shard caches: an emptyDir named by HERD_POD_DIR.
+  assert.deepEqual(spec.volumes?.[0], { name: "scratch", emptyDir: {} });
+  assert.deepEqual(spec.containers[0]!.volumeMounts?.[0], {
+    name: "scratch",
+    mountPath: "/scratch",
+  });
+  assert.equal(spec.containers[0]!.env!.find((e) => e.name === "HERD_POD_DIR")?.value, "/scratch");
   assert.equal(spec.securityContext?.runAsNonRoot, true);
   assert.ok((spec.securityContext?.runAsUser ?? 0) > 0, "a non-root uid");
   assert.equal(spec.securityContext?.seccompProfile?.type, "RuntimeDefault");
@@ -113,9 +120,12 @@ test("evaluator pods run as trainer pods do: account, image, pull secrets, restr
   assert.equal(c.image, "registry.example/trainer:0.1.0-cpu");
   assert.equal(p.securityContext?.runAsNonRoot, true);
   assert.deepEqual(c.securityContext?.capabilities?.drop, ["ALL"]);
-  // An S3 checkpoint: nothing mounted; the endpoint and the trainers' keys, never the worker's.
-  assert.equal(p.volumes, undefined);
+  // An S3 checkpoint: only the scratch space is mounted (the download goes there); the
+  // endpoint and the trainers' keys, never the worker's.
+  assert.deepEqual(p.volumes, [{ name: "scratch", emptyDir: {} }]);
+  assert.deepEqual(c.volumeMounts, [{ name: "scratch", mountPath: "/scratch" }]);
   const env = new Map(c.env!.map((e) => [e.name, e]));
+  assert.equal(env.get("HERD_POD_DIR")?.value, "/scratch");
   assert.equal(env.get("HERD_S3_ENDPOINT")?.value, "https://s3.example");
   assert.deepEqual(env.get("AWS_SECRET_ACCESS_KEY")?.valueFrom, {
     secretKeyRef: { name: "s3-trainers", key: "AWS_SECRET_ACCESS_KEY" },

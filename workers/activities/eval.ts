@@ -34,6 +34,7 @@ import {
   jobContainerBase,
   jobPodBase,
   objectStorageEnv,
+  scratch,
   type TrainingActivityOptions,
 } from "./training.ts";
 
@@ -108,14 +109,19 @@ export function evaluatorPod(a: CreateEvaluator, opts: EvalActivityOptions = {})
             { name: "HERD_WORKFLOW_ID", value: a.workflowId },
             { name: "HERD_ATTEMPT", value: String(a.attempt) },
             ...objectStorageEnv(opts.s3),
+            scratch.env,
           ],
           resources: { requests: limits, limits },
-          ...(folder && { volumeMounts: [{ name: "checkpoints", mountPath: folder }] }),
+          volumeMounts: [
+            scratch.mount,
+            ...(folder ? [{ name: "checkpoints", mountPath: folder }] : []),
+          ],
         },
       ],
-      ...(folder && {
-        volumes: [{ name: "checkpoints", hostPath: { path: folder, type: "Directory" } }],
-      }),
+      volumes: [
+        scratch.volume,
+        ...(folder ? [{ name: "checkpoints", hostPath: { path: folder, type: "Directory" } }] : []),
+      ],
     },
   };
 }

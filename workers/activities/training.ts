@@ -179,6 +179,18 @@ export function jobPodBase(r: JobResources, opts: PodOptions): V1PodSpec {
 }
 
 /**
+ * The pod's scratch space: an emptyDir at /scratch, named to the program by HERD_POD_DIR. The
+ * staging folder of S3 checkpoints, the cache of S3 shards and an evaluator's downloaded
+ * model live there — tens of gigabytes for large models, more than a container's writable
+ * layer is meant to hold; the pod's ephemeral-storage request and limit bound it.
+ */
+export const scratch = {
+  volume: { name: "scratch", emptyDir: {} },
+  mount: { name: "scratch", mountPath: "/scratch" },
+  env: { name: "HERD_POD_DIR", value: "/scratch" },
+};
+
+/**
  * Their one container's image (the spec's, or the worker's own for the default:
  * HERD_TRAINER_IMAGE), working directory and security settings.
  */
@@ -221,8 +233,13 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
   const service = serviceName(object);
   const rank0 = podName(object, a.attempt, 0);
   const tls = trainerTemporalTls(opts);
-  const mounts = [...(ckpt ? [{ name: "checkpoints", mountPath: ckpt }] : []), ...tls.mounts];
+  const mounts = [
+    scratch.mount,
+    ...(ckpt ? [{ name: "checkpoints", mountPath: ckpt }] : []),
+    ...tls.mounts,
+  ];
   const volumes = [
+    scratch.volume,
     ...(ckpt ? [{ name: "checkpoints", hostPath: { path: ckpt, type: "DirectoryOrCreate" } }] : []),
     ...tls.volumes,
   ];
@@ -247,6 +264,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
       { name: "TEMPORAL_NAMESPACE", value: opts.temporalNamespace },
       ...objectStorageEnv(opts.s3),
       ...tls.env,
+      scratch.env,
     ];
     const name = podName(object, a.attempt, rank);
     return {
@@ -281,10 +299,10 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
             env,
             ports: [{ name: "rendezvous", containerPort: rendezvousPort }],
             resources: { requests: limits, limits },
-            ...(mounts.length > 0 && { volumeMounts: mounts }),
+            volumeMounts: mounts,
           },
         ],
-        ...(volumes.length > 0 && { volumes }),
+        volumes,
       },
     };
   });
