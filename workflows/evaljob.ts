@@ -16,23 +16,25 @@ import {
   sleep,
   workflowInfo,
 } from "@temporalio/workflow";
-import { activities, changedFields, setCondition, specChanged, state } from "./placeholder.ts";
+import {
+  activities,
+  callOptions,
+  changedFields,
+  setCondition,
+  specChanged,
+  state,
+  watchOptions,
+} from "./placeholder.ts";
 import type { Condition, SpecChanged, WorkflowInput, WorkflowState } from "./types.ts";
 import type { Outcome, TrainingActivities } from "./training-types.ts";
 import type { EvalActivities, EvalSummary, ResolvedCheckpoint } from "./eval-types.ts";
 import { backoffSeconds } from "./trainingjob.ts";
 
-const evaluation = proxyActivities<EvalActivities & Pick<TrainingActivities, "recordEvent">>({
-  startToCloseTimeout: "2 minutes",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
-});
-
-// The watch lasts as long as the evaluation; the heartbeat tells a dead worker apart.
-const watcher = proxyActivities<EvalActivities>({
-  startToCloseTimeout: "7 days",
-  heartbeatTimeout: "30 seconds",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
-});
+const evaluation = proxyActivities<EvalActivities & Pick<TrainingActivities, "recordEvent">>(
+  callOptions("2 minutes"),
+);
+// The watch lasts as long as the evaluation.
+const watcher = proxyActivities<EvalActivities>(watchOptions("7 days"));
 
 /** Preemptions an EvalJob survives (the spec has no retry budget: evaluations are short). */
 export const evalPreemptionBudget = 20;

@@ -20,7 +20,15 @@ import {
   setHandler,
   workflowInfo,
 } from "@temporalio/workflow";
-import { activities, changedFields, setCondition, specChanged, state } from "./placeholder.ts";
+import {
+  activities,
+  callOptions,
+  changedFields,
+  setCondition,
+  specChanged,
+  state,
+  watchOptions,
+} from "./placeholder.ts";
 import type { Condition, SpecChanged, WorkflowState } from "./types.ts";
 import {
   sweepRunSignal,
@@ -34,17 +42,9 @@ import {
 
 export const sweepRun = defineSignal<[SweepRunReport]>(sweepRunSignal);
 
-const sweep = proxyActivities<SweepActivities>({
-  startToCloseTimeout: "1 minute",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
-});
-
-// Waiting for an EvalJob lasts as long as its evaluation; the heartbeat tells a dead worker.
-const waiter = proxyActivities<SweepActivities>({
-  startToCloseTimeout: "7 days",
-  heartbeatTimeout: "30 seconds",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
-});
+const sweep = proxyActivities<SweepActivities>(callOptions("1 minute"));
+// Waiting for an EvalJob lasts as long as its evaluation.
+const waiter = proxyActivities<SweepActivities>(watchOptions("7 days"));
 
 /** History entries by step, newest result of a step kept, oldest step first, at most `limit`. */
 export function mergeHistory(

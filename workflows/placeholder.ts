@@ -2,7 +2,12 @@
 // signal and state query, the control activities (status writes, clean-up), and condition
 // and spec-diff helpers. (The file kept its name from the minimal workflows that first
 // proved this plumbing, before the real ones replaced them.)
-import { defineQuery, defineSignal, proxyActivities } from "@temporalio/workflow";
+import {
+  defineQuery,
+  defineSignal,
+  proxyActivities,
+  type ActivityOptions,
+} from "@temporalio/workflow";
 import {
   specChangedSignal,
   stateQuery,
@@ -15,10 +20,22 @@ import {
 export const specChanged = defineSignal<[SpecChanged]>(specChangedSignal);
 export const state = defineQuery<WorkflowState>(stateQuery);
 
-export const activities = proxyActivities<ControlActivities>({
-  startToCloseTimeout: "30 seconds",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
-});
+const retry = { initialInterval: "1 second", maximumInterval: "30 seconds" };
+
+/** An ordinary activity call: bounded by `startToCloseTimeout`, retried with back-off. */
+export const callOptions = (
+  startToCloseTimeout: ActivityOptions["startToCloseTimeout"],
+): ActivityOptions => ({ startToCloseTimeout, retry });
+
+/**
+ * An activity that waits as long as pods (or an EvalJob) run: the heartbeat tells a dead
+ * worker apart, and the retry, on another worker, waits on the same thing again.
+ */
+export const watchOptions = (
+  startToCloseTimeout: ActivityOptions["startToCloseTimeout"],
+): ActivityOptions => ({ startToCloseTimeout, heartbeatTimeout: "30 seconds", retry });
+
+export const activities = proxyActivities<ControlActivities>(callOptions("30 seconds"));
 
 /** Replaces the condition of the same type; keeps its transition time if the status holds. */
 export function setCondition(

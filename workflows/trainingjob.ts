@@ -21,7 +21,15 @@ import {
   sleep,
   workflowInfo,
 } from "@temporalio/workflow";
-import { activities, changedFields, setCondition, specChanged, state } from "./placeholder.ts";
+import {
+  activities,
+  callOptions,
+  changedFields,
+  setCondition,
+  specChanged,
+  state,
+  watchOptions,
+} from "./placeholder.ts";
 import type { Condition, SpecChanged, StatusWriteResult, WorkflowState } from "./types.ts";
 import {
   progressSignal,
@@ -34,18 +42,9 @@ import {
 
 export const progress = defineSignal<[Progress]>(progressSignal);
 
-const training = proxyActivities<TrainingActivities>({
-  startToCloseTimeout: "2 minutes",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
-});
-
-// The watch lasts as long as the attempt; the heartbeat tells a dead worker apart, and its
-// retry (on another worker) watches the same pods again.
-const watcher = proxyActivities<TrainingActivities>({
-  startToCloseTimeout: "30 days",
-  heartbeatTimeout: "30 seconds",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
-});
+const training = proxyActivities<TrainingActivities>(callOptions("2 minutes"));
+// The watch lasts as long as the attempt.
+const watcher = proxyActivities<TrainingActivities>(watchOptions("30 days"));
 
 /** Attempts per workflow run before continuing as new (keeps the history short). */
 export const attemptsPerRun = 25;

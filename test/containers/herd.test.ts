@@ -24,8 +24,9 @@ import { msToTs } from "@temporalio/common/lib/time.js";
 import { docker, dockerHost, noDockerReason } from "../cluster/docker.ts";
 import { cluster, createNamespace, testNode, unique, waitFor } from "../cluster/harness.ts";
 import type { Cluster } from "../cluster/harness.ts";
-import { applyCrds, createObject, getObject } from "../api/helpers.ts";
+import { applyCrds, createObject } from "../api/helpers.ts";
 import { stepName } from "../../workers/trainer/checkpoint.ts";
+import { ended, tinyTrainingJob, trainingJobs, type TrainingStatus } from "../e2e/jobs.ts";
 import { buildImage, herdImage, localBase, trainerImage } from "./images.ts";
 
 // testcontainers reads these when it first talks to the engine. Its reaper (Ryuk) is an image
@@ -51,17 +52,6 @@ let temporalNamespace: string;
 const started: Started[] = [];
 const low = unique("herd-ctr-low");
 const high = unique("herd-ctr-high");
-
-type Status = {
-  phase?: string;
-  step?: number;
-  attempts?: number;
-  preemptions?: number;
-  failures?: number;
-  message?: string;
-  lastCheckpoint?: { step: number };
-  conditions?: { type: string; status: string; reason: string }[];
-};
 
 /**
  * The admin kubeconfig with its certificates inline, readable by the images' user: the
@@ -157,50 +147,26 @@ function tinyJob(name: string, over: { steps?: number; memory?: string } = {}) {
   const dir = path.join(work, name);
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o777);
-  return {
-    apiVersion: "herd.dev/v1alpha1",
-    kind: "TrainingJob",
-    metadata: { name },
-    spec: {
-      model: { preset: "llama-tiny" },
-      tokenizer: { type: "bytes" },
-      data: { sources: [{ name: "shakespeare", uri: corpus, format: "text" }], seqLen: 64 },
-      training: {
-        steps: over.steps ?? 20,
-        globalBatchTokens: 512,
-        microBatch: 4,
-        optimizer: { warmupSteps: 5 },
-        seed: 7,
-      },
-      checkpoint: { uri: dir, intervalSteps: 5, keep: 2 },
-      resources: {
-        image: trainerImage,
-        cpu: "1",
-        memory: over.memory ?? "1Gi",
-        priorityClassName: low,
-        ...node.placement,
-      },
-      retry: { failureLimit: 1, backoffSeconds: 1 },
+  return tinyTrainingJob(name, {
+    steps: over.steps ?? 20,
+    checkpoint: { uri: dir, intervalSteps: 5, keep: 2 },
+    resources: {
+      image: trainerImage,
+      cpu: "1",
+      memory: over.memory ?? "1Gi",
+      priorityClassName: low,
+      ...node.placement,
     },
-  };
+    retry: { failureLimit: 1, backoffSeconds: 1 },
+  });
 }
 
-const statusOf = async (name: string) =>
-  ((await getObject(env(), "TrainingJob", ns, name))?.status ?? {}) as Status;
 const env = () => ({ kubeconfig: c.kc, kubeconfigPath: c.kubeconfig, temporalAddress: "" });
-const until = (name: string, what: string, ok: (s: Status) => boolean, timeoutMs = 300_000) =>
-  waitFor(
-    `${name}: ${what}`,
-    async () => {
-      const s = await statusOf(name);
-      return ok(s) ? s : undefined;
-    },
-    timeoutMs,
-  );
-const ended = (s: Status) => s.phase === "Succeeded" || s.phase === "Failed";
-const podsOf = async (name: string) =>
-  (await c.core.listNamespacedPod({ namespace: ns, labelSelector: `herd.dev/trainingjob=${name}` }))
-    .items;
+/** The jobs' status, pods and events in this test's namespace (test/e2e/jobs.ts). */
+const jobs = () => trainingJobs(env(), c.core, ns);
+const until = (name: string, what: string, ok: (s: TrainingStatus) => boolean) =>
+  jobs().until(name, what, ok, 300_000);
+const podsOf = (name: string) => jobs().podsOf(name);
 
 const skip = await noDockerReason();
 

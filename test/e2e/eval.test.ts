@@ -31,7 +31,7 @@ import { scheduleIdOf, type SweepHistoryEntry } from "../../workflows/eval-types
 import { workflowIdOf } from "../../workflows/types.ts";
 import { checkpointFolder } from "../../workers/checkpoint-folder.ts";
 import { gatherReport } from "../../workers/report/gather.ts";
-import { createS3Secret, objectStorageOf } from "./jobs.ts";
+import { createS3Secret, objectStorageOf, tinyTrainingJob } from "./jobs.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
@@ -98,25 +98,11 @@ function trainingJob(
   keep: number,
   uri = path.join(work, name),
 ) {
-  return {
-    apiVersion: "herd.dev/v1alpha1",
-    kind: "TrainingJob",
-    metadata: { name },
-    spec: {
-      model: { preset: "llama-tiny" },
-      tokenizer: { type: "bytes" },
-      data: { sources: [{ name: "shakespeare", uri: corpus, format: "text" }], seqLen: 64 },
-      training: {
-        steps,
-        globalBatchTokens: 512,
-        microBatch: 4,
-        optimizer: { warmupSteps: 5 },
-        seed: 7,
-      },
-      checkpoint: { uri, intervalSteps, keep },
-      resources: placement(),
-    },
-  };
+  return tinyTrainingJob(name, {
+    steps,
+    checkpoint: { uri, intervalSteps, keep },
+    resources: placement(),
+  });
 }
 
 /** Eight two-way items and twenty lines of text: seconds of work for llama-tiny. */

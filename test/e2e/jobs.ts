@@ -1,5 +1,6 @@
 // What the training end-to-end tests read of a TrainingJob on the local plane: its status,
 // waiting for a status, its trainer pods, its Events. One copy for every e2e file.
+import path from "node:path";
 import type { CoreV1Api, CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import { getObject, waitFor } from "../api/helpers.ts";
 import type { ClusterEnv } from "../api/env.ts";
@@ -73,4 +74,46 @@ export async function createS3Secret(c: Cluster, namespace: string): Promise<voi
       },
     },
   });
+}
+
+const corpus = path.resolve(import.meta.dirname, "../../../shared/data/corpus/tinyshakespeare.txt");
+
+/**
+ * The tiny TrainingJob the cluster tests run: llama-tiny on Shakespeare's bytes, 64-token
+ * sequences, 512 tokens per step in micro-batches of 4. `resources` places it (image, cpu,
+ * memory, the test node's selector and tolerations); `retry` is added when given.
+ */
+export function tinyTrainingJob(
+  name: string,
+  o: {
+    steps: number;
+    checkpoint: { uri: string; intervalSteps: number; keep: number };
+    resources: Record<string, unknown>;
+    data?: string;
+    retry?: Record<string, unknown>;
+  },
+) {
+  return {
+    apiVersion: "herd.dev/v1alpha1",
+    kind: "TrainingJob",
+    metadata: { name },
+    spec: {
+      model: { preset: "llama-tiny" },
+      tokenizer: { type: "bytes" },
+      data: {
+        sources: [{ name: "shakespeare", uri: o.data ?? corpus, format: "text" }],
+        seqLen: 64,
+      },
+      training: {
+        steps: o.steps,
+        globalBatchTokens: 512,
+        microBatch: 4,
+        optimizer: { warmupSteps: 5 },
+        seed: 7,
+      },
+      checkpoint: o.checkpoint,
+      resources: o.resources,
+      ...(o.retry && { retry: o.retry }),
+    },
+  };
 }

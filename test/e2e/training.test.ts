@@ -21,7 +21,13 @@ import {
   type Harness,
 } from "../api/helpers.ts";
 import { readLatest, stepName } from "../../workers/trainer/checkpoint.ts";
-import { createS3Secret, objectStorageOf, s3SecretName, trainingJobs } from "./jobs.ts";
+import {
+  createS3Secret,
+  objectStorageOf,
+  s3SecretName,
+  tinyTrainingJob,
+  trainingJobs,
+} from "./jobs.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const herdBin = path.join(root, "bin/herd.mjs");
@@ -46,20 +52,9 @@ function tinyJob(
     placement?: { nodeSelector: Record<string, string>; tolerations: object[] };
   } = {},
 ) {
-  const spec = {
-    model: { preset: "llama-tiny" },
-    tokenizer: { type: "bytes" },
-    data: {
-      sources: [{ name: "shakespeare", uri: over.data ?? corpus, format: "text" }],
-      seqLen: 64,
-    },
-    training: {
-      steps: over.steps ?? 20,
-      globalBatchTokens: 512,
-      microBatch: 4,
-      optimizer: { warmupSteps: 5 },
-      seed: 7,
-    },
+  return tinyTrainingJob(name, {
+    steps: over.steps ?? 20,
+    ...(over.data && { data: over.data }),
     checkpoint: { uri: over.checkpoint ?? path.join(work, name), intervalSteps: 5, keep: 2 },
     resources: {
       image: "herd/herd:dev",
@@ -69,8 +64,7 @@ function tinyJob(
       ...(over.placement ?? node.placement),
     },
     retry: { failureLimit: 3, backoffSeconds: 1, ...over.retry },
-  };
-  return { apiVersion: "herd.dev/v1alpha1", kind: "TrainingJob", metadata: { name }, spec };
+  });
 }
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
