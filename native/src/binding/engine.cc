@@ -185,7 +185,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Env env = info.Env();
     checkIdle(env);
     const std::vector<float>& buffer = bufferNamed(env, info[0], true);
-    onDevice(env, [&] { trainer_->pull_from_device(); });
+    onDevice(env, [&] { trainer_->sync_host(); });
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
     for (const auto& t : trainer_->model().tensors()) {
@@ -221,12 +221,12 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                                              std::to_string(v.As<Napi::Float32Array>().ElementLength()) +
                                              " elements, expected " + std::to_string(t.size));
     }
-    onDevice(env, [&] { trainer_->pull_from_device(); });  // the other sets stay as they are
+    onDevice(env, [&] { trainer_->sync_host(); });  // the other sets stay as they are
     for (const auto& t : tensors) {
       auto a = map.Get(t.name).As<Napi::Float32Array>();
       std::memcpy(buffer.data() + t.offset, a.Data(), t.size * sizeof(float));
     }
-    onDevice(env, [&] { trainer_->push_to_device(); });
+    trainer_->host_changed();
     return env.Undefined();
   }
 
@@ -260,11 +260,11 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
-    onDevice(env, [&] { trainer_->pull_from_device(); });
+    onDevice(env, [&] { trainer_->sync_host(); });
     trainer_->steps_done = step;
     trainer_->tokens_seen = uint64_t(tokens);
     trainer_->optimizer().step_count = adam;
-    onDevice(env, [&] { trainer_->push_to_device(); });
+    trainer_->host_changed();
     return env.Undefined();
   }
 

@@ -58,17 +58,19 @@ void Trainer::join_nccl() {
   device_->attach_nccl(id, config_.rank, config_.world, config_.shard_optimizer);
 }
 
-void Trainer::pull_from_device() {
-  if (!device_) return;
+void Trainer::sync_host() {
+  if (!device_ || !host_stale_) return;
   device_->get_params(model_.params.data());
   device_->get_grads(model_.grads.data());
   device_->get_optimizer_state(adamw_.m.data(), adamw_.v.data(), &adamw_.step_count);
+  host_stale_ = false;
 }
 
-void Trainer::push_to_device() {
-  if (!device_) return;
+void Trainer::sync_device() {
+  if (!device_stale_) return;
   device_->set_params(model_.params.data());
   device_->set_optimizer_state(adamw_.m.data(), adamw_.v.data(), adamw_.step_count);
+  device_stale_ = false;
 }
 
 StepResult Trainer::step(bool stop_requested) {
@@ -90,6 +92,7 @@ StepResult Trainer::step(bool stop_requested) {
   // scaled by 1 / (rows · T) and the micro-batches' gradients simply add up.
   double loss = 0;
   if (device_) {
+    sync_device();
     device_->zero_grad();
     for (int k = 0; k < K; k++) {
       const size_t off = size_t(k) * B * T;
@@ -138,6 +141,7 @@ StepResult Trainer::update(double loss) {
     const OptimizerConfig& o = config_.optimizer;
     const herd_cuda_adamw c{lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.grad_clip};
     StepResult result{loss, device_->step(c), lr};
+    host_stale_ = true;
     adamw_.step_count++;  // the device counts its own; this one is what state() reports
     steps_done++;
     return result;

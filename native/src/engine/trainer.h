@@ -57,12 +57,14 @@ class Trainer {
   // AdamW step at the scheduled learning rate, count the step. `loss` is passed through.
   StepResult update(double loss);
 
-  // The CUDA backend keeps the weights, gradients and AdamW's state on the GPU: pull copies
-  // them into model() and optimizer() (before a checkpoint reads them), push copies them back
-  // (after a resume wrote them). Both do nothing on the CPU backend.
+  // The CUDA backend keeps the weights, gradients and AdamW's state on the GPU, with
+  // model() and optimizer() as the host mirror that checkpoints read and resume writes.
+  // sync_host() brings the mirror up to date (a copy only when a step ran since the last
+  // one); host_changed() says the mirror was written, and the device takes it before its next
+  // step. Both do nothing on the CPU backend.
   bool on_device() const { return device_ != nullptr; }
-  void pull_from_device();
-  void push_to_device();
+  void sync_host();
+  void host_changed() { device_stale_ = device_ != nullptr; }
 
   Model<float>& model() { return model_; }
   AdamW& optimizer() { return adamw_; }
@@ -87,6 +89,9 @@ class Trainer {
   Model<float> model_;
   AdamW adamw_;
   std::unique_ptr<DeviceModel> device_;
+  bool host_stale_ = false;    // the device stepped since the mirror was copied
+  bool device_stale_ = false;  // the mirror was written since the device was
+  void sync_device();
   std::vector<int32_t> rows_, inputs_, targets_;
 };
 
