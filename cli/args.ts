@@ -2,10 +2,18 @@
 
 /** `--flag N` as a positive integer, or undefined when the flag was not given. */
 export function positiveInt(value: string | undefined, flag: string): number | undefined {
+  return integerFlag(value, flag, 1, "a positive integer");
+}
+
+export function nonNegativeInt(value: string | undefined, flag: string): number | undefined {
+  return integerFlag(value, flag, 0, "a non-negative integer");
+}
+
+function integerFlag(value: string | undefined, flag: string, min: number, what: string) {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0)
-    throw new Error(`--${flag} must be a positive integer, got '${value}'`);
+  if (value.trim() === "" || !Number.isSafeInteger(n) || n < min)
+    throw new Error(`--${flag} must be ${what}, got '${value}'`);
   return n;
 }
 

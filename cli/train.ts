@@ -4,10 +4,10 @@
 // HERD_WORLD_SIZE > 1 in the environment (a trainer pod's, or set by hand) the process is one
 // rank of a data-parallel group: HERD_RANK, HERD_RENDEZVOUS, HERD_POD_IP (docs/training.md).
 import { parseArgs } from "node:util";
-import { localManifest, positiveInt } from "./args.ts";
+import { localManifest, nonNegativeInt, positiveInt } from "./args.ts";
 
 const usage =
-  "usage: herd train --local -f <TrainingJob manifest> [--out <dir>] [--steps N] [--threads N] [--backend cpu|cuda] [--log json|progress]";
+  "usage: herd train --local -f <TrainingJob manifest> [--out <dir>] [--steps N] [--threads N] [--backend cpu|cuda] [--device N] [--log json|progress]";
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -19,6 +19,7 @@ export async function run(argv: string[]): Promise<number> {
       steps: { type: "string" },
       threads: { type: "string" },
       backend: { type: "string" },
+      device: { type: "string" },
       log: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -37,10 +38,11 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`herd train: --backend must be cpu or cuda, not ${values.backend}`);
     return 64;
   }
-  let steps: number | undefined, threads: number | undefined;
+  let steps: number | undefined, threads: number | undefined, device: number | undefined;
   try {
     steps = positiveInt(values.steps, "steps");
     threads = positiveInt(values.threads, "threads");
+    device = nonNegativeInt(values.device, "device");
   } catch (err) {
     console.error(`herd train: ${(err as Error).message}`);
     return 64;
@@ -62,6 +64,7 @@ export async function run(argv: string[]): Promise<number> {
     log: values.log as "json" | "progress" | undefined,
     distributed,
     backend: values.backend as "cpu" | "cuda" | undefined,
+    device,
     owner: ownerFromEnv(process.env),
   });
   // A rank stopped while its group was still forming leaves the join running on a worker

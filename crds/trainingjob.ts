@@ -193,6 +193,12 @@ export const trainingSpec = z
       .boolean()
       .default(false)
       .describe("Recompute activations in the backward pass to save memory."),
+    shardOptimizerState: z
+      .boolean()
+      .default(false)
+      .describe(
+        "CUDA with several ranks: each rank keeps AdamW's moments for 1/ranks of the parameters (reduce-scatter, then all-gather; ZeRO stage 1).",
+      ),
     seed: z
       .int()
       .min(0)

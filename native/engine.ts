@@ -57,8 +57,8 @@ export interface TrainerOptions {
   deterministic?: boolean;
   /**
    * cuda with a group: shard AdamW's state over the ranks (reduce-scatter, all-gather). Reading
-   * tensors() then gathers the shards, a collective: every rank must call it at the same
-   * step (herd train does not set this option yet, since only rank 0 writes checkpoints).
+   * the device's state (syncHost, tensors) then gathers the shards, a collective: every rank
+   * calls syncHost() at the same step, as herd train does at each checkpoint.
    */
   shardOptimizer?: boolean;
   source: SourceOptions;
@@ -146,6 +146,8 @@ export interface Trainer {
   update(): Promise<StepResult>;
   /** Copies of a tensor set, in checkpoint order with checkpoint names. */
   tensors(set: TensorSet): NamedTensor[];
+  /** cuda: copies the device's state to the host mirror if a step ran since (tensors() does it too). */
+  syncHost(): void;
   /** Replaces a whole tensor set; every tensor must be given with its exact size. */
   setTensors(set: Exclude<TensorSet, "grads">, tensors: Record<string, Float32Array>): void;
   state(): TrainerState;

@@ -177,14 +177,16 @@ void check_cross_entropy(Rng& rng, bool bf16) {
   report("cross-entropy backward", bf16, dz, Z);
 }
 
-void check_attention(Rng& rng, bool bf16, int hd, int H, int KVH, int T) {
+// variant as herd_cuda_check_attention: 0 fp32, 1 bf16 on tensor cores, 2 bf16 on CUDA cores.
+void check_attention(Rng& rng, int variant, int hd, int H, int KVH, int T) {
+  const bool bf16 = variant != 0;
   const int B = 2;
   const size_t nq = size_t(B) * T * H * hd, nkv = size_t(B) * T * KVH * hd;
   Vec q = random(rng, nq, 1, bf16), k = random(rng, nkv, 1, bf16), v = random(rng, nkv, 1, bf16);
   Vec dout = random(rng, nq, 1, bf16);
   Vec out(nq), lse(size_t(B) * H * T), dq(nq), dk(nkv), dv(nkv);
-  ok(herd_cuda_check_attention(bf16, q.data(), k.data(), v.data(), dout.data(), B, T, H, KVH, hd,
-                               out.data(), lse.data(), dq.data(), dk.data(), dv.data()),
+  ok(herd_cuda_check_attention(variant, q.data(), k.data(), v.data(), dout.data(), B, T, H, KVH,
+                               hd, out.data(), lse.data(), dq.data(), dk.data(), dv.data()),
      "attention");
   DVec Q = widen(q), K = widen(k), Vv = widen(v), D = widen(dout), O(nq), L(lse.size());
   DVec DQ(nq, 0.0), DK(nkv, 0.0), DV(nkv, 0.0);
@@ -192,7 +194,8 @@ void check_attention(Rng& rng, bool bf16, int hd, int H, int KVH, int T) {
   ops::attention_backward(DQ.data(), DK.data(), DV.data(), D.data(), Q.data(), K.data(), Vv.data(),
                           O.data(), L.data(), B, T, H, KVH, hd);
   const std::string tag = " hd" + std::to_string(hd) + " H" + std::to_string(H) + "/" +
-                          std::to_string(KVH) + " T" + std::to_string(T);
+                          std::to_string(KVH) + " T" + std::to_string(T) +
+                          (variant == 1 ? " tc" : variant == 2 ? " simt" : "");
   report("attention out" + tag, bf16, out, O);
   report("attention lse" + tag, bf16, lse, L);
   report("attention dq" + tag, bf16, dq, DQ);
@@ -416,8 +419,13 @@ int main(int argc, char** argv) {
     check_rope(rng, bf16);
     check_swiglu(rng, bf16);
     check_cross_entropy(rng, bf16);
-    check_attention(rng, bf16, 64, 4, 2, 200);   // GQA, T not a multiple of the tile
-    check_attention(rng, bf16, 128, 2, 2, 128);
+    // fp32 once; bf16 on tensor cores and on the CUDA cores (the HERD_CUDA_ATTENTION=simt
+    // fallback), whatever the environment says.
+    for (int variant : bf16 ? std::vector<int>{1, 2} : std::vector<int>{0}) {
+      check_attention(rng, variant, 64, 4, 2, 200);   // GQA, T not a multiple of the tile
+      check_attention(rng, variant, 128, 2, 2, 128);
+      check_attention(rng, variant, 128, 4, 1, 130);  // GQA 4:1 at hd 128, a 2-row last tile
+    }
   }
   check_adamw(rng);
   for (int bf16 = 0; bf16 < 2; bf16++) {

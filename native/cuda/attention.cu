@@ -11,8 +11,15 @@
 // Inside a block: 256 threads, four per row (of queries, or of keys); a thread owns the
 // head-dimension entries x ≡ its index mod 4 (so a warp's four reads of a row hit four banks),
 // and tiles sit in shared memory as fp32 with rows padded by one float (no bank conflicts
-// between rows). The tile products are plain FMAs: no tensor cores yet (see docs/engine.md).
-#include "kernels.cuh"
+// between rows). The tile products are plain FMAs on the CUDA cores: these kernels are the
+// fp32 path (whose checks ask for a relative error bf16 operands cannot give) and the bf16
+// fallback. bf16 storage runs on tensor cores by default (attention_tc.cu); the choice is
+// made at the end of this file.
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+
+#include "attention.cuh"
 
 namespace herd::cuda {
 
@@ -250,14 +257,6 @@ attention_dq_kernel(AttentionShape a, T* dq, const float* dsum, const T* dout, c
 
 namespace {
 
-// Launches a kernel with `shared` bytes of dynamic shared memory, raising its limit first.
-template <class Kernel, class... Args>
-void launch(Kernel kernel, dim3 grid, size_t shared, cudaStream_t s, Args... args) {
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)));
-  kernel<<<grid, kThreads, shared, s>>>(args...);
-  LAUNCH_CHECK();
-}
-
 void check_shape(const AttentionShape& a) {
   if (a.head_dim != 64 && a.head_dim != 128)
     throw Error("attention: head dim " + std::to_string(a.head_dim) +
@@ -273,32 +272,70 @@ template <class T, int HD>
 void forward(cudaStream_t s, const AttentionShape& a, T* out, float* lse, const T* q, const T* k,
              const T* v) {
   const size_t shared = (3 * tile_floats<HD>(kTile) + kTile * (kTile + 1)) * sizeof(float);
-  launch(attention_forward_kernel<T, HD>, dim3(ceil_div(a.T, kTile), a.n_heads, a.B), shared, s, a,
-         out, lse, q, k, v);
+  launch(attention_forward_kernel<T, HD>, dim3(ceil_div(a.T, kTile), a.n_heads, a.B), kThreads,
+         shared, s, a, out, lse, q, k, v);
 }
 
-template <class T, int HD>
-void backward(cudaStream_t s, const AttentionShape& a, T* dq, T* dk, T* dv, float* dsum,
-              const T* dout, const T* q, const T* k, const T* v, const T* out, const float* lse) {
+// D = rowsum(dO∘O), which both backward paths read.
+template <class T>
+void dsum_rows(cudaStream_t s, const AttentionShape& a, float* dsum, const T* dout, const T* out) {
   const size_t rows = size_t(a.B) * a.n_heads * a.T;
   attention_dsum_kernel<<<ceil_div(rows, 8), 256, 0, s>>>(a, dsum, dout, out);
   LAUNCH_CHECK();
+}
+
+template <class T, int HD>
+void backward(cudaStream_t s, const AttentionShape& a, T* dq, T* dk, T* dv, const float* dsum,
+              const T* dout, const T* q, const T* k, const T* v, const float* lse) {
   const size_t kv_shared = (2 * tile_floats<HD>(kTile) + 2 * tile_floats<HD>(kQTileBwd) +
                             2 * kQTileBwd * (kTile + 1) + 2 * kQTileBwd) *
                            sizeof(float);
-  launch(attention_dkdv_kernel<T, HD>, dim3(ceil_div(a.T, kTile), a.n_kv_heads, a.B), kv_shared, s,
-         a, dk, dv, (const float*)dsum, dout, q, k, v, lse);
+  launch(attention_dkdv_kernel<T, HD>, dim3(ceil_div(a.T, kTile), a.n_kv_heads, a.B), kThreads,
+         kv_shared, s, a, dk, dv, dsum, dout, q, k, v, lse);
   const size_t q_shared = (4 * tile_floats<HD>(kTile) + kTile * (kTile + 1)) * sizeof(float);
-  launch(attention_dq_kernel<T, HD>, dim3(ceil_div(a.T, kTile), a.n_heads, a.B), q_shared, s, a, dq,
-         (const float*)dsum, dout, q, k, v, lse);
+  launch(attention_dq_kernel<T, HD>, dim3(ceil_div(a.T, kTile), a.n_heads, a.B), kThreads, q_shared,
+         s, a, dq, dsum, dout, q, k, v, lse);
+}
+
+// HERD_CUDA_ATTENTION, read once: unset or "tensor", bf16 attention runs on tensor cores;
+// "simt", on the CUDA cores (the fallback, should the tensor-core kernels prove wrong on a
+// GPU). Anything else is an error rather than a silent default.
+bool tensor_cores_by_default() {
+  static const bool tensor = [] {
+    const char* v = std::getenv("HERD_CUDA_ATTENTION");
+    if (v == nullptr || std::strcmp(v, "tensor") == 0) return true;
+    if (std::strcmp(v, "simt") == 0) return false;
+    throw Error(std::string("HERD_CUDA_ATTENTION is '") + v +
+                "': allowed values are 'tensor' (the default) and 'simt'");
+  }();
+  return tensor;
+}
+
+// Tensor cores only for bf16 storage: fp32 has no fp32-accurate tensor-core product here.
+template <class T>
+bool use_tensor_cores(AttentionKernels kernels) {
+  constexpr bool is_bf16 = std::is_same_v<T, bf16>;
+  switch (kernels) {
+    case AttentionKernels::cuda_cores:
+      return false;
+    case AttentionKernels::tensor_cores:
+      if (!is_bf16) throw Error("attention: the tensor-core kernels need bf16 storage");
+      return true;
+    case AttentionKernels::automatic:
+      break;
+  }
+  return is_bf16 && tensor_cores_by_default();
 }
 
 }  // namespace
 
 template <class T>
 void attention_forward(cudaStream_t s, const AttentionShape& a, T* out, float* lse, const T* q,
-                       const T* k, const T* v) {
+                       const T* k, const T* v, AttentionKernels kernels) {
   check_shape(a);
+  const bool tensor = use_tensor_cores<T>(kernels);  // fp32 on tensor cores throws here
+  if constexpr (std::is_same_v<T, bf16>)
+    if (tensor) return attention_forward_tc(s, a, out, lse, q, k, v);
   if (a.head_dim == 64) forward<T, 64>(s, a, out, lse, q, k, v);
   else forward<T, 128>(s, a, out, lse, q, k, v);
 }
@@ -306,18 +343,22 @@ void attention_forward(cudaStream_t s, const AttentionShape& a, T* out, float* l
 template <class T>
 void attention_backward(cudaStream_t s, const AttentionShape& a, T* dq, T* dk, T* dv, float* dsum,
                         const T* dout, const T* q, const T* k, const T* v, const T* out,
-                        const float* lse) {
+                        const float* lse, AttentionKernels kernels) {
   check_shape(a);
-  if (a.head_dim == 64) backward<T, 64>(s, a, dq, dk, dv, dsum, dout, q, k, v, out, lse);
-  else backward<T, 128>(s, a, dq, dk, dv, dsum, dout, q, k, v, out, lse);
+  const bool tensor = use_tensor_cores<T>(kernels);  // before any launch: a bad choice throws
+  dsum_rows(s, a, dsum, dout, out);
+  if constexpr (std::is_same_v<T, bf16>)
+    if (tensor) return attention_backward_tc(s, a, dq, dk, dv, dsum, dout, q, k, v, lse);
+  if (a.head_dim == 64) backward<T, 64>(s, a, dq, dk, dv, dsum, dout, q, k, v, lse);
+  else backward<T, 128>(s, a, dq, dk, dv, dsum, dout, q, k, v, lse);
 }
 
 #define INSTANTIATE(T)                                                                          \
   template void attention_forward<T>(cudaStream_t, const AttentionShape&, T*, float*, const T*, \
-                                     const T*, const T*);                                       \
+                                     const T*, const T*, AttentionKernels);                     \
   template void attention_backward<T>(cudaStream_t, const AttentionShape&, T*, T*, T*, float*,  \
                                       const T*, const T*, const T*, const T*, const T*,        \
-                                      const float*);
+                                      const float*, AttentionKernels);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 

@@ -199,20 +199,22 @@ struct CrossEntropyCheck {
 
 template <class T>
 struct AttentionCheck {
-  static void run(const float* q, const float* k, const float* v, const float* dout, int B, int Tn,
-                  int H, int KVH, int hd, float* out, float* lse, float* dq, float* dk, float* dv) {
+  static void run(AttentionKernels kernels, const float* q, const float* k, const float* v,
+                  const float* dout, int B, int Tn, int H, int KVH, int hd, float* out, float* lse,
+                  float* dq, float* dk, float* dv) {
     Scope sc;
     const size_t nq = size_t(B) * Tn * H * hd, nkv = size_t(B) * Tn * KVH * hd;
     const AttentionShape a{B, Tn, H, KVH, hd, H * hd, KVH * hd, H * hd};
     const T *pq = sc.upload<T>(q, nq), *pk = sc.upload<T>(k, nkv), *pv = sc.upload<T>(v, nkv);
     T* po = sc.poisoned<T>(nq);
     float* plse = sc.poisoned<float>(size_t(B) * H * Tn);
-    attention_forward(sc.s, a, po, plse, pq, pk, pv);
+    attention_forward(sc.s, a, po, plse, pq, pk, pv, kernels);
     sc.download(out, po, nq);
     sc.download(lse, plse, size_t(B) * H * Tn);
     T *pdq = sc.poisoned<T>(nq), *pdk = sc.poisoned<T>(nkv), *pdv = sc.poisoned<T>(nkv);
     float* dsum = sc.poisoned<float>(size_t(B) * H * Tn);
-    attention_backward(sc.s, a, pdq, pdk, pdv, dsum, sc.upload<T>(dout, nq), pq, pk, pv, po, plse);
+    attention_backward(sc.s, a, pdq, pdk, pdv, dsum, sc.upload<T>(dout, nq), pq, pk, pv, po, plse,
+                       kernels);
     sc.download(dq, pdq, nq);
     sc.download(dk, pdk, nkv);
     sc.download(dv, pdv, nkv);
@@ -257,12 +259,21 @@ int herd_cuda_check_cross_entropy(int bf16, const float* logits, const int32_t* 
   return by_type<CrossEntropyCheck>(bf16, logits, targets, N, V, dloss, losses, dlogits);
 }
 
-int herd_cuda_check_attention(int bf16, const float* q, const float* k, const float* v,
+int herd_cuda_check_attention(int variant, const float* q, const float* k, const float* v,
                               const float* dout, int B, int T, int n_heads, int n_kv_heads,
                               int head_dim, float* out, float* lse, float* dq, float* dk,
                               float* dv) {
-  return by_type<AttentionCheck>(bf16, q, k, v, dout, B, T, n_heads, n_kv_heads, head_dim, out,
-                                 lse, dq, dk, dv);
+  if (variant < 0 || variant > 2) {
+    set_last_error(("herd_cuda_check_attention: variant " + std::to_string(variant) +
+                    " is not 0 (fp32), 1 (bf16, tensor cores) or 2 (bf16, CUDA cores)")
+                       .c_str());
+    return -1;
+  }
+  // Named explicitly, so HERD_CUDA_ATTENTION does not change what a variant checks.
+  const AttentionKernels kernels =
+      variant == 1 ? AttentionKernels::tensor_cores : AttentionKernels::cuda_cores;
+  return by_type<AttentionCheck>(variant != 0, kernels, q, k, v, dout, B, T, n_heads, n_kv_heads,
+                                 head_dim, out, lse, dq, dk, dv);
 }
 
 int herd_cuda_check_adamw(const float* grads, float* params, float* m, float* v, size_t n,

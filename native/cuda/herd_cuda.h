@@ -126,7 +126,10 @@ int herd_cuda_check_swiglu(int bf16, const float* a, const float* b, const float
                            float* out, float* da, float* db);
 int herd_cuda_check_cross_entropy(int bf16, const float* logits, const int32_t* targets, int N,
                                   int V, float dloss, float* losses, float* dlogits);
-int herd_cuda_check_attention(int bf16, const float* q, const float* k, const float* v,
+/* Attention has two bf16 kernel sets, so a variant instead of bf16: 0 fp32 (CUDA cores),
+ * 1 bf16 on tensor cores (the default for bf16), 2 bf16 on CUDA cores (the fallback that
+ * HERD_CUDA_ATTENTION=simt selects). The environment variable does not affect this check. */
+int herd_cuda_check_attention(int variant, const float* q, const float* k, const float* v,
                               const float* dout, int B, int T, int n_heads, int n_kv_heads,
                               int head_dim, float* out, float* lse, float* dq, float* dk,
                               float* dv);

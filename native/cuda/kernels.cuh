@@ -15,11 +15,14 @@ template <class T>
 constexpr DType dtype_of() {
   return sizeof(T) == 4 ? DType::f32 : DType::bf16;
 }
+struct MatmulPlans;  // gemm.cu: per product shape, its descriptors and chosen algorithm
 struct Blas {
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
   bool deterministic = false;
+  // A model multiplies the same few dozen shapes every step; the heuristic is asked once each.
+  MatmulPlans* plans = nullptr;
 };
 void blas_create(Blas& blas, bool deterministic);
 void blas_destroy(Blas& blas);
@@ -69,16 +72,20 @@ void cross_entropy_backward(cudaStream_t s, T* logits, const int32_t* targets, i
 // ---- attention.cu: causal flash attention with grouped-query heads. q/k/v rows have strides
 // (in elements) qs/kvs, out/dout os; dq stride qs, dk/dv kvs. lse, dsum: [B, n_heads, T].
 // Backward writes dq, dk, dv (not +=). head_dim 64 or 128.
+// Kernels: fp32 runs on the CUDA cores; bf16 on tensor cores (attention_tc.cu) unless
+// HERD_CUDA_ATTENTION=simt picks the CUDA-core kernels. The checks name the kernels instead.
 struct AttentionShape {
   int B, T, n_heads, n_kv_heads, head_dim, qs, kvs, os;  // os: row stride of out and dout
 };
+enum class AttentionKernels { automatic, cuda_cores, tensor_cores };
 template <class T>
 void attention_forward(cudaStream_t s, const AttentionShape& a, T* out, float* lse, const T* q,
-                       const T* k, const T* v);
+                       const T* k, const T* v,
+                       AttentionKernels kernels = AttentionKernels::automatic);
 template <class T>
 void attention_backward(cudaStream_t s, const AttentionShape& a, T* dq, T* dk, T* dv, float* dsum,
                         const T* dout, const T* q, const T* k, const T* v, const T* out,
-                        const float* lse);
+                        const float* lse, AttentionKernels kernels = AttentionKernels::automatic);
 
 // ---- adamw.cu: the optimizer, the global norm and conversions.
 struct AdamWStep {

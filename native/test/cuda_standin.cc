@@ -3,9 +3,27 @@
 // the trainer's CUDA path — what it hands the backend, in which order, how checkpoints read
 // and resume write the device's state — not the kernels: bench/gpu/run.sh checks those on a
 // GPU against the same CPU engine. Being the CPU engine, its results must be bit-identical
-// to the CPU backend's. HERD_STANDIN_DEVICES sets how many devices it reports (default 1).
+// to the CPU backend's. It reports HERD_STANDIN_DEVICES devices, else those CUDA_VISIBLE_DEVICES
+// lists, else one.
+//
+// Its "NCCL" joins the ranks of one machine through POSIX shared memory named by the id:
+// gradients are summed in rank order and scaled by 1/world (what the CPU backend's Gloo
+// average gives), so a data-parallel run on the stand-in must match the CPU backend's too.
+// With shard_optimizer the device's weights and moments are spread over the ranks, so reading
+// them is a collective: here every read waits for all ranks, and a trainer that reads them on
+// one rank only fails with an error naming the read instead of passing by luck.
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <random>
+#include <stdexcept>
 #include <string>
 
 #include "../cuda/herd_cuda.h"
@@ -21,22 +39,101 @@ int fail(const std::string& message) {
   return -1;
 }
 
+// The ranks' meeting place: a barrier and one gradient slot per rank.
+struct SharedGroup {
+  std::atomic<int> arrived;
+  std::atomic<int> generation;
+  float slots[1];  // [world][n]
+};
+
+class StandinGroup {
+ public:
+  StandinGroup(const unsigned char id[HERD_CUDA_NCCL_ID_BYTES], int rank, int world, size_t n)
+      : rank_(rank), world_(world), n_(n) {
+    const char* chars = reinterpret_cast<const char*>(id);
+    const std::string name(chars, strnlen(chars, HERD_CUDA_NCCL_ID_BYTES));
+    bytes_ = sizeof(SharedGroup) + size_t(world) * n * sizeof(float);
+    const int fd = shm_open(name.c_str(), O_CREAT | O_RDWR, 0600);
+    if (fd < 0 || ftruncate(fd, off_t(bytes_)) != 0)
+      throw std::runtime_error("stand-in: shared memory " + name + ": " + std::strerror(errno));
+    void* at = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (at == MAP_FAILED) throw std::runtime_error("stand-in: mmap: " + std::string(std::strerror(errno)));
+    shared_ = static_cast<SharedGroup*>(at);  // zero-filled by ftruncate: a valid barrier
+    barrier("attach");
+    if (rank == 0) shm_unlink(name.c_str());  // every rank has it mapped; nothing outlives them
+  }
+  ~StandinGroup() { munmap(shared_, bytes_); }
+
+  // Waits until every rank arrives (a sense-reversing barrier); a rank that never comes is an
+  // error naming where the others waited, as NCCL's watchdog would report.
+  void barrier(const char* where) {
+    const int generation = shared_->generation.load();
+    if (shared_->arrived.fetch_add(1) + 1 == world_) {
+      shared_->arrived.store(0);
+      shared_->generation.fetch_add(1);
+      return;
+    }
+    const char* env = std::getenv("HERD_STANDIN_TIMEOUT_SECONDS");
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(env ? std::atoi(env) : 120);
+    while (shared_->generation.load() == generation) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error(std::string("stand-in NCCL: rank ") + std::to_string(rank_) +
+                                 " waited for the other ranks at " + where);
+      sched_yield();
+    }
+  }
+
+  // In place: the mean over ranks, summed in rank order.
+  void average(std::vector<float>& x) {
+    std::memcpy(slot(rank_), x.data(), n_ * sizeof(float));
+    barrier("the gradient all-reduce");
+    std::memcpy(x.data(), slot(0), n_ * sizeof(float));
+    for (int r = 1; r < world_; r++) {
+      const float* y = slot(r);
+      for (size_t i = 0; i < n_; i++) x[i] += y[i];
+    }
+    herd::scale(x, 1.0f / float(world_));
+    barrier("the gradient all-reduce");  // no rank overwrites its slot while others read it
+  }
+
+ private:
+  float* slot(int r) { return shared_->slots + size_t(r) * n_; }
+  int rank_, world_;
+  size_t n_, bytes_ = 0;
+  SharedGroup* shared_ = nullptr;
+};
+
 }  // namespace
 
 struct herd_cuda_model {
   herd::Model<float> model;
   herd::AdamW adamw;
   int calls_backward = 0, last_micro_batches = 0;  // for the test's eyes (get_losses)
+  std::unique_ptr<StandinGroup> group;
+  bool sharded = false;
   explicit herd_cuda_model(const herd::ModelConfig& c) : model(c), adamw(model.num_parameters()) {}
+  // With a sharded optimizer the device's weights and moments are read by all ranks at once.
+  void collective_read(const char* what) {
+    if (group && sharded) group->barrier(what);
+  }
 };
 
 extern "C" {
 
 const char* herd_cuda_last_error(void) { return last_error.c_str(); }
 
+// HERD_STANDIN_DEVICES, else as CUDA does: the entries of CUDA_VISIBLE_DEVICES (what a
+// device plugin gives a container), else one.
 int herd_cuda_device_count(void) {
-  const char* n = std::getenv("HERD_STANDIN_DEVICES");
-  return n ? std::atoi(n) : 1;
+  if (const char* n = std::getenv("HERD_STANDIN_DEVICES")) return std::atoi(n);
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  if (!visible) return 1;
+  if (!*visible) return 0;
+  int count = 1;
+  for (const char* c = visible; *c; c++) count += *c == ',';
+  return count;
 }
 
 int herd_cuda_model_create(const herd_cuda_model_desc* d, const herd_cuda_run_config* run,
@@ -68,6 +165,13 @@ int herd_cuda_forward(herd_cuda_model* m, const int32_t* tokens, const int32_t* 
 
 int herd_cuda_backward(herd_cuda_model* m, float dloss, int last_micro_batch) {
   m->model.backward(dloss);
+  if (m->group && last_micro_batch) {
+    try {
+      m->group->average(m->model.grads);
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+  }
   m->calls_backward++;
   m->last_micro_batches += last_micro_batch;
   return 0;
@@ -93,6 +197,11 @@ int herd_cuda_step(herd_cuda_model* m, const herd_cuda_adamw* c, double* grad_no
 }
 
 int herd_cuda_get_params(herd_cuda_model* m, float* out) {
+  try {
+    m->collective_read("get_params (sharded: every rank gathers)");
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
   std::memcpy(out, m->model.params.data(), m->model.params.size() * sizeof(float));
   return 0;
 }
@@ -115,6 +224,11 @@ int herd_cuda_get_losses(herd_cuda_model* m, float* out) {
 }
 
 int herd_cuda_get_optimizer_state(herd_cuda_model* m, float* mo, float* v, int64_t* steps) {
+  try {
+    m->collective_read("get_optimizer_state (sharded: every rank gathers)");
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
   std::memcpy(mo, m->adamw.m.data(), m->adamw.m.size() * sizeof(float));
   std::memcpy(v, m->adamw.v.data(), m->adamw.v.size() * sizeof(float));
   if (steps) *steps = m->adamw.step_count;
@@ -134,10 +248,27 @@ size_t herd_cuda_model_bytes(const herd_cuda_model* m) {
 }
 
 int herd_cuda_synchronize(herd_cuda_model*) { return 0; }
-int herd_cuda_nccl_available(void) { return 0; }
-int herd_cuda_nccl_unique_id(unsigned char*) { return fail("stand-in: no NCCL"); }
-int herd_cuda_nccl_attach(herd_cuda_model*, const unsigned char*, int, int, int) {
-  return fail("stand-in: no NCCL");
+int herd_cuda_nccl_available(void) { return 1; }
+
+// A shared-memory name: printable, NUL-terminated, unique per group.
+int herd_cuda_nccl_unique_id(unsigned char* id) {
+  std::random_device random;
+  const std::string name = "/herd-standin-" + std::to_string(random()) + std::to_string(random());
+  std::memset(id, 0, HERD_CUDA_NCCL_ID_BYTES);
+  std::memcpy(id, name.data(), name.size());
+  return 0;
+}
+
+int herd_cuda_nccl_attach(herd_cuda_model* m, const unsigned char* id, int rank, int world,
+                          int shard_optimizer) {
+  if (id[0] != '/') return fail("stand-in NCCL: the id is not one herd_cuda_nccl_unique_id made");
+  try {
+    m->group = std::make_unique<StandinGroup>(id, rank, world, m->model.grads.size());
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  m->sharded = shard_optimizer != 0;
+  return 0;
 }
 
 }  // extern "C"

@@ -21,6 +21,12 @@ export interface NodeSpec {
   /** The GPU devices behind nvidia.com/gpu (CUDA_VISIBLE_DEVICES values); default 0..n-1. */
   gpuDevices?: string[];
   /**
+   * process runtime: the CUDA library for containers given GPUs here (their
+   * HERD_CUDA_LIBRARY). The dev plane's GPU node names the CPU stand-in, so its GPUs are
+   * simulated: a job that asks for GPUs runs its CUDA path end to end on this machine.
+   */
+  cudaLibrary?: string;
+  /**
    * How the node runs a pod's containers: "process" (the default) as local processes, image
    * paths mapped to folders; "docker" as Docker containers of the pod's image.
    */
@@ -44,6 +50,8 @@ export function nodeSpecErrors(n: Partial<NodeSpec> | undefined, where: string):
     errors.push(
       `${where}.runtime: ${JSON.stringify(n.runtime)} is not one of ${nodeRuntimes.join(", ")}`,
     );
+  if (n?.cudaLibrary !== undefined && (typeof n.cudaLibrary !== "string" || n.cudaLibrary === ""))
+    errors.push(`${where}.cudaLibrary: ${JSON.stringify(n.cudaLibrary)} is not a path`);
   for (const [i, m] of (n?.hostMounts ?? []).entries())
     if (typeof m !== "string" || !path.isAbsolute(m))
       errors.push(`${where}.hostMounts[${i}]: ${JSON.stringify(m)} is not an absolute path`);
@@ -85,6 +93,7 @@ export function defaultAgentConfig(): AgentConfig {
         name: "herd-dev-gpu-1",
         capacity: { cpu: "4", memory: "8Gi", pods: "110", "nvidia.com/gpu": "2" },
         labels: { "herd.dev/gpu": "true" },
+        cudaLibrary: "${checkout}/native/build/libherd_cuda_standin.so",
       },
     ],
     // herd's own images — herd (operator/worker) and herd/trainer, the TrainingJob default —
@@ -107,6 +116,9 @@ export function writeAgentConfig(file: string, config: AgentConfig): void {
 export function readAgentConfig(file: string): AgentConfig {
   const raw = YAML.parse(readFileSync(file, "utf8")) as Partial<AgentConfig> | null;
   const config: AgentConfig = { nodes: raw?.nodes ?? [], images: raw?.images ?? [] };
+  for (const n of config.nodes)
+    if (typeof n?.cudaLibrary === "string")
+      n.cudaLibrary = n.cudaLibrary.replaceAll("${checkout}", checkout);
   const errors = config.nodes.flatMap((n, i) => nodeSpecErrors(n, `nodes[${i}]`));
   if (errors.length > 0) throw new Error(`${file}: ${errors.join("; ")}`);
   for (const [i, m] of config.images.entries()) {

@@ -146,7 +146,7 @@ export async function testNode(
   c: Cluster,
   name: string,
   capacity: Record<string, string>,
-  more: Pick<NodeSpec, "runtime" | "hostMounts"> = {},
+  more: Pick<NodeSpec, "runtime" | "hostMounts" | "cudaLibrary"> = {},
 ) {
   const taint = { key: "herd.dev/test-node", value: name, effect: "NoSchedule" as const };
   await c.addNode({ name, capacity: { pods: "20", ...capacity }, taints: [taint], ...more });

@@ -927,6 +927,11 @@ function allotGpus(
     return undefined;
   }
   env.CUDA_VISIBLE_DEVICES = env.NVIDIA_VISIBLE_DEVICES = gpus.join(",");
+  // Simulated GPUs: the node's stand-in CUDA library (process runtime; a container has no
+  // host paths).
+  const node = nodes.get(run.node)?.spec;
+  if (gpus.length > 0 && node?.cudaLibrary && node.runtime !== "docker")
+    env.HERD_CUDA_LIBRARY = node.cudaLibrary;
   return gpus;
 }
 

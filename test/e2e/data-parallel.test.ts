@@ -13,7 +13,8 @@ import { after, before, describe, test } from "node:test";
 import { cluster, testNode, unique, type Cluster } from "../cluster/harness.ts";
 import { createObject, harness, type Harness } from "../api/helpers.ts";
 import { readLatest, stepName } from "../../workers/trainer/checkpoint.ts";
-import { trainingJobs } from "./jobs.ts";
+import { rankGroup } from "../engine/ranks.ts";
+import { ended, trainingJobs } from "./jobs.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
@@ -21,11 +22,15 @@ const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
 let c: Cluster;
 let h: Harness;
 let node: Awaited<ReturnType<typeof testNode>>;
+let gpuNode: Awaited<ReturnType<typeof testNode>>;
 let work: string;
 let { until, podsOf } = {} as ReturnType<typeof trainingJobs>;
 
-/** llama-tiny on byte tokens, 8 sequences of 64 per step, on two ranks of 1 cpu each. */
-function job(name: string, steps: number) {
+/**
+ * llama-tiny on byte tokens, 8 sequences of 64 per step, on two ranks of 1 cpu each: two
+ * worker pods, or one pod with two GPUs (on the node with simulated ones).
+ */
+function job(name: string, steps: number, gpus = false) {
   const spec = {
     model: { preset: "llama-tiny" },
     tokenizer: { type: "bytes" },
@@ -37,9 +42,11 @@ function job(name: string, steps: number) {
       optimizer: { warmupSteps: 5 },
       seed: 7,
     },
-    parallelism: { workers: 2 },
+    parallelism: gpus ? { workers: 1, gpusPerWorker: 2 } : { workers: 2 },
     checkpoint: { uri: path.join(work, name), intervalSteps: 5, keep: 2 },
-    resources: { image: "herd/herd:dev", cpu: "1", memory: "1Gi", ...node.placement },
+    resources: gpus
+      ? { image: "herd/herd:dev", cpu: "2", memory: "2Gi", ...gpuNode.placement }
+      : { image: "herd/herd:dev", cpu: "1", memory: "1Gi", ...node.placement },
     retry: { failureLimit: 3, backoffSeconds: 1 },
   };
   return { apiVersion: "herd.dev/v1alpha1", kind: "TrainingJob", metadata: { name }, spec };
@@ -55,6 +62,13 @@ before(async () => {
     "e2e-dp",
   );
   node = await testNode(c, unique("dp-node"), { cpu: "2", memory: "8Gi" });
+  // Two GPUs served by the CPU stand-in of libherd_cuda.so (the dev plane's GPU node too).
+  gpuNode = await testNode(
+    c,
+    unique("dp-gpu-node"),
+    { cpu: "2", memory: "8Gi", "nvidia.com/gpu": "2" },
+    { cudaLibrary: path.join(root, "native/build/libherd_cuda_standin.so") },
+  );
   work = mkdtempSync(path.join(os.tmpdir(), "herd-e2e-dp-"));
   ({ until, podsOf } = trainingJobs(h.env, c.core, h.namespace));
   await h.newOperator();
@@ -63,6 +77,7 @@ before(async () => {
 after(async () => {
   await h?.close();
   await c?.removeNode(node.name).catch(() => {});
+  await c?.removeNode(gpuNode.name).catch(() => {});
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -194,5 +209,32 @@ describe("data parallelism end to end", () => {
       `resumed at ${resumedAt}`,
     );
     assert.equal(readLatest(path.join(work, "crash")), 400);
+  });
+
+  test("gpusPerWorker: 2 → one pod, a CUDA rank per GPU, the checkpoint of two CPU ranks", async () => {
+    const manifest = job("gpus", 10, true);
+    await createObject(h.env, h.namespace, manifest);
+    const s = await until("gpus", "Succeeded", ended);
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.deepEqual([s.step, s.attempts, s.failures], [10, 1, 0]);
+    const pods = await podsOf("gpus");
+    assert.equal(pods.length, 1, "one worker pod");
+    const log = await logOf(pods[0]!.metadata!.name!);
+    for (const device of [0, 1]) assert.match(log, new RegExp(`training on CUDA device ${device}`));
+    assert.match(log, /rank 1 of 2: joined/);
+
+    // Two CPU ranks of the same job by hand (herd train --local) write the same bytes.
+    const file = path.join(work, "gpus-cpu.json");
+    writeFileSync(file, JSON.stringify(manifest));
+    const cpuOut = path.join(work, "gpus-cpu");
+    const cpu = await Promise.all((await rankGroup(file, cpuOut, 2)).map((r) => r.done));
+    for (const r of cpu) assert.equal(r.code, 0, r.stderr);
+    for (const name of ["model.safetensors", "optimizer.safetensors"])
+      assert.ok(
+        readFileSync(path.join(work, "gpus", stepName(10), name)).equals(
+          readFileSync(path.join(cpuOut, stepName(10), name)),
+        ),
+        name,
+      );
   });
 });

@@ -5,7 +5,6 @@
 // resumed elsewhere is an error, not a hang.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -15,15 +14,13 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { stepName } from "../../workers/trainer/checkpoint.ts";
 import { decodeSafetensors } from "../../workers/trainer/safetensors.ts";
 import { tinyJobManifest } from "./fixtures.ts";
+import { rankGroup, trainerRank } from "./ranks.ts";
 
-const root = path.resolve(import.meta.dirname, "../..");
-const herdBin = path.join(root, "bin/herd.mjs");
 const work = mkdtempSync(path.join(tmpdir(), "herd-dp-"));
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -38,72 +35,8 @@ const job = tinyJobManifest(work, "dp", {
   extra: "  parallelism: { workers: 2 }\n",
 });
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  events: Record<string, unknown>[];
-  losses: number[];
-}
-
-interface Rank {
-  done: Promise<Run>;
-  kill(sig: NodeJS.Signals): void;
-  /** Resolves once the rank has logged this step. */
-  reached(step: number): Promise<void>;
-}
-
-/** `herd train --local` as one rank (or alone, without `dist`). */
-function trainer(out: string, dist?: { rank: number; world: number; port: number }): Rank {
-  const env = { ...process.env, HERD_DIST_TIMEOUT_SECONDS: "120" };
-  if (dist)
-    Object.assign(env, {
-      HERD_WORLD_SIZE: String(dist.world),
-      HERD_RANK: String(dist.rank),
-      HERD_RENDEZVOUS: `127.0.0.1:${dist.port}`,
-    });
-  const args = [herdBin, "train", "--local", "-f", job, "--out", out, "--threads", "1"];
-  const child = spawn(process.execPath, [...args, "--log", "json"], { env });
-  let stdout = "";
-  let stderr = "";
-  const waiting: { step: number; resolve: () => void }[] = [];
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString();
-    for (const w of waiting) if (stdout.includes(`"step":${w.step},`)) w.resolve();
-  });
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<Run>((resolve) =>
-    child.on("exit", (code) => {
-      const events = stdout
-        .trim()
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-      const losses = events.filter((e) => e.event === "step").map((e) => e.loss as number);
-      resolve({ code, stdout, stderr, events, losses });
-    }),
-  );
-  return {
-    done,
-    kill: (sig) => child.kill(sig),
-    reached: (step) => new Promise((resolve) => waiting.push({ step, resolve })),
-  };
-}
-
-async function group(out: string | string[], world = 2): Promise<Rank[]> {
-  const port = await freePort();
-  return Array.from({ length: world }, (_, rank) =>
-    trainer(Array.isArray(out) ? out[rank]! : out, { rank, world, port }),
-  );
-}
+const trainer = (out: string) => trainerRank(job, out);
+const group = (out: string | string[]) => rankGroup(job, out);
 
 const checkpointsIn = (dir: string) =>
   readdirSync(dir)

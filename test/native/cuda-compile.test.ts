@@ -40,7 +40,14 @@ test("every CUDA source compiles for sm_80 and sm_90", { timeout: 1_800_000 }, a
   );
   await run("cmake", ["--build", build, "--target", "herd_cuda"], { maxBuffer: 64 << 20 });
   const files = readdirSync(sources).filter((f) => f.endsWith(".cu"));
-  for (const expected of ["attention.cu", "model.cu", "nccl.cu", "gemm.cu", "adamw.cu"])
+  for (const expected of [
+    "attention.cu",
+    "attention_tc.cu",
+    "model.cu",
+    "nccl.cu",
+    "gemm.cu",
+    "adamw.cu",
+  ])
     assert.ok(files.includes(expected), `native/cuda/${expected} is missing`);
   const objects = path.join(build, "CMakeFiles", "herd_cuda.dir", "cuda");
   for (const file of files) {

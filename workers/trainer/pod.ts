@@ -5,7 +5,8 @@
 // checkpoints and exits 75), signals progress and checkpoints to the job's workflow on
 // Temporal, and exits with the trainer's code, which the workflow classifies. The child
 // inherits HERD_RANK, HERD_WORLD_SIZE, HERD_RENDEZVOUS and HERD_POD_IP, so with several
-// workers it is one rank of the data-parallel group; rank 0 alone reports progress.
+// workers it is one rank of the data-parallel group; rank 0 alone reports progress. A pod
+// with several GPUs runs one child per GPU (localRanks), each its own rank.
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -15,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { Client, Connection } from "@temporalio/client";
 import { progressSignal, trainerExit, type Progress } from "../../workflows/training-types.ts";
 import { temporalConnectionOptions } from "../temporal-tls.ts";
+import { localRanks } from "./local-ranks.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -64,6 +66,9 @@ function progressReporter(workflowId: string | undefined, attempt: number, rank:
   };
 }
 
+/** How long the other processes of a pod get to stop after one of them failed. */
+const siblingGraceMs = 30_000;
+
 async function main(): Promise<number> {
   const raw = process.env.HERD_TRAINING_JOB;
   if (!raw) fail(trainerExit.userError, "HERD_TRAINING_JOB is not set");
@@ -77,52 +82,78 @@ async function main(): Promise<number> {
   // Every rank logs the same loss; the workflow reads rank 0's, so only rank 0 signals.
   const workflowId = rank === 0 ? process.env.HERD_WORKFLOW_ID : undefined;
   const reporter = progressReporter(workflowId, attempt, rank);
-  const args = [path.join(root, "bin/herd.mjs"), "train", "--local", "-f", manifest];
-  args.push("--log", "json", "--threads", process.env.HERD_TRAINER_THREADS ?? "1");
-  // A job that asks for GPUs trains on them; without one visible it fails, naming why.
-  const gpus = (JSON.parse(raw) as { spec?: { parallelism?: { gpusPerWorker?: number } } }).spec
-    ?.parallelism?.gpusPerWorker;
-  if ((gpus ?? 0) > 0) args.push("--backend", "cuda");
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
-  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  // A job that asks for GPUs trains on them, one process each; without them visible it
+  // fails, naming why.
+  const gpus =
+    (JSON.parse(raw) as { spec?: { parallelism?: { gpusPerWorker?: number } } }).spec?.parallelism
+      ?.gpusPerWorker ?? 0;
+  const trainArgs = [path.join(root, "bin/herd.mjs"), "train", "--local", "-f", manifest];
+  const ranks = localRanks(process.env, gpus, [...trainArgs, "--log", "json"]);
+  const children = ranks.map((r) =>
+    spawn(process.execPath, r.args, { env: r.env, stdio: ["ignore", "pipe", "inherit"] }),
+  );
+  const forward = (sig: NodeJS.Signals) => children.forEach((c) => c.kill(sig));
   process.on("SIGTERM", forward);
   process.on("SIGINT", forward);
 
-  const lines = createInterface({ input: child.stdout });
-  lines.on("line", (line) => {
-    process.stdout.write(line + "\n");
-    let e: Record<string, unknown>;
-    try {
-      e = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      return;
-    }
-    if (e.event === "step")
-      reporter.report(
-        {
-          step: e.step as number,
-          loss: e.loss as number,
-          learningRate: e.lr as number,
-          tokensPerSecond: e.tokensPerSecond as number,
-        },
-        false,
-      );
-    else if (e.event === "checkpoint")
-      reporter.report(
-        {
-          step: e.step as number,
-          checkpoint: { step: e.step as number, uri: e.path as string, time: e.time as string },
-        },
-        true,
-      );
+  children.forEach((child, local) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.on("line", (line) => {
+      process.stdout.write(line + "\n");
+      if (local === 0) reportLine(line, reporter);
+    });
   });
-  const code = await new Promise<number>((resolve) =>
-    child.on("exit", (c, sig) =>
-      resolve(c ?? 128 + (sig ? (os.constants.signals[sig] ?? 15) : 15)),
+  // The pod's code is the first failure's (a rank that fails breaks its group, and the others'
+  // errors only echo it), or 0; the other processes are then stopped, and killed if they
+  // linger on a collective whose peer is gone.
+  let code = 0;
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) =>
+          child.on("exit", (c, sig) => {
+            const exit = c ?? 128 + (sig ? (os.constants.signals[sig] ?? 15) : 15);
+            if (exit !== 0 && code === 0) {
+              code = exit;
+              const rest = children.filter((o) => o.exitCode === null && o.signalCode === null);
+              rest.forEach((o) => o.kill("SIGTERM"));
+              setTimeout(() => rest.forEach((o) => o.kill("SIGKILL")), siblingGraceMs).unref();
+            }
+            resolve();
+          }),
+        ),
     ),
   );
   await reporter.flush();
   return code;
+}
+
+/** Steps and checkpoints from the trainer's JSON log, as progress for the workflow. */
+function reportLine(line: string, reporter: ReturnType<typeof progressReporter>): void {
+  let e: Record<string, unknown>;
+  try {
+    e = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return;
+  }
+  if (e.event === "step")
+    reporter.report(
+      {
+        step: e.step as number,
+        loss: e.loss as number,
+        learningRate: e.lr as number,
+        tokensPerSecond: e.tokensPerSecond as number,
+      },
+      false,
+    );
+  else if (e.event === "checkpoint")
+    reporter.report(
+      {
+        step: e.step as number,
+        checkpoint: { step: e.step as number, uri: e.path as string, time: e.time as string },
+      },
+      true,
+    );
 }
 
 process.exit(await main());

@@ -10,7 +10,7 @@ import path from "node:path";
 import { ManifestError, readTrainingJob } from "../../crds/manifest.ts";
 import { parameterCount, resolveModel, type ModelConfig } from "../../crds/model.ts";
 import { presets } from "../../crds/presets.ts";
-import type { TrainingJob } from "../../crds/trainingjob.ts";
+import { dataParallelWidth, type TrainingJob } from "../../crds/trainingjob.ts";
 import { createMixtureLoader, type MixtureOptions } from "../../native/data.ts";
 import {
   engine,
@@ -65,6 +65,8 @@ export interface TrainOptions {
   distributed?: Distributed;
   /** cpu (default) or cuda (a GPU through libherd_cuda.so). */
   backend?: "cpu" | "cuda";
+  /** cuda: the device ordinal this process trains on (a trainer pod runs one process per GPU). */
+  device?: number;
   /** The attempt this trainer pod runs as (ownerFromEnv): rank 0 fences the checkpoint folder. */
   owner?: Owner;
 }
@@ -250,10 +252,14 @@ export function plan(
       "spec.training.activationCheckpointing: not implemented on the CPU backend; ignored",
     );
   const world = options.distributed?.world ?? 1;
-  if (spec.parallelism.workers > 1 && world === 1)
+  if (dataParallelWidth(spec.parallelism) > 1 && world === 1)
     warnings.push("spec.parallelism: --local trains in one process, with the same global batch");
   if (backend === "cpu" && spec.parallelism.gpusPerWorker > 0)
     warnings.push("spec.parallelism.gpusPerWorker: this run trains on the CPU (--backend cpu)");
+  if (spec.training.shardOptimizerState && (backend === "cpu" || world === 1))
+    warnings.push(
+      "spec.training.shardOptimizerState: shards only across several CUDA ranks; every rank keeps the whole state here",
+    );
   const t = spec.training;
   const seqLen = spec.data.seqLen;
   if (seqLen > model.maxSeqLen)
@@ -303,6 +309,8 @@ export function plan(
       ...(backend === "cuda" && {
         precision: spec.training.precision,
         recompute: spec.training.activationCheckpointing,
+        shardOptimizer: spec.training.shardOptimizerState,
+        ...(options.device !== undefined && { device: options.device }),
       }),
     },
     data,
@@ -617,6 +625,8 @@ async function run(
       : undefined;
     const save = async (): Promise<void> => {
       lastSaved = step;
+      // With a sharded optimizer the device's state is gathered from every rank: all take part.
+      trainer.syncHost();
       if (!writesCheckpoints) return;
       metrics?.sync(); // the log covers every step of the checkpoint before it is published
       const where = await store.save(step, checkpointContents(trainer, p), p.keep);
@@ -732,6 +742,11 @@ async function createAndResume(
     });
   } catch (err) {
     throw new UserError((err as Error).message);
+  }
+  if (p.trainer.backend === "cuda") {
+    const { device = 0, precision, shardOptimizer } = p.trainer;
+    const sharded = shardOptimizer && p.world > 1 ? ", optimizer state sharded" : "";
+    log.info(`training on CUDA device ${device} (${precision}${sharded})`, { device });
   }
   await store.prepareResume((msg) => log.warn(msg));
   const loaded = loadCheckpoint(

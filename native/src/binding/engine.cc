@@ -128,6 +128,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                         InstanceMethod("lossAndGrads", &TrainerWrap::LossAndGrads),
                         InstanceMethod("update", &TrainerWrap::Update),
                         InstanceMethod("tensors", &TrainerWrap::Tensors),
+                        InstanceMethod("syncHost", &TrainerWrap::SyncHost),
                         InstanceMethod("setTensors", &TrainerWrap::SetTensors),
                         InstanceMethod("state", &TrainerWrap::State),
                         InstanceMethod("setState", &TrainerWrap::SetState)});
@@ -179,6 +180,16 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Forward(const Napi::CallbackInfo& info);
   Napi::Value LossAndGrads(const Napi::CallbackInfo& info);
   Napi::Value Update(const Napi::CallbackInfo& info);
+
+  // syncHost(): the host mirror brought up to date with the device (what tensors() does first).
+  // With a sharded optimizer it is a collective, so every rank calls it at each checkpoint,
+  // not only the one that writes.
+  Napi::Value SyncHost(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    onDevice(env, [&] { trainer_->sync_host(); });
+    return env.Undefined();
+  }
 
   // tensors(which): [{ name, shape, data }] copies of "params", "grads", "m" or "v".
   Napi::Value Tensors(const Napi::CallbackInfo& info) {
