@@ -193,6 +193,12 @@ export const trainingSpec = z
       .boolean()
       .default(false)
       .describe("Recompute activations in the backward pass to save memory."),
+    deterministic: z
+      .boolean()
+      .default(false)
+      .describe(
+        "CUDA: no atomics and no split-K matrix products, so a rerun on the same GPU type gives the same bits (the CPU always does, at the same thread count).",
+      ),
     shardOptimizerState: z
       .boolean()
       .default(false)

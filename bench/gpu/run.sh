@@ -57,9 +57,14 @@ echo "== speed: $steps steps per run after 2 warm-up steps"
 for p in $presets; do
   read -r dim layers heads kv ffn vocab seq < <(python3 -c "import json,sys; c=json.load(open('bench/gpu/presets.json'))['$p']; print(c['dim'],c['nLayers'],c['nHeads'],c['nKvHeads'],c['ffnHidden'],c['vocabSize'],c['maxSeqLen'])")
   batch=$([ "$p" = llama-1b ] && echo "${BATCH_1B:-8}" || echo "${BATCH:-8}")
-  for impl in herd pytorch; do
-    if [ $impl = herd ]; then
-      line=$("$build/herd-gpu-bench" speed "$dim" "$layers" "$heads" "$kv" "$ffn" "$vocab" "$seq" "$batch" "$steps" 2>"$out/err.txt" || echo "{\"impl\":\"herd\",\"batch\":$batch,\"seq\":$seq,\"error\":\"$(tail -1 "$out/err.txt" | tr -d '"')\"}")
+  # The first preset also runs with the CUDA-core attention kernels: the tensor cores' gain.
+  impls="herd pytorch"
+  [ "$p" = "${presets%% *}" ] && impls="herd herd-simt pytorch"
+  for impl in $impls; do
+    if [ $impl != pytorch ]; then
+      attention=$([ $impl = herd-simt ] && echo simt || echo tensor)
+      line=$(HERD_CUDA_ATTENTION=$attention "$build/herd-gpu-bench" speed "$dim" "$layers" "$heads" "$kv" "$ffn" "$vocab" "$seq" "$batch" "$steps" 2>"$out/err.txt" || echo "{\"impl\":\"herd\",\"batch\":$batch,\"seq\":$seq,\"error\":\"$(tail -1 "$out/err.txt" | tr -d '"')\"}")
+      line="${line/\"impl\":\"herd\"/\"impl\":\"$impl\"}"
     else
       line=$(python3 bench/gpu/torch_llama.py "$(python3 -c "import json; print(json.dumps(json.load(open('bench/gpu/presets.json'))['$p']))")" "$batch" "$steps" 2>"$out/err.txt" || echo "{\"impl\":\"pytorch\",\"batch\":$batch,\"seq\":$seq,\"error\":\"failed: $(tail -1 "$out/err.txt" | tr -d '"')\"}")
     fi

@@ -115,6 +115,11 @@ test("shardOptimizerState: every rank gathers the device's state at each checkpo
   const job = manifest("pod-shard", 2);
   const run = await pod({ job, rank: 0, pods: 1, port: await freePort(), shard: true }).done;
   assert.equal(run.code, 0, run.stderr);
+  for (const device of [0, 1])
+    assert.ok(
+      run.stdout.includes(`training on CUDA device ${device} (fp32, optimizer state sharded)`),
+      run.stdout,
+    );
   // The stand-in keeps whole state on every rank, so the bytes are the unsharded run's.
   for (const name of ["model.safetensors", "optimizer.safetensors"])
     assert.ok(

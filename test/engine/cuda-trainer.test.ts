@@ -4,10 +4,11 @@
 // handing the backend the wrong tokens, scales, learning rate or state. The kernels themselves
 // are checked against the CPU engine on a GPU by bench/gpu/run.sh.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
+import { readTrainingJob } from "../../crds/manifest.ts";
 import { herdTrain, tinyJobManifest, trainerOptions } from "./fixtures.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -110,6 +111,20 @@ test("herd train --backend cuda: same checkpoints as the CPU, across a stop and 
   assert.match(r.stdout, /"msg":"resumed from [^"]*step-000000003"/);
   for (const name of ["model.safetensors", "optimizer.safetensors"])
     assert.ok(fileOf(cudaOut, 6, name).equals(fileOf(cpuOut, 6, name)), name);
+});
+
+test("herd train --backend cuda passes the job's precision, recomputation and determinism", () => {
+  const job = readTrainingJob(manifest("cuda-modes"));
+  Object.assign(job.spec.training, {
+    precision: "bf16",
+    activationCheckpointing: true,
+    deterministic: true,
+  });
+  const file = path.join(work, "cuda-modes.json");
+  writeFileSync(file, JSON.stringify(job));
+  const r = train(file, path.join(work, "cuda-modes"), 1, ["--backend", "cuda", "--device", "0"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /training on CUDA device 0 \(bf16, recomputation, deterministic\)/);
 });
 
 test("herd train --backend cuda where no GPU is: exit 64, saying so; --backend bogus is refused", () => {

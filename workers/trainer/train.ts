@@ -309,6 +309,7 @@ export function plan(
       ...(backend === "cuda" && {
         precision: spec.training.precision,
         recompute: spec.training.activationCheckpointing,
+        deterministic: spec.training.deterministic,
         shardOptimizer: spec.training.shardOptimizerState,
         ...(options.device !== undefined && { device: options.device }),
       }),
@@ -744,9 +745,16 @@ async function createAndResume(
     throw new UserError((err as Error).message);
   }
   if (p.trainer.backend === "cuda") {
-    const { device = 0, precision, shardOptimizer } = p.trainer;
-    const sharded = shardOptimizer && p.world > 1 ? ", optimizer state sharded" : "";
-    log.info(`training on CUDA device ${device} (${precision}${sharded})`, { device });
+    const t = p.trainer;
+    const modes = [
+      t.precision,
+      ...(t.recompute ? ["recomputation"] : []),
+      ...(t.deterministic ? ["deterministic"] : []),
+      ...(t.shardOptimizer && p.world > 1 ? ["optimizer state sharded"] : []),
+    ];
+    log.info(`training on CUDA device ${t.device ?? 0} (${modes.join(", ")})`, {
+      device: t.device ?? 0,
+    });
   }
   await store.prepareResume((msg) => log.warn(msg));
   const loaded = loadCheckpoint(
