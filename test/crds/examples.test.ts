@@ -13,7 +13,7 @@ test("examples/*.yaml parse as herd objects and name data that is there", () => 
   assert.ok(files.length >= 3, files.join(", "));
   for (const f of files) {
     const file = path.join(examples, f);
-    const o = parseHerdObject(readFileSync(file, "utf8"), file);
+    const o = parseHerdObject(readFileSync(file, "utf8"), file, (m) => assert.fail(m));
     const uris: string[] = [];
     if (o.kind === "TrainingJob") {
       if (o.spec.tokenizer.uri) uris.push(o.spec.tokenizer.uri);

@@ -79,3 +79,20 @@ test("parseHerdObject picks the schema by kind and names an unknown kind", () =>
     /bad\.yaml: invalid manifest\nspec\.schedule\.cron/,
   );
 });
+
+test("a field the schema does not know is reported by its path, and nothing else is", () => {
+  const job = trainingJobObject() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  job.spec.retry = { preemptionLimit: 100 }; // the field is preemptionBudget
+  job.spec.data.sources[0].wieght = 2;
+  job.metadata.labels = { team: "ml" }; // metadata keeps what Kubernetes has
+  const heard: string[] = [];
+  const o = parseHerdObject(JSON.stringify(job), "t.yaml", (m) => heard.push(m));
+  assert.equal(o.kind, "TrainingJob");
+  assert.deepEqual(heard, [
+    "t.yaml: unknown field spec.data.sources[0].wieght is ignored (docs/api.md lists the fields)",
+    "t.yaml: unknown field spec.retry.preemptionLimit is ignored (docs/api.md lists the fields)",
+  ]);
+  heard.length = 0;
+  parseHerdObject(JSON.stringify(trainingJobObject()), "t.yaml", (m) => heard.push(m));
+  assert.deepEqual(heard, []);
+});

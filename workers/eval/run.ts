@@ -4,8 +4,8 @@
 import { existsSync, readFileSync, writeFileSync, renameSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { evalJob, type EvalJob } from "../../crds/evaljob.ts";
-import { parseManifest } from "../../crds/manifest.ts";
+import type { EvalJob } from "../../crds/evaljob.ts";
+import { readEvalJob } from "../../crds/manifest.ts";
 import { downloadUri, S3Error } from "../s3.ts";
 import { s3ConfigFromEnv, stagingDirFor } from "../trainer/checkpoint-store.ts";
 import { writeResults } from "./checkpoints.ts";
@@ -82,12 +82,8 @@ async function fetchInput(uri: string, base: string, field: string, staging: str
   return dest;
 }
 
-export function readEvalJob(file: string): EvalJob {
-  return parseManifest(evalJob, readFileSync(file, "utf8"), file);
-}
-
 export async function runEvalLocal(o: LocalEvalOptions): Promise<ResultsFile> {
-  const job = readEvalJob(o.manifest);
+  const job = readEvalJob(o.manifest, (m) => o.log?.(`warning: ${m}`));
   const base = path.dirname(path.resolve(o.manifest));
   const spec = job.spec;
   if (!spec.checkpoint.uri)

@@ -540,8 +540,9 @@ export async function train(options: TrainOptions): Promise<number> {
   let log: Logger = jsonLogger();
   try {
     let job: TrainingJob;
+    const unknown: string[] = [];
     try {
-      job = readTrainingJob(options.manifest);
+      job = readTrainingJob(options.manifest, (m) => unknown.push(m));
     } catch (err) {
       if (err instanceof ManifestError) throw new UserError(err.message);
       throw new UserError(`cannot read ${options.manifest}: ${(err as Error).message}`);
@@ -550,6 +551,7 @@ export async function train(options: TrainOptions): Promise<number> {
     try {
       const dir = path.dirname(path.resolve(options.manifest));
       p = plan(job, dir, options, await resolveData(job, dir));
+      p.warnings.unshift(...unknown);
     } catch (err) {
       if (err instanceof ManifestError) throw new UserError(err.message);
       throw err;
