@@ -1,9 +1,9 @@
-// Runs native/cuda/attention_tc.cu's tensor-core kernels on the CPU emulation (copied beside
-// this file by test/native/attention-emulation.test.ts, so that its includes find the
-// stand-in headers here) and prints the relative error ‖x − ref‖/‖ref‖ of each output against
-// a float64 causal attention: out, lse, dq, dk, dv. Inputs are random bf16 values laid out as
-// the model's interleaved q|k|v rows; outputs start as NaN, so an element no kernel wrote
-// makes its error NaN.
+// Runs native/cuda/attention_tc.cu's tensor-core kernels on the CPU emulation (the source as
+// sources.ts prepares it, found on the include path; test/native/attention-emulation.test.ts)
+// and prints the relative error ‖x − ref‖/‖ref‖ of each output against a float64 causal
+// attention: out, lse, dq, dk, dv. Inputs are random bf16 values laid out as the model's
+// interleaved q|k|v rows; outputs start as NaN, so an element no kernel wrote makes its error
+// NaN.
 //   attention_tc_check <head_dim> <heads> <kv_heads> <T> <B>
 #include "attention_tc.cu"
 
@@ -85,6 +85,8 @@ int main(int argc, char** argv) {
   const int W = (H + 2 * KVH) * hd;  // a qkv row: q | k | v
   const size_t N = size_t(B) * T;
   const bf16 nan{0x7FC0};
+  auto to_f = [](bf16 x) { return __bfloat162float(x); };
+  auto from_f = [](float x) { return __float2bfloat16_rn(x); };
 
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0, 1);
@@ -92,13 +94,13 @@ int main(int argc, char** argv) {
   std::vector<float> Q(N * H * hd), K(N * KVH * hd), V(N * KVH * hd), dO(N * H * hd);
   for (size_t n = 0; n < N; n++)
     for (int c = 0; c < W; c++) {
-      const bf16 x = emu::from_f(normal(rng));
+      const bf16 x = from_f(normal(rng));
       qkv[n * W + c] = x;
-      if (c < H * hd) Q[n * H * hd + c] = emu::to_f(x);
-      else if (c < (H + KVH) * hd) K[n * KVH * hd + c - H * hd] = emu::to_f(x);
-      else V[n * KVH * hd + c - (H + KVH) * hd] = emu::to_f(x);
+      if (c < H * hd) Q[n * H * hd + c] = to_f(x);
+      else if (c < (H + KVH) * hd) K[n * KVH * hd + c - H * hd] = to_f(x);
+      else V[n * KVH * hd + c - (H + KVH) * hd] = to_f(x);
     }
-  for (size_t i = 0; i < dout.size(); i++) dO[i] = emu::to_f(dout[i] = emu::from_f(normal(rng)));
+  for (size_t i = 0; i < dout.size(); i++) dO[i] = to_f(dout[i] = from_f(normal(rng)));
 
   const AttentionShape a{B, T, H, KVH, hd, W, W, H * hd};
   const bf16 *q = qkv.data(), *k = q + H * hd, *v = k + KVH * hd;
@@ -111,7 +113,7 @@ int main(int argc, char** argv) {
         float s = 0;
         for (int x = 0; x < hd; x++) {
           const size_t at = (size_t(b) * T + t) * H * hd + h * hd + x;
-          s += emu::to_f(dout[at]) * emu::to_f(out[at]);
+          s += to_f(dout[at]) * to_f(out[at]);
         }
         dsum[(size_t(b) * H + h) * T + t] = s;
       }
@@ -120,10 +122,10 @@ int main(int argc, char** argv) {
 
   const Reference r = reference(Q, K, V, dO, B, T, H, KVH, hd);
   std::vector<float> o(N * H * hd), gq(N * H * hd), gk(N * KVH * hd), gv(N * KVH * hd);
-  for (size_t i = 0; i < o.size(); i++) o[i] = emu::to_f(out[i]);
+  for (size_t i = 0; i < o.size(); i++) o[i] = to_f(out[i]);
   for (size_t n = 0; n < N; n++)
     for (int c = 0; c < W; c++) {
-      const float x = emu::to_f(dqkv[n * W + c]);
+      const float x = to_f(dqkv[n * W + c]);
       if (c < H * hd) gq[n * H * hd + c] = x;
       else if (c < (H + KVH) * hd) gk[n * KVH * hd + c - H * hd] = x;
       else gv[n * KVH * hd + c - (H + KVH) * hd] = x;
