@@ -12,23 +12,16 @@
 // With shard_optimizer the device's weights and moments are spread over the ranks, so reading
 // them is a collective: here every read waits for all ranks, and a trainer that reads them on
 // one rank only fails with an error naming the read instead of passing by luck.
-#include <fcntl.h>
-#include <sched.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <stdexcept>
 #include <string>
 
 #include "../cuda/herd_cuda.h"
 #include "engine/model.h"
 #include "engine/optimizer.h"
+#include "shm_group.h"
 
 namespace {
 
@@ -39,71 +32,21 @@ int fail(const std::string& message) {
   return -1;
 }
 
-// The ranks' meeting place: a barrier and one gradient slot per rank.
-struct SharedGroup {
-  std::atomic<int> arrived;
-  std::atomic<int> generation;
-  float slots[1];  // [world][n]
-};
-
-class StandinGroup {
- public:
-  StandinGroup(const unsigned char id[HERD_CUDA_NCCL_ID_BYTES], int rank, int world, size_t n)
-      : rank_(rank), world_(world), n_(n) {
-    const char* chars = reinterpret_cast<const char*>(id);
-    const std::string name(chars, strnlen(chars, HERD_CUDA_NCCL_ID_BYTES));
-    bytes_ = sizeof(SharedGroup) + size_t(world) * n * sizeof(float);
-    const int fd = shm_open(name.c_str(), O_CREAT | O_RDWR, 0600);
-    if (fd < 0 || ftruncate(fd, off_t(bytes_)) != 0)
-      throw std::runtime_error("stand-in: shared memory " + name + ": " + std::strerror(errno));
-    void* at = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (at == MAP_FAILED) throw std::runtime_error("stand-in: mmap: " + std::string(std::strerror(errno)));
-    shared_ = static_cast<SharedGroup*>(at);  // zero-filled by ftruncate: a valid barrier
-    barrier("attach");
-    if (rank == 0) shm_unlink(name.c_str());  // every rank has it mapped; nothing outlives them
+// The mean over ranks in place, summed in rank order (what the CPU backend's Gloo average
+// gives for two ranks), through the group's slots.
+void average(herd::test::ShmGroup& group, std::vector<float>& x) {
+  const size_t bytes = x.size() * sizeof(float);
+  group.reserve(bytes);
+  std::memcpy(group.slot(group.rank()), x.data(), bytes);
+  group.barrier("the gradient all-reduce");
+  std::memcpy(x.data(), group.slot(0), bytes);
+  for (int r = 1; r < group.world(); r++) {
+    const float* y = reinterpret_cast<const float*>(group.slot(r));
+    for (size_t i = 0; i < x.size(); i++) x[i] += y[i];
   }
-  ~StandinGroup() { munmap(shared_, bytes_); }
-
-  // Waits until every rank arrives (a sense-reversing barrier); a rank that never comes is an
-  // error naming where the others waited, as NCCL's watchdog would report.
-  void barrier(const char* where) {
-    const int generation = shared_->generation.load();
-    if (shared_->arrived.fetch_add(1) + 1 == world_) {
-      shared_->arrived.store(0);
-      shared_->generation.fetch_add(1);
-      return;
-    }
-    const char* env = std::getenv("HERD_STANDIN_TIMEOUT_SECONDS");
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(env ? std::atoi(env) : 120);
-    while (shared_->generation.load() == generation) {
-      if (std::chrono::steady_clock::now() > deadline)
-        throw std::runtime_error(std::string("stand-in NCCL: rank ") + std::to_string(rank_) +
-                                 " waited for the other ranks at " + where);
-      sched_yield();
-    }
-  }
-
-  // In place: the mean over ranks, summed in rank order.
-  void average(std::vector<float>& x) {
-    std::memcpy(slot(rank_), x.data(), n_ * sizeof(float));
-    barrier("the gradient all-reduce");
-    std::memcpy(x.data(), slot(0), n_ * sizeof(float));
-    for (int r = 1; r < world_; r++) {
-      const float* y = slot(r);
-      for (size_t i = 0; i < n_; i++) x[i] += y[i];
-    }
-    herd::scale(x, 1.0f / float(world_));
-    barrier("the gradient all-reduce");  // no rank overwrites its slot while others read it
-  }
-
- private:
-  float* slot(int r) { return shared_->slots + size_t(r) * n_; }
-  int rank_, world_;
-  size_t n_, bytes_ = 0;
-  SharedGroup* shared_ = nullptr;
-};
+  herd::scale(x, 1.0f / float(group.world()));
+  group.barrier("the gradient all-reduce");  // no rank overwrites its slot while others read it
+}
 
 }  // namespace
 
@@ -111,7 +54,7 @@ struct herd_cuda_model {
   herd::Model<float> model;
   herd::AdamW adamw;
   int calls_backward = 0, last_micro_batches = 0;  // for the test's eyes (get_losses)
-  std::unique_ptr<StandinGroup> group;
+  std::unique_ptr<herd::test::ShmGroup> group;
   bool sharded = false;
   explicit herd_cuda_model(const herd::ModelConfig& c) : model(c), adamw(model.num_parameters()) {}
   // With a sharded optimizer the device's weights and moments are read by all ranks at once.
@@ -167,7 +110,7 @@ int herd_cuda_backward(herd_cuda_model* m, float dloss, int last_micro_batch) {
   m->model.backward(dloss);
   if (m->group && last_micro_batch) {
     try {
-      m->group->average(m->model.grads);
+      average(*m->group, m->model.grads);
     } catch (const std::exception& e) {
       return fail(e.what());
     }
@@ -250,10 +193,9 @@ size_t herd_cuda_model_bytes(const herd_cuda_model* m) {
 int herd_cuda_synchronize(herd_cuda_model*) { return 0; }
 int herd_cuda_nccl_available(void) { return 1; }
 
-// A shared-memory name: printable, NUL-terminated, unique per group.
+// A shared-memory group's name: printable and NUL-terminated.
 int herd_cuda_nccl_unique_id(unsigned char* id) {
-  std::random_device random;
-  const std::string name = "/herd-standin-" + std::to_string(random()) + std::to_string(random());
+  const std::string name = herd::test::new_group_name();
   std::memset(id, 0, HERD_CUDA_NCCL_ID_BYTES);
   std::memcpy(id, name.data(), name.size());
   return 0;
@@ -261,11 +203,13 @@ int herd_cuda_nccl_unique_id(unsigned char* id) {
 
 int herd_cuda_nccl_attach(herd_cuda_model* m, const unsigned char* id, int rank, int world,
                           int shard_optimizer) {
-  if (id[0] != '/') return fail("stand-in NCCL: the id is not one herd_cuda_nccl_unique_id made");
+  const char* chars = reinterpret_cast<const char*>(id);
+  if (chars[0] != '/') return fail("stand-in NCCL: the id is not one herd_cuda_nccl_unique_id made");
   try {
-    m->group = std::make_unique<StandinGroup>(id, rank, world, m->model.grads.size());
+    m->group = std::make_unique<herd::test::ShmGroup>(
+        std::string(chars, strnlen(chars, HERD_CUDA_NCCL_ID_BYTES)), rank, world);
   } catch (const std::exception& e) {
-    return fail(e.what());
+    return fail(std::string("stand-in NCCL: ") + e.what());
   }
   m->sharded = shard_optimizer != 0;
   return 0;

@@ -62,8 +62,14 @@ export interface Dist {
 }
 
 /** `herd train --local` on one thread as one rank (or alone, without `dist`). */
-export function trainerRank(job: string, out: string, dist?: Dist, args: string[] = []): Rank {
-  const env = { ...process.env, HERD_DIST_TIMEOUT_SECONDS: "120" };
+export function trainerRank(
+  job: string,
+  out: string,
+  dist?: Dist,
+  args: string[] = [],
+  extraEnv: NodeJS.ProcessEnv = {},
+): Rank {
+  const env = { ...process.env, HERD_DIST_TIMEOUT_SECONDS: "120", ...extraEnv };
   if (dist)
     Object.assign(env, {
       HERD_WORLD_SIZE: String(dist.world),
@@ -80,9 +86,10 @@ export async function rankGroup(
   out: string | string[],
   world = 2,
   args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<Rank[]> {
   const port = await freePort();
   return Array.from({ length: world }, (_, rank) =>
-    trainerRank(job, Array.isArray(out) ? out[rank]! : out, { rank, world, port }, args),
+    trainerRank(job, Array.isArray(out) ? out[rank]! : out, { rank, world, port }, args, env),
   );
 }
