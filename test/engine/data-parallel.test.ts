@@ -17,9 +17,8 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { stepName } from "../../workers/trainer/checkpoint.ts";
-import { decodeSafetensors } from "../../workers/trainer/safetensors.ts";
 import { tinyJobManifest } from "./fixtures.ts";
-import { rankGroup, trainerRank } from "./ranks.ts";
+import { checkpointTensors, rankGroup, relativeL2, trainerRank } from "./ranks.ts";
 
 const work = mkdtempSync(path.join(tmpdir(), "herd-dp-"));
 test.after(() => rmSync(work, { recursive: true, force: true }));
@@ -43,9 +42,6 @@ const checkpointsIn = (dir: string) =>
     .filter((f) => f.startsWith("step-"))
     .sort();
 const latest = (dir: string) => readFileSync(path.join(dir, "LATEST"), "utf8").trim();
-const weights = (dir: string, step: number) =>
-  decodeSafetensors(readFileSync(path.join(dir, stepName(step), "model.safetensors")), "model")
-    .tensors;
 
 const single = path.join(work, "w1");
 const pair = path.join(work, "w2");
@@ -72,18 +68,7 @@ test("world size 2 gives world size 1's loss curve at the same global batch", as
   assert.ok(r0!.events.some((e) => e.event === "checkpoint"));
   assert.ok(!r1!.events.some((e) => e.event === "checkpoint"), "rank 1 writes no checkpoint");
   // Final weights: the same up to float rounding of the gradient sums.
-  const a = weights(single, 20);
-  const b = weights(pair, 20);
-  let diff = 0;
-  let norm = 0;
-  for (const [name, t] of a) {
-    const u = b.get(name)!.data;
-    for (let i = 0; i < t.data.length; i++) {
-      diff += (t.data[i]! - u[i]!) ** 2;
-      norm += t.data[i]! ** 2;
-    }
-  }
-  const relative = Math.sqrt(diff / norm);
+  const relative = relativeL2(checkpointTensors(single, 20), checkpointTensors(pair, 20));
   assert.ok(relative < 1e-4, `weights differ by ${relative} (relative L2)`);
   console.log(`# W=2 vs W=1 final weights: relative L2 difference ${relative.toExponential(2)}`);
 });

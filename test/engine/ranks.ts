@@ -1,7 +1,11 @@
 // Processes of a data-parallel group for the engine tests: `herd train --local` ranks (or any
 // trainer process, such as a trainer pod's entry point) watched for their JSON log lines.
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import net from "node:net";
+import path from "node:path";
+import { stepName } from "../../workers/trainer/checkpoint.ts";
+import { decodeSafetensors } from "../../workers/trainer/safetensors.ts";
 import { herdBin } from "./fixtures.ts";
 
 export async function freePort(): Promise<number> {
@@ -92,4 +96,25 @@ export async function rankGroup(
   return Array.from({ length: world }, (_, rank) =>
     trainerRank(job, Array.isArray(out) ? out[rank]! : out, { rank, world, port }, args, env),
   );
+}
+
+/** The tensors of one safetensors file of the checkpoint of `step` in `dir`. */
+export const checkpointTensors = (dir: string, step: number, file = "model.safetensors") =>
+  decodeSafetensors(readFileSync(path.join(dir, stepName(step), file)), file).tensors;
+
+/** ‖a − b‖ / ‖a‖ over every tensor: how far two runs' weights (or moments) are apart. */
+export function relativeL2(
+  a: ReturnType<typeof checkpointTensors>,
+  b: ReturnType<typeof checkpointTensors>,
+): number {
+  let diff = 0;
+  let norm = 0;
+  for (const [name, t] of a) {
+    const u = b.get(name)!.data;
+    for (let i = 0; i < t.data.length; i++) {
+      diff += (t.data[i]! - u[i]!) ** 2;
+      norm += t.data[i]! ** 2;
+    }
+  }
+  return Math.sqrt(diff / norm);
 }

@@ -15,7 +15,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -26,10 +26,8 @@ import {
   prepareSources,
 } from "../../native/test/cuda_emulation/sources.ts";
 import { readTrainingJob } from "../../crds/manifest.ts";
-import { stepName } from "../../workers/trainer/checkpoint.ts";
-import { decodeSafetensors } from "../../workers/trainer/safetensors.ts";
 import { tinyJobManifest } from "../engine/fixtures.ts";
-import { rankGroup } from "../engine/ranks.ts";
+import { checkpointTensors, rankGroup, relativeL2 } from "../engine/ranks.ts";
 
 const run = promisify(execFile);
 const root = path.resolve(native, "..");
@@ -139,21 +137,6 @@ function emulatedJob(name: string, shard: boolean): string {
   return file;
 }
 
-const tensors = (dir: string, file: string) =>
-  decodeSafetensors(readFileSync(path.join(dir, stepName(6), file)), file).tensors;
-function relativeL2(a: ReturnType<typeof tensors>, b: ReturnType<typeof tensors>) {
-  let diff = 0;
-  let norm = 0;
-  for (const [name, t] of a) {
-    const u = b.get(name)!.data;
-    for (let i = 0; i < t.data.length; i++) {
-      diff += (t.data[i]! - u[i]!) ** 2;
-      norm += t.data[i]! ** 2;
-    }
-  }
-  return Math.sqrt(diff / norm);
-}
-
 for (const shard of [false, true])
   test(
     `herd train on the emulated backend, two ranks through NCCL${shard ? ", optimizer state sharded" : ""}, follows two CPU ranks across a stop and a resume`,
@@ -190,7 +173,10 @@ for (const shard of [false, true])
       for (const [i, l] of cpu[0]!.losses.entries())
         assert.ok(Math.abs(losses[i]! - l) / l < 1e-4, `step ${i + 1}: ${losses[i]} vs ${l}`);
       for (const file of ["model.safetensors", "optimizer.safetensors"]) {
-        const r = relativeL2(tensors(gpuOut, file), tensors(cpuOut, file));
+        const r = relativeL2(
+          checkpointTensors(gpuOut, 6, file),
+          checkpointTensors(cpuOut, 6, file),
+        );
         assert.ok(r < 1e-4, `${file}: relative L2 difference ${r}`);
         console.log(
           `# ${shard ? "sharded" : "buckets"} ${file}: relative L2 ${r.toExponential(2)}`,
