@@ -12,13 +12,12 @@ import { Writable } from "node:stream";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Log, Watch, type V1Pod } from "@kubernetes/client-node";
 import { cluster, testNode, unique } from "../test/cluster/harness.ts";
 import { createObject, getObject, harness, waitFor } from "../test/api/helpers.ts";
+import { tinyTrainingJob } from "../test/e2e/jobs.ts";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({ options: { preemptions: { type: "string", default: "3" } } });
 const preemptions = Number(values.preemptions);
 
@@ -32,28 +31,15 @@ const work = mkdtempSync(path.join(os.tmpdir(), "herd-bench-"));
 await h.newOperator();
 
 const name = "bench";
-await createObject(h.env, h.namespace, {
-  apiVersion: "herd.dev/v1alpha1",
-  kind: "TrainingJob",
-  metadata: { name },
-  spec: {
-    model: { preset: "llama-tiny" },
-    tokenizer: { type: "bytes" },
-    data: {
-      sources: [
-        {
-          name: "shakespeare",
-          uri: path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt"),
-          format: "text",
-        },
-      ],
-      seqLen: 64,
-    },
-    training: { steps: 400 * (preemptions + 1), globalBatchTokens: 512, microBatch: 4, seed: 7 },
+await createObject(
+  h.env,
+  h.namespace,
+  tinyTrainingJob(name, {
+    steps: 400 * (preemptions + 1),
     checkpoint: { uri: path.join(work, name), intervalSteps: 1000, keep: 2 },
     resources: { image: "herd/herd:bench", cpu: "1", memory: "1Gi", ...node.placement },
-  },
-} as never);
+  }),
+);
 
 // Pod creations, by the local clock, as a watch delivers them.
 const created = new Map<string, number>();

@@ -12,6 +12,7 @@ import { resolveModel } from "../../crds/model.ts";
 import { engine, type TrainerOptions } from "../../native/engine.ts";
 import { randomMatrix } from "../../native/reference.ts";
 import { decodeSafetensors, encodeSafetensors } from "../../workers/trainer/safetensors.ts";
+import { trainerOptions } from "./fixtures.ts";
 
 const cache = process.env.HERD_CACHE ?? path.join(homedir(), ".cache/herd");
 const python = path.join(cache, "torch-venv/bin/python");
@@ -49,26 +50,17 @@ async function parity(t: TestContext, name: string, tied: boolean, nKvHeads: num
     nKvHeads,
   };
   const lr = 1e-3;
-  const options: TrainerOptions = {
+  // The engine tests' options, with this test's model, batch and a constant learning rate.
+  const base = trainerOptions();
+  const options: TrainerOptions = trainerOptions({
     model,
-    optimizer: {
-      peakLr: lr,
-      minLrRatio: 0.1,
-      warmupSteps: 0,
-      totalSteps: 10,
-      beta1: 0.9,
-      beta2: 0.95,
-      eps: 1e-8,
-      weightDecay: 0.1,
-      gradClip: 1.0,
-    },
+    optimizer: { ...base.optimizer, peakLr: lr, warmupSteps: 0 },
     seqLen,
     microBatch: batch,
     accumSteps: 1,
     seed: 0,
-    threads: 2,
     source: { kind: "text-bytes", text: new Uint8Array(1000), seed: 0 },
-  };
+  });
   const trainer = engine.createTrainer(options);
   // Random weights, larger than the training init so every path matters: gains 1 ± 0.2.
   const weights = trainer.tensors("params").map((t, i) => {

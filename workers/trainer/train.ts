@@ -628,9 +628,12 @@ async function run(
       : undefined;
     const save = async (): Promise<void> => {
       lastSaved = step;
-      // With a sharded optimizer the device's state is gathered from every rank: all take part.
-      trainer.syncHost();
-      if (!writesCheckpoints) return;
+      if (!writesCheckpoints) {
+        // Sharded, the device's state is gathered from every rank: the others take part too
+        // (the writer's tensors() below does its part); unsharded they copy nothing.
+        if (shardsState(p)) trainer.syncHost();
+        return;
+      }
       metrics?.sync(); // the log covers every step of the checkpoint before it is published
       const where = await store.save(step, checkpointContents(trainer, p), p.keep);
       log.info(`checkpoint ${stepName(step)} written`, { event: "checkpoint", step, path: where });
@@ -727,6 +730,9 @@ function textSource(p: Plan): SourceOptions {
   return { kind: "text-bytes", text, seed: p.trainer.seed };
 }
 
+/** Whether the device's AdamW state is spread over the ranks (CUDA, several ranks). */
+const shardsState = (p: Plan) => p.trainer.shardOptimizer === true && p.world > 1;
+
 // Creates the engine's trainer for the plan and restores the newest usable checkpoint.
 async function createAndResume(
   p: Plan,
@@ -752,7 +758,7 @@ async function createAndResume(
       t.precision,
       ...(t.recompute ? ["recomputation"] : []),
       ...(t.deterministic ? ["deterministic"] : []),
-      ...(t.shardOptimizer && p.world > 1 ? ["optimizer state sharded"] : []),
+      ...(shardsState(p) ? ["optimizer state sharded"] : []),
     ];
     log.info(`training on CUDA device ${t.device ?? 0} (${modes.join(", ")})`, {
       device: t.device ?? 0,
