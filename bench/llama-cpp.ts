@@ -2,8 +2,8 @@
 // token log-probabilities, generation timings) and its perplexity tool's multiple-choice mode.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import path from "node:path";
+import { freePort } from "../test/cluster/ports.ts";
 
 export interface LlamaServer {
   url: string;
@@ -16,16 +16,6 @@ export interface LlamaServer {
     n: number,
   ): Promise<{ tokens: number; predictedPerSecond: number; promptPerSecond: number }>;
   stop(): void;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startServer(

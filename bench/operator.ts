@@ -9,7 +9,6 @@
 // memory is its own; a control worker runs in this process, so workflows also write status
 // and the operator sees the update events a real cluster would produce.
 import { spawn } from "node:child_process";
-import net from "node:net";
 import { randomBytes } from "node:crypto";
 import { openSync, readFileSync } from "node:fs";
 import os from "node:os";
@@ -23,6 +22,7 @@ import { applyCrds, createObject, silent, sleep, waitFor } from "../test/api/hel
 import { trainingJobObject } from "../test/crds/cases.ts";
 import { startControlWorker } from "../workers/main.ts";
 import { workflowIdOf } from "../workflows/types.ts";
+import { freePort } from "../test/cluster/ports.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -44,15 +44,6 @@ async function pool<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): 
     }),
   );
   return out;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Sum and count of a metric's series, from the operator's /metrics. */

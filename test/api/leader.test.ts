@@ -7,7 +7,6 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import net from "node:net";
 import path from "node:path";
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { Client, Connection } from "@temporalio/client";
@@ -16,6 +15,7 @@ import { LeaderElector } from "../../operator/leader.ts";
 import { trainingJobObject } from "../crds/cases.ts";
 import { clusterEnv } from "./env.ts";
 import { applyCrds, createObject, getObject, patchObject, silent, waitFor } from "./helpers.ts";
+import { freePort } from "../cluster/ports.ts";
 
 const env = await clusterEnv();
 const root = path.resolve(import.meta.dirname, "../..");
@@ -98,15 +98,6 @@ test("of two electors racing for one Lease exactly one leads; release hands it o
   assert.equal((await holder(name)).holderIdentity, winner === a ? "b" : "a");
   loser.stop();
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface OperatorProcess {
   port: number;

@@ -3,11 +3,11 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
 import path from "node:path";
 import { trainingJobObject } from "../crds/cases.ts";
 import { clusterEnv } from "./env.ts";
 import { createObject, getObject, harness, waitFor, type Harness } from "./helpers.ts";
+import { freePort } from "../cluster/ports.ts";
 
 const env = await clusterEnv();
 const root = path.resolve(import.meta.dirname, "../..");
@@ -19,15 +19,6 @@ before(async () => {
 after(async () => {
   await h.close();
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function herd(args: string[]): ChildProcess {
   return spawn(process.execPath, [path.join(root, "bin/herd.mjs"), ...args], {

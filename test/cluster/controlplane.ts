@@ -17,13 +17,13 @@ import {
 } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { S3 } from "../../workers/s3.ts";
 import type { S3Config } from "../../workers/s3.ts";
 import { ensurePki } from "./pki.ts";
+import { freePort, inEphemeralRange, portFree } from "./ports.ts";
 import type { Pki } from "./pki.ts";
 import { defaultAgentConfig, writeAgentConfig } from "./agent-config.ts";
 import { removeAgentContainers } from "./docker.ts";
@@ -332,35 +332,24 @@ export const components: Component[] = [
   },
 ];
 
-function freePort(taken: Set<number>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, loop, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => (taken.has(port) ? resolve(freePort(taken)) : resolve(port)));
-    });
-  });
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, loop, () => srv.close(() => resolve(true)));
-  });
-}
-
-/** Ports from ports.json where still free (or held by our own running components). */
-async function ensurePorts(dir: string, keepAll: boolean): Promise<Ports> {
+/**
+ * Ports from ports.json where still free (or held by our own running components), new ones
+ * outside the kernel's ephemeral range (test/cluster/ports.ts says why). A kept port inside
+ * that range, from a state folder older than this rule, is replaced unless its server runs.
+ */
+export async function ensurePorts(dir: string, keepAll: boolean): Promise<Ports> {
   const file = path.join(dir, "ports.json");
   const old: Partial<Ports> = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
   const ports = {} as Ports;
   const taken = new Set<number>();
   for (const name of portNames) {
     const o = old[name];
-    if (o !== undefined && !taken.has(o) && (keepAll || (await portFree(o)))) ports[name] = o;
-    else ports[name] = await freePort(taken);
+    const keep =
+      o !== undefined &&
+      !taken.has(o) &&
+      (keepAll || (!inEphemeralRange(o) && (await portFree(o, loop))));
+    if (keep) ports[name] = o;
+    else ports[name] = await freePort(taken, loop);
     taken.add(ports[name]);
   }
   writeFileSync(file, JSON.stringify(ports, null, 2) + "\n");

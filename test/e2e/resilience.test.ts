@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,6 +17,7 @@ import { cluster, createNamespace, testNode, unique, type Cluster } from "../clu
 import { applyCrds, createObject, waitFor } from "../api/helpers.ts";
 import type { ClusterEnv } from "../api/env.ts";
 import { trainingJobs } from "./jobs.ts";
+import { freePort } from "../cluster/ports.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
@@ -33,17 +33,6 @@ let ports: { grpc: number; http: number; metrics: number; worker: number };
 const running = new Map<string, ChildProcess>();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts a process of this test, its output in <work>/<name>.log. */
 function start(name: string, command: string, args: string[]): void {

@@ -15,7 +15,8 @@ import { readTrainingJob } from "../../crds/manifest.ts";
 import { stepName } from "../../workers/trainer/checkpoint.ts";
 import { localRanks } from "../../workers/trainer/local-ranks.ts";
 import { tinyJobManifest } from "./fixtures.ts";
-import { freePort, rankGroup, trainerRank, watch, type Rank } from "./ranks.ts";
+import { freePort } from "../cluster/ports.ts";
+import { rankGroup, trainerRank, watch, type Rank } from "./ranks.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const standin = path.join(root, "native/build/libherd_cuda_standin.so");

@@ -2,19 +2,11 @@
 // trainer process, such as a trainer pod's entry point) watched for their JSON log lines.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { stepName } from "../../workers/trainer/checkpoint.ts";
 import { decodeSafetensors } from "../../workers/trainer/safetensors.ts";
 import { herdBin } from "./fixtures.ts";
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
+import { freePort } from "../cluster/ports.ts";
 
 export interface Run {
   code: number | null;

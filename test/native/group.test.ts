@@ -9,17 +9,9 @@ import net from "node:net";
 import path from "node:path";
 import { resolveModel } from "../../crds/model.ts";
 import { engine, type GroupOptions } from "../../native/engine.ts";
+import { freePort } from "../cluster/ports.ts";
 
 const rankScript = path.join(import.meta.dirname, "group-rank.ts");
-
-/** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 interface RankResult {
   code: number | null;
