@@ -1,5 +1,5 @@
-// The C API (herd_cuda.h): every entry point catches the library's exceptions and turns them
-// into a return code and a message for herd_cuda_last_error().
+// The C API (herd_cuda.h): every entry point runs under guarded() (common.cuh), which turns
+// the library's exceptions into a return code and a message for herd_cuda_last_error().
 #include <cstring>
 #include <string>
 
@@ -9,19 +9,6 @@
 namespace {
 
 thread_local std::string last_error;
-
-template <class F>
-int guarded(F&& f) {
-  try {
-    f();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown error";
-  }
-  return -1;
-}
 
 int null_argument(const char* what) {
   last_error = std::string(what) + " is null";
@@ -33,6 +20,8 @@ int null_argument(const char* what) {
 namespace herd::cuda {
 void set_last_error(const char* message) { last_error = message; }
 }  // namespace herd::cuda
+
+using herd::cuda::guarded;
 
 extern "C" {
 

@@ -10,7 +10,6 @@
 #include "kernels.cuh"
 
 namespace herd::cuda {
-void set_last_error(const char* message);  // api.cu
 namespace {
 
 // Device buffers of one check, freed together.
@@ -65,17 +64,6 @@ struct Scope {
     CUDA_CHECK(cudaStreamSynchronize(s));
   }
 };
-
-template <class F>
-int guarded(F&& f) {
-  try {
-    f();
-    return 0;
-  } catch (const std::exception& e) {
-    set_last_error(e.what());
-  }
-  return -1;
-}
 
 // Runs body<float> or body<bf16>.
 template <template <class> class Body, class... Args>

@@ -22,6 +22,24 @@ inline void check(cudaError_t e, const char* what, const char* file, int line) {
                 std::to_string(line) + ")");
 }
 #define CUDA_CHECK(call) ::herd::cuda::check((call), #call, __FILE__, __LINE__)
+
+// The message herd_cuda_last_error() returns, one per thread (api.cu holds it).
+void set_last_error(const char* message);
+
+// Runs f at the C API boundary: 0 when it returns, -1 with the exception's message as the
+// last error when it throws. No exception crosses into the caller's C code.
+template <class F>
+int guarded(F&& f) {
+  try {
+    f();
+    return 0;
+  } catch (const std::exception& e) {
+    set_last_error(e.what());
+  } catch (...) {
+    set_last_error("unknown error");
+  }
+  return -1;
+}
 // After every launch: a bad configuration shows here, not at some later call.
 #define LAUNCH_CHECK() ::herd::cuda::check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
 
