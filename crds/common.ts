@@ -68,6 +68,11 @@ export const resources = z
       .describe("Extended resource name that counts GPUs on the nodes."),
     cpu: quantity.default("2").describe("CPU request and limit per worker pod."),
     memory: quantity.default("4Gi").describe("Memory request and limit per worker pod."),
+    ephemeralStorage: quantity
+      .optional()
+      .describe(
+        "Local disk per pod for its scratch space (/scratch: the staging copy of S3 checkpoints, the cache of S3 shards, an evaluator's downloaded model): the pod's ephemeral-storage request and limit, and the scratch volume's sizeLimit. A pod that outgrows it is evicted by the kubelet and the job fails, naming this field. Unset: no limit, and the node's disk is shared with whatever else runs there.",
+      ),
     nodeSelector: z
       .record(z.string(), z.string())
       .optional()

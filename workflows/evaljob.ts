@@ -168,7 +168,7 @@ export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowSta
           return await finish("Succeeded", "EvaluationSucceeded", `${what}${headline}`, summary);
         }
         case "userError":
-          return await finish("Failed", "UserError", what);
+          return await finish("Failed", outcome.reason, what);
         case "oomKilled":
           return await finish(
             "Failed",

@@ -322,7 +322,7 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
           if (lastCheckpoint) step = lastCheckpoint.step;
           return await finish("Succeeded", "TrainingSucceeded", `${what}`);
         case "userError":
-          return await finish("Failed", "UserError", what);
+          return await finish("Failed", outcome.reason, what);
         case "oomKilled":
           return await finish(
             "Failed",

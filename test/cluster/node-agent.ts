@@ -23,6 +23,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  statfsSync,
   writeFileSync,
 } from "node:fs";
 import http from "node:http";
@@ -119,14 +120,21 @@ function nodeConditions(ready: boolean, old: V1NodeCondition[] = []): V1NodeCond
   });
 }
 
+/** The size of the disk pods' folders live on: a node's ephemeral-storage unless its spec says. */
+function diskBytes(): number {
+  const fs = statfsSync(agentDir);
+  return fs.blocks * fs.bsize;
+}
+
 async function postNodeStatus(run: NodeRun): Promise<void> {
   const name = run.spec.name;
   for (let attempt = 0; attempt < 5; attempt++) {
     const node = await core.readNodeStatus({ name });
+    const capacity = { "ephemeral-storage": String(diskBytes()), ...run.spec.capacity };
     node.status = {
       ...node.status,
-      capacity: run.spec.capacity,
-      allocatable: run.spec.capacity,
+      capacity,
+      allocatable: capacity,
       conditions: nodeConditions(run.ready, node.status?.conditions),
       addresses: [
         { type: "InternalIP", address: hostIP },
@@ -314,8 +322,8 @@ interface PodRun {
   startTime: Date;
   deleting: boolean;
   failure?: { reason: string; message: string };
-  /** Stopped by a node shutdown (`herd dev down`). */
-  shutdown?: boolean;
+  /** Stopped by the kubelet itself: a node shutdown (`herd dev down`) or an eviction. */
+  byKubelet?: boolean;
   stopping?: Promise<void>;
   removing?: Promise<void>;
   writes: Promise<void>;
@@ -384,7 +392,7 @@ function podConditions(run: PodRun, phase: string): V1PodCondition[] {
     cond("Initialized", true),
     cond("ContainersReady", allRunning, notReady),
     cond("Ready", allRunning, notReady),
-    ...(run.shutdown
+    ...(run.byKubelet
       ? [
           {
             ...cond("DisruptionTarget", true),
@@ -1509,8 +1517,80 @@ async function main() {
   }
   volumes.on("error", () => setTimeout(() => void volumes.start().catch(() => {}), 1000));
   await volumes.start();
+  setInterval(evictForLocalStorage, storageCheckMs);
   synced = true;
   log(`node agent ready: kubelet port ${ports.kubelet}, control port ${ports.agent}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Local storage: the kubelet's eviction manager, for pods past their own limits.
+
+/** How often pods' disk use is measured (the kubelet's housekeeping is 10 s; tests want less). */
+const storageCheckMs = 1_000;
+
+/** Bytes of the files under `dir`: their apparent sizes (the kubelet counts blocks). */
+function diskUsage(dir: string): number {
+  let total = 0;
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0; // not made yet, or removed meanwhile
+  }
+  for (const e of entries) {
+    const file = path.join(dir, e.name);
+    if (e.isDirectory()) total += diskUsage(file);
+    else if (e.isFile()) total += statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+  }
+  return total;
+}
+
+/**
+ * Why a running pod is to be evicted for its local storage, in the kubelet's words
+ * (pkg/kubelet/eviction), if it is: an emptyDir over its sizeLimit, or the emptyDirs together
+ * over the sum of the containers' ephemeral-storage limits. Containers here have no writable
+ * layer of their own to count (they run in the node's filesystem, or in Docker's).
+ */
+function storageViolation(run: PodRun): string | undefined {
+  let total = 0;
+  for (const v of run.pod.spec?.volumes ?? []) {
+    if (!v.emptyDir || v.emptyDir.medium === "Memory") continue;
+    const used = diskUsage(path.join(run.dir, "volumes", v.name));
+    total += used;
+    const limit = v.emptyDir.sizeLimit;
+    if (limit && used > quantity(limit, `volume ${v.name}: emptyDir.sizeLimit`))
+      return `Usage of EmptyDir volume "${v.name}" exceeds the limit "${limit}". `;
+  }
+  const limits = (run.pod.spec?.containers ?? []).map(
+    (c) => c.resources?.limits?.["ephemeral-storage"],
+  );
+  if (limits.length === 0 || !limits.every((q) => q !== undefined)) return undefined;
+  const sum = limits.reduce((n, q) => n + quantity(q, "ephemeral-storage"), 0);
+  if (total <= sum) return undefined;
+  const shown = limits.length === 1 ? limits[0] : String(sum);
+  return `Pod ephemeral local storage usage exceeds the total limit of containers ${shown}. `;
+}
+
+/**
+ * Evicts the running pods past their limits as the kubelet does: at once (1 s of grace), the
+ * pod Failed with reason Evicted and the message, DisruptionTarget TerminationByKubelet. The
+ * pod object stays, as an evicted pod's does.
+ */
+function evictForLocalStorage(): void {
+  for (const run of pods.values()) {
+    if (run.deleting || !run.containers.some((c) => c.proc)) continue;
+    let why: string | undefined;
+    try {
+      why = storageViolation(run);
+    } catch (err) {
+      log(`local storage of ${podLabel(run.pod)}: ${errText(err)}`); // a quantity we cannot read
+    }
+    if (!why) continue;
+    run.byKubelet = true;
+    run.failure = { reason: "Evicted", message: why };
+    log(`evicting ${podLabel(run.pod)}: ${why}`);
+    void killPod(run, 1, "evicted");
+  }
 }
 
 /**
@@ -1523,7 +1603,7 @@ async function shutdown() {
   const runs = [...pods.values()].filter((r) => r.containers.some((c) => c.proc || c.restartTimer));
   for (const r of runs) {
     r.deleting = true;
-    r.shutdown = true;
+    r.byKubelet = true;
     r.failure = {
       reason: "Terminated",
       message: "Pod was terminated in response to imminent node shutdown.",

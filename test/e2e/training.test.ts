@@ -23,6 +23,7 @@ import {
 import { readLatest, stepName } from "../../workers/trainer/checkpoint.ts";
 import {
   createS3Secret,
+  ended,
   objectStorageOf,
   s3SecretName,
   tinyTrainingJob,
@@ -49,6 +50,7 @@ function tinyJob(
     data?: string;
     retry?: object;
     checkpoint?: string;
+    ephemeralStorage?: string;
     placement?: { nodeSelector: Record<string, string>; tolerations: object[] };
   } = {},
 ) {
@@ -61,6 +63,7 @@ function tinyJob(
       cpu: "1",
       memory: "1Gi",
       priorityClassName: low,
+      ...(over.ephemeralStorage && { ephemeralStorage: over.ephemeralStorage }),
       ...(over.placement ?? node.placement),
     },
     retry: { failureLimit: 3, backoffSeconds: 1, ...over.retry },
@@ -364,6 +367,29 @@ describe("training end to end", () => {
       "the weights in S3 differ from the uninterrupted run",
     );
     for (const o of await s3.list(prefix)) await s3.delete(o.key);
+  });
+
+  test("scratch space past spec.resources.ephemeralStorage → evicted by the kubelet, Failed at once naming the field", async () => {
+    // S3 checkpoints are staged in the scratch space: the first one (~1.7 MB) outgrows 1Mi.
+    const uri = `s3://${c.s3.bucket}/${h.namespace}/disk`;
+    await createObject(
+      h.env,
+      h.namespace,
+      tinyJob("disk", { steps: 400, checkpoint: uri, ephemeralStorage: "1Mi" }),
+    );
+    const s = await until("disk", "Failed", ended);
+    assert.equal(s.phase, "Failed", s.message);
+    assert.match(
+      s.message ?? "",
+      /pod disk-a1-r0 was evicted: Usage of EmptyDir volume "scratch" exceeds the limit "1Mi"\. Raise spec\.resources\.ephemeralStorage/,
+    );
+    assert.deepEqual([s.attempts, s.preemptions, s.failures], [1, 0, 0]);
+    assert.ok(
+      s.conditions?.some((x) => x.type === "Failed" && x.reason === "EphemeralStorageExceeded"),
+      JSON.stringify(s.conditions),
+    );
+    const s3 = c.s3Client();
+    for (const o of await s3.list(`${h.namespace}/disk/`)) await s3.delete(o.key);
   });
 
   test("LLaMA's tokenizer and token shards in S3 → the trainer pod reads them and Succeeds", async () => {

@@ -134,3 +134,48 @@ test("evaluator pods run as trainer pods do: account, image, pull secrets, restr
   const job = JSON.parse(env.get("HERD_EVAL_JOB")!.value!) as { spec: { checkpoint: unknown } };
   assert.deepEqual(job.spec.checkpoint, { uri: "s3://ckpt/tj/step-000000100", format: "herd" });
 });
+
+test("spec.resources.ephemeralStorage: the scratch volume's sizeLimit and the container's request and limit", () => {
+  const sized = (ephemeralStorage?: string) => {
+    const job = trainingJobObject("tj");
+    (job.spec as { resources?: unknown }).resources = {
+      cpu: "4",
+      memory: "16Gi",
+      ...(ephemeralStorage && { ephemeralStorage }),
+    };
+    (job.spec as { parallelism?: unknown }).parallelism = { workers: 1, gpusPerWorker: 2 };
+    const spec = trainingJob.parse(job).spec as unknown as Record<string, unknown>;
+    return attemptPods({ ...attempt(), spec }, base)[0]!.spec!;
+  };
+  const withLimit = sized("40Gi");
+  assert.deepEqual(withLimit.volumes?.[0], { name: "scratch", emptyDir: { sizeLimit: "40Gi" } });
+  const limits = {
+    cpu: "4",
+    memory: "16Gi",
+    "nvidia.com/gpu": "2",
+    "ephemeral-storage": "40Gi",
+  };
+  assert.deepEqual(withLimit.containers[0]!.resources, { requests: limits, limits });
+  // Unset: no limit at all, as before the field existed.
+  const without = sized();
+  assert.deepEqual(without.volumes?.[0], { name: "scratch", emptyDir: {} });
+  assert.equal(without.containers[0]!.resources?.limits?.["ephemeral-storage"], undefined);
+  // The same for an evaluator.
+  const spec = evalJobSpec.parse({
+    checkpoint: { trainingJob: { name: "tj" } },
+    tasks: [{ name: "piqa", type: "multipleChoice", uri: "/data/piqa.jsonl" }],
+    resources: { ephemeralStorage: "8Gi" },
+  });
+  const ev = evaluatorPod(
+    {
+      object: { kind: "EvalJob", namespace: "ml", name: "ev", uid: "u2" },
+      attempt: 1,
+      spec: spec as unknown as Record<string, unknown>,
+      checkpoint: { uri: "s3://ckpt/tj/step-000000100", format: "herd", step: 100 },
+      workflowId: "herd/EvalJob/ml/ev/u2",
+    },
+    base,
+  ).spec!;
+  assert.deepEqual(ev.volumes, [{ name: "scratch", emptyDir: { sizeLimit: "8Gi" } }]);
+  assert.equal(ev.containers[0]!.resources?.limits?.["ephemeral-storage"], "8Gi");
+});

@@ -78,6 +78,32 @@ test("DisruptionTarget: preemption with its reason, once the pod has stopped", (
   assert.equal(classify([killed], 1, nodes, noLogs)?.reason, "EvictionByEvictionAPI");
 });
 
+test("evicted for outgrowing its ephemeral storage: a user error naming the field; disk pressure is a preemption", () => {
+  const evicted = (message: string, name = "a") => {
+    const p = pod(name, "Failed", { exitCode: 137, disruption: "TerminationByKubelet" });
+    return { ...p, status: { ...p.status, reason: "Evicted", message } };
+  };
+  // The kubelet's three messages for a pod over its own limits (pkg/kubelet/eviction).
+  for (const message of [
+    'Usage of EmptyDir volume "scratch" exceeds the limit "64Ki". ',
+    "Pod ephemeral local storage usage exceeds the total limit of containers 64Ki. ",
+    'Container trainer exceeded its local ephemeral storage limit "64Ki". ',
+  ]) {
+    // The peer rank failed after it, as ranks do when one goes.
+    const o = classify([evicted(message), pod("b", "Failed", { exitCode: 1 })], 2, nodes, noLogs);
+    assert.equal(o?.kind, "userError", message);
+    assert.equal(o?.reason, "EphemeralStorageExceeded");
+    assert.match(
+      o!.message,
+      /^pod a was evicted: .*64Ki.* Raise spec\.resources\.ephemeralStorage/,
+    );
+  }
+  const pressure = evicted("The node was low on resource: ephemeral-storage. ");
+  const o = classify([pressure], 1, nodes, noLogs);
+  assert.equal(o?.kind, "preempted");
+  assert.equal(o?.reason, "TerminationByKubelet");
+});
+
 test("a pod deleted by someone else: preemption, with the reason the watch saw", () => {
   assert.equal(classify([], 1, nodes, noLogs)?.reason, "PodDeleted");
   const seen = new Map([["a", { reason: "DeletionByTaintManager", message: "node not ready" }]]);

@@ -31,9 +31,11 @@ import {
 import { deletePods, watchPods } from "./pods.ts";
 import { localPathOf } from "../s3.ts";
 import {
+  containerResources,
   jobContainerBase,
   jobPodBase,
   objectStorageEnv,
+  podThreads,
   scratch,
   type TrainingActivityOptions,
 } from "./training.ts";
@@ -68,9 +70,7 @@ export function evaluatorPod(a: CreateEvaluator, opts: EvalActivityOptions = {})
   const spec = a.spec as unknown as EvalJobSpec;
   const { object, checkpoint } = a;
   const r = spec.resources;
-  const threads = Math.max(1, Math.floor(Number.parseFloat(r.cpu) || 1));
-  const limits: Record<string, string> = { cpu: r.cpu, memory: r.memory };
-  if (spec.gpus > 0) limits[r.gpuResource] = String(spec.gpus);
+  const threads = podThreads(r);
   const job = {
     apiVersion,
     kind: "EvalJob",
@@ -111,7 +111,7 @@ export function evaluatorPod(a: CreateEvaluator, opts: EvalActivityOptions = {})
             ...objectStorageEnv(opts.s3),
             scratch.env,
           ],
-          resources: { requests: limits, limits },
+          resources: containerResources(r, spec.gpus),
           volumeMounts: [
             scratch.mount,
             ...(folder ? [{ name: "checkpoints", mountPath: folder }] : []),
@@ -119,7 +119,7 @@ export function evaluatorPod(a: CreateEvaluator, opts: EvalActivityOptions = {})
         },
       ],
       volumes: [
-        scratch.volume,
+        scratch.volume(r),
         ...(folder ? [{ name: "checkpoints", hostPath: { path: folder, type: "Directory" } }] : []),
       ],
     },

@@ -76,6 +76,22 @@ function strandedOn(p: V1Pod, notReady: Set<string>, now: number): boolean {
 }
 
 /**
+ * The kubelet's words (pkg/kubelet/eviction) when a pod outgrew the local disk it was given:
+ * an emptyDir past its sizeLimit, a container or the whole pod past its ephemeral-storage
+ * limit. Not "The node was low on resource: ephemeral-storage", which is the node's doing and
+ * counts as a preemption like any other eviction.
+ */
+const storageLimitExceeded =
+  /exceeds the limit|exceeds the total limit of containers|exceeded its local ephemeral storage limit/;
+
+/** The pod the kubelet evicted for outgrowing its own ephemeral storage, if one did. */
+function outgrewStorage(pods: V1Pod[]): V1Pod | undefined {
+  return pods.find(
+    (p) => p.status?.reason === "Evicted" && storageLimitExceeded.test(p.status.message ?? ""),
+  );
+}
+
+/**
  * Classifies a set of pods (all of one attempt) that has ended, or returns undefined while
  * it runs. Disruption wins over exit codes: a preempted trainer exits 75 after its SIGTERM
  * checkpoint, but a pod killed while disrupted is still a preemption.
@@ -107,6 +123,17 @@ export function classify(
         : { kind: "preempted", reason: "PodDeleted", message: "a pod was deleted" };
     }
   }
+  // Before disruptions: the kubelet marks this eviction DisruptionTarget too, but a new
+  // attempt would outgrow the same disk again.
+  const outgrew = outgrewStorage(pods);
+  if (outgrew)
+    return {
+      kind: "userError",
+      reason: "EphemeralStorageExceeded",
+      message:
+        `pod ${outgrew.metadata!.name} was evicted: ${outgrew.status!.message!.trim()} ` +
+        "Raise spec.resources.ephemeralStorage: the pod's scratch space holds the staging copy of S3 checkpoints and the cache of S3 shards",
+    };
   if (lostNode.length > 0)
     return {
       kind: "preempted",

@@ -148,11 +148,8 @@ const trainerContainerSecurity = {
   capabilities: { drop: ["ALL"] },
 };
 
-/** The placement and image fields of a job's spec.resources (crds/common.ts). */
-type JobResources = Pick<
-  TrainingJobSpec["resources"],
-  "image" | "priorityClassName" | "nodeSelector" | "tolerations"
->;
+/** A job's spec.resources (crds/common.ts), the same for TrainingJobs and EvalJobs. */
+type JobResources = TrainingJobSpec["resources"];
 type PodOptions = Pick<
   TrainingActivityOptions,
   "trainerImage" | "trainerImagePullSecrets" | "trainerServiceAccount"
@@ -182,13 +179,33 @@ export function jobPodBase(r: JobResources, opts: PodOptions): V1PodSpec {
  * The pod's scratch space: an emptyDir at /scratch, named to the program by HERD_POD_DIR. The
  * staging folder of S3 checkpoints, the cache of S3 shards and an evaluator's downloaded
  * model live there — tens of gigabytes for large models, more than a container's writable
- * layer is meant to hold; the pod's ephemeral-storage request and limit bound it.
+ * layer is meant to hold. spec.resources.ephemeralStorage, when set, is its sizeLimit (and the
+ * pod's ephemeral-storage request and limit, containerResources): the scheduler places the
+ * pod where the disk has room, and the kubelet evicts it if it outgrows that.
  */
 export const scratch = {
-  volume: { name: "scratch", emptyDir: {} },
+  volume: (r: Pick<JobResources, "ephemeralStorage">) => ({
+    name: "scratch",
+    emptyDir: r.ephemeralStorage ? { sizeLimit: r.ephemeralStorage } : {},
+  }),
   mount: { name: "scratch", mountPath: "/scratch" },
   env: { name: "HERD_POD_DIR", value: "/scratch" },
 };
+
+/**
+ * The container's resources, requests equal to limits: cpu and memory, `gpus` of the GPU
+ * resource, and ephemeral storage when the spec sets it.
+ */
+export function containerResources(r: JobResources, gpus: number) {
+  const limits: Record<string, string> = { cpu: r.cpu, memory: r.memory };
+  if (gpus > 0) limits[r.gpuResource] = String(gpus);
+  if (r.ephemeralStorage) limits["ephemeral-storage"] = r.ephemeralStorage;
+  return { requests: limits, limits };
+}
+
+/** The CPU threads a pod's processes share: its whole-core cpu limit, at least one. */
+export const podThreads = (r: JobResources) =>
+  Math.max(1, Math.floor(Number.parseFloat(r.cpu) || 1));
 
 /**
  * Their one container's image (the spec's, or the worker's own for the default:
@@ -219,10 +236,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
   const { object } = a;
   const world = spec.parallelism.workers;
   const r = spec.resources;
-  const threads = Math.max(1, Math.floor(Number.parseFloat(r.cpu) || 1));
-  const limits: Record<string, string> = { cpu: r.cpu, memory: r.memory };
-  if (spec.parallelism.gpusPerWorker > 0)
-    limits[r.gpuResource] = String(spec.parallelism.gpusPerWorker);
+  const threads = podThreads(r);
   const job = {
     apiVersion: `${group}/${version}`,
     kind: "TrainingJob",
@@ -239,7 +253,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
     ...tls.mounts,
   ];
   const volumes = [
-    scratch.volume,
+    scratch.volume(r),
     ...(ckpt ? [{ name: "checkpoints", hostPath: { path: ckpt, type: "DirectoryOrCreate" } }] : []),
     ...tls.volumes,
   ];
@@ -298,7 +312,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
             command: ["node", "--import", "tsx", "workers/trainer/pod.ts"],
             env,
             ports: [{ name: "rendezvous", containerPort: rendezvousPort }],
-            resources: { requests: limits, limits },
+            resources: containerResources(r, spec.parallelism.gpusPerWorker),
             volumeMounts: mounts,
           },
         ],
