@@ -75,7 +75,15 @@ test("apply → workflow started → status written with observedGeneration", as
         assert.match(String(o.status!.message), /spec\.tasks\[0\]\.uri: tasks\/hellaswag\.jsonl/);
       assert.equal(o.status!.workflowId, idOf(kind, name, c.metadata.uid));
       assert.deepEqual(o.metadata.finalizers, [finalizer]);
-      const d = await h.client.workflow.getHandle(idOf(kind, name, c.metadata.uid)).describe();
+      const handle = h.client.workflow.getHandle(idOf(kind, name, c.metadata.uid));
+      // The EvalJob's workflow writes its Failed status, then completes: wait for the second.
+      const d =
+        kind === "EvalJob"
+          ? await waitFor("the EvalJob's workflow completed", async () => {
+              const d = await handle.describe();
+              return d.status.name === "RUNNING" ? undefined : d;
+            })
+          : await handle.describe();
       assert.equal(d.status.name, kind === "EvalJob" ? "COMPLETED" : "RUNNING");
       assert.equal(d.taskQueue, h.taskQueue);
       assert.equal(d.type, ["trainingJobWorkflow", "evalJobWorkflow", "evalSweepWorkflow"][i]);
