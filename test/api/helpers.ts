@@ -18,6 +18,7 @@ import { Operator } from "../../operator/operator.ts";
 import { TemporalWorkflows } from "../../operator/temporal.ts";
 import { startControlWorker } from "../../workers/main.ts";
 import type { ClusterEnv } from "./env.ts";
+import { trainingJobObject, type Obj } from "../crds/cases.ts";
 
 export const silent = pino({ level: process.env.HERD_TEST_LOG ?? "silent" });
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -39,6 +40,18 @@ export async function waitFor<T>(
     await sleep(100);
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+/**
+ * A TrainingJob whose pods no node takes: its workflow stays Running (pods Pending, reported
+ * Stuck only after 5 minutes) for as long as a test looks at it. Unparked, the pods would run
+ * on the plane's default nodes and exit 64 (its data path is relative), failing the job
+ * seconds after it showed Running.
+ */
+export function parkedTrainingJob(name: string): Obj {
+  const o = trainingJobObject(name);
+  o.spec.resources = { nodeSelector: { "herd.dev/test": "no-such-node" } };
+  return o;
 }
 
 export async function applyCrds(env: ClusterEnv): Promise<void> {
@@ -199,9 +212,19 @@ export function apiMessage(err: unknown): string {
 }
 
 /** How many executions Temporal has for a workflow id (all runs, running or closed). */
+/**
+ * How many executions of `workflowId` Temporal's visibility store lists, once it lists any:
+ * visibility is written asynchronously, so a workflow that is running may not be listed yet.
+ */
 export async function executionsOf(client: Client, workflowId: string): Promise<number> {
-  let n = 0;
-  for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
-    if (wf.workflowId === workflowId) n++;
-  return n;
+  const count = async () => {
+    let n = 0;
+    for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+      if (wf.workflowId === workflowId) n++;
+    return n;
+  };
+  return waitFor(`${workflowId} in Temporal's visibility store`, async () => {
+    const n = await count();
+    return n > 0 ? n : undefined;
+  });
 }

@@ -176,9 +176,10 @@ test("two operator processes: one leads, the standby takes over when the leader 
     assert.ok(first, "the Lease names its holder");
 
     await reconciled("first");
-    assert.ok(
-      (await metric(leader, "herd_operator_reconciles_total")) > 0,
-      "the leader reconciles",
+    // The finalizer and the workflow's start go out together; the reconcile counts once both
+    // returned, a moment after the finalizer shows.
+    await waitFor("the leader to count its reconcile", async () =>
+      (await metric(leader, "herd_operator_reconciles_total")) > 0 ? true : undefined,
     );
     assert.equal(await metric(standby, "herd_operator_reconciles_total"), 0);
 
@@ -192,9 +193,8 @@ test("two operator processes: one leads, the standby takes over when the leader 
     assert.notEqual(after.holderIdentity, first);
     assert.equal(after.leaseTransitions, 1);
     await reconciled("second");
-    assert.ok(
-      (await metric(standby, "herd_operator_reconciles_total")) > 0,
-      "the new leader reconciles",
+    await waitFor("the new leader to count its reconciles", async () =>
+      (await metric(standby, "herd_operator_reconciles_total")) > 0 ? true : undefined,
     );
 
     // A graceful stop releases the Lease for the next replica.

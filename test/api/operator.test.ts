@@ -4,7 +4,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { WorkflowNotFoundError } from "@temporalio/client";
-import { trainingJobObject, evalJobObject, evalSweepObject } from "../crds/cases.ts";
+import { evalJobObject, evalSweepObject } from "../crds/cases.ts";
 import { clusterEnv } from "./env.ts";
 import {
   createObject,
@@ -12,6 +12,7 @@ import {
   executionsOf,
   getObject,
   harness,
+  parkedTrainingJob,
   patchObject,
   sleep,
   waitFor,
@@ -59,7 +60,7 @@ test("apply → workflow started → status written with observedGeneration", as
   const op = await h.newOperator();
   try {
     const objs = [
-      trainingJobObject("apply-tj"),
+      parkedTrainingJob("apply-tj"),
       evalJobObject("apply-ej"),
       evalSweepObject("apply-es"),
     ];
@@ -112,7 +113,7 @@ test("apply → workflow started → status written with observedGeneration", as
 test("suspend, resume and a retry budget change reach the workflow as signals", async () => {
   const op = await h.newOperator();
   try {
-    const c = await createObject(env, h.namespace, trainingJobObject("signals"));
+    const c = await createObject(env, h.namespace, parkedTrainingJob("signals"));
     await statusAt("TrainingJob", "signals", 1, "Running");
     await patchObject(env, "TrainingJob", h.namespace, "signals", { spec: { suspend: true } });
     const suspended = await statusAt("TrainingJob", "signals", 2, "Suspended");
@@ -136,7 +137,7 @@ test("an operator restarted in the middle starts no second workflow", async () =
   const first = await h.newOperator();
   const names = Array.from({ length: 8 }, (_, i) => `restart-${i}`);
   const created = await Promise.all(
-    names.map((n) => createObject(env, h.namespace, trainingJobObject(n))),
+    names.map((n) => createObject(env, h.namespace, parkedTrainingJob(n))),
   );
   // stop as soon as the first workflow is started: the rest are mid-way or not begun
   await waitFor("a first start", async () => (started([first]) > 0 ? true : undefined));
@@ -169,7 +170,7 @@ test("two operator replicas start one workflow per object", async () => {
     );
     const names = Array.from({ length: 12 }, (_, i) => `replica-${i}`);
     const created = await Promise.all(
-      names.map((n) => createObject(env, h.namespace, trainingJobObject(n))),
+      names.map((n) => createObject(env, h.namespace, parkedTrainingJob(n))),
     );
     for (const n of names) await statusAt("TrainingJob", n, 1, "Running");
     assert.equal(started(replicas), names.length);
@@ -198,7 +199,7 @@ test("two operator replicas start one workflow per object", async () => {
 test("delete → workflow cancelled after its clean-up, finalizer removed, object gone", async () => {
   const op = await h.newOperator();
   try {
-    const c = await createObject(env, h.namespace, trainingJobObject("doomed"));
+    const c = await createObject(env, h.namespace, parkedTrainingJob("doomed"));
     await statusAt("TrainingJob", "doomed", 1, "Running");
     const handle = h.client.workflow.getHandle(idOf("TrainingJob", "doomed", c.metadata.uid));
     await deleteObject(env, "TrainingJob", h.namespace, "doomed");
@@ -222,13 +223,13 @@ test("delete → workflow cancelled after its clean-up, finalizer removed, objec
 test("a recreated object of the same name gets a new workflow; the old id is not reused", async () => {
   const op = await h.newOperator();
   try {
-    const a = await createObject(env, h.namespace, trainingJobObject("again"));
+    const a = await createObject(env, h.namespace, parkedTrainingJob("again"));
     await statusAt("TrainingJob", "again", 1, "Running");
     await deleteObject(env, "TrainingJob", h.namespace, "again");
     await waitFor("gone", async () =>
       (await getObject(env, "TrainingJob", h.namespace, "again")) ? undefined : true,
     );
-    const b = await createObject(env, h.namespace, trainingJobObject("again"));
+    const b = await createObject(env, h.namespace, parkedTrainingJob("again"));
     const o = await statusAt("TrainingJob", "again", 1, "Running");
     assert.notEqual(a.metadata.uid, b.metadata.uid);
     assert.equal(o.status!.workflowId, idOf("TrainingJob", "again", b.metadata.uid));

@@ -4,9 +4,15 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { trainingJobObject } from "../crds/cases.ts";
 import { clusterEnv } from "./env.ts";
-import { createObject, getObject, harness, waitFor, type Harness } from "./helpers.ts";
+import {
+  createObject,
+  getObject,
+  harness,
+  parkedTrainingJob,
+  waitFor,
+  type Harness,
+} from "./helpers.ts";
 import { freePort } from "../cluster/ports.ts";
 
 const env = await clusterEnv();
@@ -46,14 +52,23 @@ test("herd operator and herd worker processes drive a TrainingJob and stop on SI
   const worker = herd(["worker"]);
   const operator = herd(["operator", "--namespace", h.namespace, "--port", String(port)]);
   try {
-    await waitFor("operator ready", async () =>
-      (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined,
+    // Generous: both start through tsx, and the worker bundles the workflows with webpack
+    // first, on a CI machine of two cores busy with other test files.
+    await waitFor(
+      "operator ready",
+      async () =>
+        (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined,
+      120_000,
     );
-    await createObject(env, h.namespace, trainingJobObject("e2e"));
-    const o = await waitFor("status from the worker", async () => {
-      const x = await getObject(env, "TrainingJob", h.namespace, "e2e");
-      return x?.status?.observedGeneration === 1 ? x : undefined;
-    });
+    await createObject(env, h.namespace, parkedTrainingJob("e2e"));
+    const o = await waitFor(
+      "status from the worker",
+      async () => {
+        const x = await getObject(env, "TrainingJob", h.namespace, "e2e");
+        return x?.status?.observedGeneration === 1 ? x : undefined;
+      },
+      120_000,
+    );
     // The training workflow is Pending until its first attempt's pods exist, then Running.
     assert.ok(["Pending", "Running"].includes(o.status!.phase!), o.status!.phase);
     operator.kill("SIGTERM");

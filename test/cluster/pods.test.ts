@@ -244,9 +244,17 @@ test("nvidia.com/gpu is scheduled against node capacity and each pod sees its ow
           },
         ],
       });
-    for (const name of ["gpu-a", "gpu-b", "gpu-c"]) {
+    // The third pod only once the first two are bound: a node just added may still carry
+    // its not-ready taint, and pods the scheduler retries later could lose to a newer one.
+    for (const name of ["gpu-a", "gpu-b"])
       await c.core.createNamespacedPod({ namespace: ns, body: gpuPod(name) });
-    }
+    await waitFor("the first two GPU pods bound", async () => {
+      const pods = await Promise.all(
+        ["gpu-a", "gpu-b"].map((name) => c.core.readNamespacedPod({ name, namespace: ns })),
+      );
+      return pods.every((p) => p.spec?.nodeName) ? true : undefined;
+    });
+    await c.core.createNamespacedPod({ namespace: ns, body: gpuPod("gpu-c") });
     const devices = await waitFor("two GPU pods printing their devices", async () => {
       const out = await Promise.all(["gpu-a", "gpu-b"].map((n) => c.kubectl("logs", "-n", ns, n)));
       const found = out.map((o) => /devices=(\S*)/.exec(o.stdout)?.[1]);

@@ -84,12 +84,13 @@ const startWorker = () =>
 before(async () => {
   c = await cluster();
   work = mkdtempSync(path.join(os.tmpdir(), "herd-resilience-"));
-  ports = {
-    grpc: await freePort(),
-    http: await freePort(),
-    metrics: await freePort(),
-    worker: await freePort(),
+  const taken = new Set<number>(); // nothing binds until all four are chosen
+  const port = async () => {
+    const p = await freePort(taken);
+    taken.add(p);
+    return p;
   };
+  ports = { grpc: await port(), http: await port(), metrics: await port(), worker: await port() };
   temporalAddress = `127.0.0.1:${ports.grpc}`;
   env = { kubeconfig: c.kc, kubeconfigPath: c.kubeconfig, temporalAddress };
   await applyCrds(env);

@@ -18,6 +18,7 @@ function contribution(rank: number, length: number): Float32Array {
 }
 
 const say = (o: object) => console.log(JSON.stringify(o));
+say({ joining: options.rank });
 try {
   const group = await engine.joinGroup(options);
   if (mode === "sum") {

@@ -18,15 +18,22 @@ interface RankResult {
   out: Record<string, unknown>;
 }
 
-/** Runs one rank process in `mode`; resolves with its exit code and last JSON line. */
-function rank(options: GroupOptions, mode: string): Promise<RankResult> {
+/**
+ * Runs one rank process in `mode`; resolves with its exit code and last JSON line. `onOutput`
+ * sees its output so far, as it comes.
+ */
+function rank(
+  options: GroupOptions,
+  mode: string,
+  onOutput: (stdout: string) => void = () => {},
+): Promise<RankResult> {
   const child = spawn(
     process.execPath,
     ["--import", "tsx", rankScript, JSON.stringify(options), mode],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   let stdout = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stdout.on("data", (d: Buffer) => onOutput((stdout += d.toString())));
   return new Promise((resolve) =>
     child.on("exit", (code) => {
       const last = stdout.trim().split("\n").at(-1) ?? "{}";
@@ -71,7 +78,14 @@ test("a peer that leaves: the all-reduce fails at once with a clear error", asyn
 
 test("a hung peer: the all-reduce times out with a clear error", async () => {
   const port = await freePort();
-  const idle = rank(group(port, 1, 2, 2000), "idle");
+  // Rank 0's 2 s must cover only the all-reduce, not its peer's start-up: the idle peer is
+  // started first, with time to wait for rank 0's store, and rank 0 once the peer is joining.
+  let joining!: () => void;
+  const peerJoining = new Promise<void>((resolve) => (joining = resolve));
+  const idle = rank(group(port, 1, 2, 60_000), "idle", (out) => {
+    if (out.includes('"joining"')) joining();
+  });
+  await peerJoining;
   const r0 = await rank(group(port, 0, 2, 2000), "sum");
   assert.equal(r0.code, 3);
   assert.match(String(r0.out.error), /all-reduce on rank 0 of 2 failed: .*within 2\.0 s/);

@@ -96,34 +96,36 @@ async function main(): Promise<number> {
   process.on("SIGTERM", forward);
   process.on("SIGINT", forward);
 
-  children.forEach((child, local) => {
+  // Each child's output is read to its end: its last lines (the final checkpoint's event) may
+  // still be in the pipe when it exits, and the workflow learns of that checkpoint from them.
+  const drained = children.map((child, local) => {
     const lines = createInterface({ input: child.stdout });
     lines.on("line", (line) => {
       process.stdout.write(line + "\n");
       if (local === 0) reportLine(line, reporter);
     });
+    return new Promise<void>((resolve) => lines.on("close", resolve));
   });
   // The pod's code is the first failure's (a rank that fails breaks its group, and the others'
   // errors only echo it), or 0; the other processes are then stopped, and killed if they
   // linger on a collective whose peer is gone.
   let code = 0;
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve) =>
-          child.on("exit", (c, sig) => {
-            const exit = c ?? 128 + (sig ? (os.constants.signals[sig] ?? 15) : 15);
-            if (exit !== 0 && code === 0) {
-              code = exit;
-              const rest = children.filter((o) => o.exitCode === null && o.signalCode === null);
-              rest.forEach((o) => o.kill("SIGTERM"));
-              setTimeout(() => rest.forEach((o) => o.kill("SIGKILL")), siblingGraceMs).unref();
-            }
-            resolve();
-          }),
-        ),
-    ),
+  const exited = children.map(
+    (child) =>
+      new Promise<void>((resolve) =>
+        child.on("exit", (c, sig) => {
+          const exit = c ?? 128 + (sig ? (os.constants.signals[sig] ?? 15) : 15);
+          if (exit !== 0 && code === 0) {
+            code = exit;
+            const rest = children.filter((o) => o.exitCode === null && o.signalCode === null);
+            rest.forEach((o) => o.kill("SIGTERM"));
+            setTimeout(() => rest.forEach((o) => o.kill("SIGKILL")), siblingGraceMs).unref();
+          }
+          resolve();
+        }),
+      ),
   );
+  await Promise.all([...exited, ...drained]);
   await reporter.flush();
   return code;
 }
