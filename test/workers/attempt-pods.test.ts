@@ -11,7 +11,7 @@ import {
 } from "../../workers/activities/training.ts";
 import { trainingJobObject } from "../crds/cases.ts";
 import { evalJobSpec } from "../../crds/evaljob.ts";
-import { evaluatorPod } from "../../workers/activities/eval.ts";
+import { evaluatorPod, type EvalActivityOptions } from "../../workers/activities/eval.ts";
 
 function attempt(image?: string) {
   const job = trainingJobObject("tj");
@@ -24,6 +24,25 @@ function attempt(image?: string) {
   };
 }
 const base: TrainingActivityOptions = { temporalAddress: "t:7233", temporalNamespace: "herd" };
+
+/** The evaluator pod of an EvalJob of one task, its checkpoint resolved to an S3 step. */
+function evaluator(spec: Record<string, unknown>, opts: EvalActivityOptions) {
+  const parsed = evalJobSpec.parse({
+    checkpoint: { trainingJob: { name: "tj" } },
+    tasks: [{ name: "piqa", type: "multipleChoice", uri: "/data/piqa.jsonl" }],
+    ...spec,
+  });
+  return evaluatorPod(
+    {
+      object: { kind: "EvalJob", namespace: "ml", name: "ev", uid: "u2" },
+      attempt: 1,
+      spec: parsed as unknown as Record<string, unknown>,
+      checkpoint: { uri: "s3://ckpt/tj/step-000000100", format: "herd", step: 100 },
+      workflowId: "herd/EvalJob/ml/ev/u2",
+    },
+    opts,
+  );
+}
 
 test("without the chart's settings: the namespace's default account, the job's image, no TLS", () => {
   const [pod] = attemptPods(attempt(), base);
@@ -98,20 +117,7 @@ test("evaluator pods run as trainer pods do: account, image, pull secrets, restr
     AWS_SECRET_ACCESS_KEY: "worker-secret",
     HERD_S3_CREDENTIALS_SECRET: "s3-trainers",
   });
-  const spec = evalJobSpec.parse({
-    checkpoint: { trainingJob: { name: "tj" } },
-    tasks: [{ name: "piqa", type: "multipleChoice", uri: "/data/piqa.jsonl" }],
-  });
-  const pod = evaluatorPod(
-    {
-      object: { kind: "EvalJob", namespace: "ml", name: "ev", uid: "u2" },
-      attempt: 1,
-      spec: spec as unknown as Record<string, unknown>,
-      checkpoint: { uri: "s3://ckpt/tj/step-000000100", format: "herd", step: 100 },
-      workflowId: "herd/EvalJob/ml/ev/u2",
-    },
-    opts,
-  );
+  const pod = evaluator({}, opts);
   const p = pod.spec!;
   const c = p.containers[0]!;
   assert.equal(p.serviceAccountName, "herd-trainer");
@@ -161,21 +167,7 @@ test("spec.resources.ephemeralStorage: the scratch volume's sizeLimit and the co
   assert.deepEqual(without.volumes?.[0], { name: "scratch", emptyDir: {} });
   assert.equal(without.containers[0]!.resources?.limits?.["ephemeral-storage"], undefined);
   // The same for an evaluator.
-  const spec = evalJobSpec.parse({
-    checkpoint: { trainingJob: { name: "tj" } },
-    tasks: [{ name: "piqa", type: "multipleChoice", uri: "/data/piqa.jsonl" }],
-    resources: { ephemeralStorage: "8Gi" },
-  });
-  const ev = evaluatorPod(
-    {
-      object: { kind: "EvalJob", namespace: "ml", name: "ev", uid: "u2" },
-      attempt: 1,
-      spec: spec as unknown as Record<string, unknown>,
-      checkpoint: { uri: "s3://ckpt/tj/step-000000100", format: "herd", step: 100 },
-      workflowId: "herd/EvalJob/ml/ev/u2",
-    },
-    base,
-  ).spec!;
+  const ev = evaluator({ resources: { ephemeralStorage: "8Gi" } }, base).spec!;
   assert.deepEqual(ev.volumes, [{ name: "scratch", emptyDir: { sizeLimit: "8Gi" } }]);
   assert.equal(ev.containers[0]!.resources?.limits?.["ephemeral-storage"], "8Gi");
 });
