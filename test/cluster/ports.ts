@@ -10,8 +10,14 @@
 import { readFileSync } from "node:fs";
 import net from "node:net";
 
-/** The kernel's ephemeral port range (Linux's default where /proc does not say). */
+let range: { low: number; high: number } | undefined;
+
+/** The kernel's ephemeral port range (Linux's default where /proc does not say), read once. */
 export function ephemeralRange(): { low: number; high: number } {
+  return (range ??= readEphemeralRange());
+}
+
+function readEphemeralRange(): { low: number; high: number } {
   try {
     const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
       .trim()
