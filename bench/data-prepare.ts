@@ -6,20 +6,20 @@
 //
 //   node --import tsx bench/data-prepare.ts [copies of the corpus, default 4]
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import { prepare } from "../cli/data.ts";
+import { dataDir, llamaModel } from "../test/data/files.ts";
+import { readTextDecompressed } from "../workers/compressed.ts";
 
-const root = path.resolve(import.meta.dirname, "..");
-const data = path.resolve(root, "../shared/data");
-const model = path.join(data, "tokenizers/llama-sp32000.model");
+const model = llamaModel;
 const copies = Number(process.argv[2] ?? 4);
 
 const dir = mkdtempSync(path.join(tmpdir(), "herd-bench-"));
 try {
-  const corpus = ["tinyshakespeare.txt", "corpus.en.txt", "tinystories_sample.txt"]
-    .map((f) => readFileSync(path.join(data, "corpus", f), "utf8"))
+  const corpus = ["tinyshakespeare.txt.gz", "corpus.en.txt.gz", "tinystories_sample.txt"]
+    .map((f) => readTextDecompressed(path.join(dataDir, "corpus", f)))
     .join("\n");
   const input = path.join(dir, "input.txt");
   writeFileSync(input, Array.from({ length: copies }, () => corpus).join("\n"));

@@ -3,12 +3,14 @@
 // with the same threads and batch, in the same run. Prints the ratios.
 //   node --import tsx bench/engine-cpu.ts [--threads N] [--steps N] [--rounds N]
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, homedir, tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parameterCount, resolveModel } from "../crds/model.ts";
 import { engine } from "../native/engine.ts";
+import { shakespeare } from "../test/data/files.ts";
+import { readDecompressed } from "../workers/compressed.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
 const { values } = parseArgs({
@@ -16,7 +18,7 @@ const { values } = parseArgs({
 });
 const threads = Number(values.threads ?? availableParallelism());
 const steps = Number(values.steps ?? 10);
-const text = readFileSync(path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt"));
+const text = readDecompressed(shakespeare);
 const python = path.join(
   process.env.HERD_CACHE ?? path.join(homedir(), ".cache/herd"),
   "torch-venv/bin/python",

@@ -19,10 +19,9 @@ import { openModel } from "../workers/eval/open.ts";
 import type { ResultsFile } from "../workers/eval/run.ts";
 import { evalMultipleChoice, readMultipleChoice } from "../workers/eval/tasks.ts";
 import { llamaCppBin, smollm2Path } from "../workers/model/smollm2.ts";
+import { evalFile } from "../test/data/files.ts";
 import { perplexityMultipleChoice, startServer } from "./llama-cpp.ts";
 
-const root = path.resolve(import.meta.dirname, "..");
-const data = path.resolve(root, "../shared/data");
 const N = Number(process.argv[2] ?? 100);
 const threads = Number(process.argv[3] ?? 2);
 const gguf = smollm2Path();
@@ -33,8 +32,8 @@ const only = process.env.ONLY?.split(",");
 const m = openModel({ path: gguf, threads, maxSeqLen: 2048 });
 const tok = m.tokenizer;
 const tasks = {
-  hellaswag: readMultipleChoice(path.join(data, "eval/hellaswag-val.jsonl"), N),
-  piqa: readMultipleChoice(path.join(data, "eval/piqa-val.jsonl"), N),
+  hellaswag: readMultipleChoice(evalFile("hellaswag-val.jsonl.gz"), N),
+  piqa: readMultipleChoice(evalFile("piqa-val.jsonl.gz"), N),
 };
 const report: Record<string, unknown> = { model: gguf, N, threads, llamaCpp: bin ?? null };
 

@@ -10,21 +10,21 @@
 //
 //   node --import tsx bench/eval-speed.ts [threads=2]
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { openModel } from "../workers/eval/open.ts";
 import { llamaCppBin, smollm2Path } from "../workers/model/smollm2.ts";
+import { shakespeare } from "../test/data/files.ts";
+import { readTextDecompressed } from "../workers/compressed.ts";
 import { startServer } from "./llama-cpp.ts";
 
-const root = path.resolve(import.meta.dirname, "..");
-const data = path.resolve(root, "../shared/data");
 const threads = Number(process.argv[2] ?? 2);
 const gguf = smollm2Path();
 if (!gguf) throw new Error("SmolLM2 is not provisioned (scripts/provision.d/40-eval.sh)");
 const bin = llamaCppBin();
 const m = openModel({ path: gguf, threads, maxSeqLen: 1024 });
-const text = readFileSync(path.join(data, "corpus/tinyshakespeare.txt"), "utf8").slice(0, 20000);
+const text = readTextDecompressed(shakespeare).slice(0, 20000);
 const tokens = (await m.tokenizer.encode(text)).subarray(0, 512);
 const seconds = async (f: () => Promise<unknown>) => {
   const t0 = process.hrtime.bigint();

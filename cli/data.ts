@@ -3,7 +3,7 @@
 // prepare reads text or JSONL files, hands documents to the native Preparer in batches
 // (deduplication, filters and tokenization run there, on every core, while this side reads
 // the next batch), and writes meta.json beside the shards. See docs/data.md.
-import { createReadStream, readdirSync, rmSync, statSync } from "node:fs";
+import { readdirSync, rmSync, statSync } from "node:fs";
 import { mkdir, open, rename } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -14,6 +14,7 @@ import {
   type PrepareOptions,
   type PrepareStats,
 } from "../native/data.ts";
+import { createDecompressedStream, uncompressedName } from "../workers/compressed.ts";
 import { expandInputs, sha256File } from "./tokenizer.ts";
 
 const usage = `Usage:
@@ -65,7 +66,7 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
 
 function formatOf(file: string, format: string): InputFormat {
   if (format === "text" || format === "jsonl") return format;
-  return /\.jsonl?$/i.test(file) ? "jsonl" : "text";
+  return /\.jsonl?$/i.test(uncompressedName(file)) ? "jsonl" : "text";
 }
 
 /**
@@ -80,7 +81,8 @@ export async function* readDocuments(
   split: TextSplit,
   onBytes: (n: number) => void,
 ): AsyncGenerator<string> {
-  const lines = createInterface({ input: createReadStream(file, "utf8"), crlfDelay: Infinity });
+  const input = createDecompressedStream(file).setEncoding("utf8");
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
   let paragraph: string[] = [];
   let whole: string[] = [];

@@ -1,11 +1,21 @@
 // `herd tokenizer`: train a SentencePiece BPE model with LLaMA's settings, inspect one, and
 // encode or decode text with it.
 import { createHash } from "node:crypto";
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import {
+  createWriteStream,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { positiveInt } from "./args.ts";
 import { loadTokenizer, trainTokenizer } from "../native/tokenizer.ts";
+import { compressionOf, createDecompressedStream } from "../workers/compressed.ts";
 
 const usage = `Usage:
   herd tokenizer train --input <file|dir>... --out <model> [--vocab-size 32000] [--threads N]
@@ -34,6 +44,13 @@ export function sha256File(file: string): string {
   return createHash("sha256").update(readFileSync(file)).digest("hex");
 }
 
+/** The file itself if it is plain, else its decompressed copy at `dest`. */
+async function plainCopy(file: string, dest: string): Promise<string> {
+  if (compressionOf(file) === "none") return file;
+  await pipeline(createDecompressedStream(file), createWriteStream(dest));
+  return dest;
+}
+
 async function train(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -54,16 +71,22 @@ async function train(argv: string[]): Promise<number> {
   if (inputs.length === 0) throw new Error(`no files under ${values.input.join(", ")}`);
   const coverage = values["character-coverage"];
   const t0 = Date.now();
-  await trainTokenizer({
-    inputs,
-    modelPath: values.out,
-    vocabSize: positiveInt(values["vocab-size"], "vocab-size"),
-    threads: positiveInt(values.threads, "threads"),
-    characterCoverage: coverage === undefined ? undefined : Number(coverage),
-    inputSentenceSize: positiveInt(values["input-sentence-size"], "input-sentence-size"),
-    seed: positiveInt(values.seed, "seed"),
-    verbose: values.verbose,
-  });
+  // SentencePiece's trainer reads plain files only: compressed inputs are expanded first
+  const scratch = mkdtempSync(path.join(tmpdir(), "herd-tokenizer-"));
+  try {
+    await trainTokenizer({
+      inputs: await Promise.all(inputs.map((f, i) => plainCopy(f, path.join(scratch, `${i}`)))),
+      modelPath: values.out,
+      vocabSize: positiveInt(values["vocab-size"], "vocab-size"),
+      threads: positiveInt(values.threads, "threads"),
+      characterCoverage: coverage === undefined ? undefined : Number(coverage),
+      inputSentenceSize: positiveInt(values["input-sentence-size"], "input-sentence-size"),
+      seed: positiveInt(values.seed, "seed"),
+      verbose: values.verbose,
+    });
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
   const tok = loadTokenizer(values.out);
   console.log(
     `wrote ${values.out}: ${tok.vocabSize} pieces from ${inputs.length} file(s) in ` +

@@ -22,3 +22,31 @@ hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
 # Root or passwordless sudo is needed only for Debian packages.
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+# apt_install PKG...: installs those of the Debian packages that are missing, and says which
+# (or "present") on the step's line.
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then done_in "present"; return 0; fi
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -q >"$HERD_CACHE/apt.log" 2>&1 || fail "apt-get update failed, see $HERD_CACHE/apt.log"
+  as_root apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$HERD_CACHE/apt.log" 2>&1 \
+    || fail "apt-get install ${missing[*]} failed, see $HERD_CACHE/apt.log"
+  done_in "installed ${missing[*]}"
+}
+
+# pip_install NAME REQUIREMENTS: installs a pinned requirements file into the herd venv,
+# once per version of the file.
+pip_install() {
+  local name="$1" req="$2" key
+  key=$(hash_of "$req")
+  if [ -x "$HERD_VENV/bin/python" ] && stamp_ok "$name" "$key"; then done_in "present"; return 0; fi
+  [ -x "$HERD_VENV/bin/python" ] || python3 -m venv "$HERD_VENV" || fail "cannot create venv"
+  "$HERD_VENV/bin/pip" install -q --disable-pip-version-check -r "$req" >"$HERD_CACHE/$name-pip.log" 2>&1 \
+    || fail "pip install -r $req failed, see $HERD_CACHE/$name-pip.log"
+  stamp_set "$name" "$key"
+  done_in "installed"
+}

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# for: test
 # PyTorch in its own venv for the engine's parity tests and CPU benchmark. The list in
 # scripts/requirements-torch.txt is complete and pinned and installed with --no-deps (it
 # leaves out the parts of torch's CUDA dependencies that CPU use never loads); a changed list

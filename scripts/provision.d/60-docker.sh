@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# for: test
 # A Docker engine for herd's images and the container tests (docs/containers.md):
 #  1. Debian's docker.io and debootstrap.
 #  2. A dockerd of the project's own when no engine answers: overlay2 storage where this
@@ -18,26 +19,15 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$HERD_ROOT/scripts/env.sh"
 
-step "docker engine"
+step "docker packages"
 if [ "${HERD_NO_DOCKER:-}" = 1 ]; then done_in "skipped (HERD_NO_DOCKER=1)"; exit 0; fi
-pkgs=(docker.io debootstrap)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-installed=""
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -q >/dev/null || fail "apt-get update failed"
-  as_root apt-get install -y -q --no-install-recommends "${missing[@]}" >"$HERD_CACHE/docker-apt.log" 2>&1 \
-    || fail "apt-get install ${missing[*]} failed, see $HERD_CACHE/docker-apt.log"
-  installed="installed ${missing[*]}; "
-fi
+apt_install docker.io debootstrap
 
+step "docker engine"
 state="${HERD_STATE:-$HERD_CACHE/dev}"
 engine="$HERD_CACHE/docker"
 if docker info >/dev/null 2>&1; then
-  done_in "${installed}running (${DOCKER_HOST:-/var/run/docker.sock})"
+  done_in "running (${DOCKER_HOST:-/var/run/docker.sock})"
 else
   [ "${DOCKER_HOST:-}" = "unix://$engine/docker.sock" ] \
     || fail "the engine at ${DOCKER_HOST:-/var/run/docker.sock} does not answer; start it, or unset DOCKER_HOST and remove that socket to let provisioning start herd's own"
@@ -71,7 +61,7 @@ else
   docker info >/dev/null 2>&1 \
     || fail "dockerd did not answer in 60 s; last lines of $state/logs/dockerd.log:
 $(tail -15 "$state/logs/dockerd.log")"
-  done_in "${installed}started ($storage, $DOCKER_HOST, pid $(cat "$state/run/dockerd.pid"))"
+  done_in "started ($storage, $DOCKER_HOST, pid $(cat "$state/run/dockerd.pid"))"
 fi
 
 step "docker base image"

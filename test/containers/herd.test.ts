@@ -16,7 +16,6 @@ import {
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { SchedulingV1Api } from "@kubernetes/client-node";
 import { Connection } from "@temporalio/client";
@@ -28,6 +27,7 @@ import { applyCrds, createObject } from "../api/helpers.ts";
 import { stepName } from "../../workers/trainer/checkpoint.ts";
 import { ended, tinyTrainingJob, trainingJobs, type TrainingStatus } from "../e2e/jobs.ts";
 import { buildImage, herdImage, localBase, trainerImage } from "./images.ts";
+import { shakespeare } from "../data/files.ts";
 
 // testcontainers reads these when it first talks to the engine. Its reaper (Ryuk) is an image
 // from Docker Hub, which cannot be pulled here; this suite stops what it starts itself. The
@@ -39,8 +39,7 @@ process.env.TESTCONTAINERS_HOST_OVERRIDE ??= "127.0.0.1";
 const { GenericContainer, Wait } = await import("testcontainers");
 type Started = Awaited<ReturnType<InstanceType<typeof GenericContainer>["start"]>>;
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
+const corpus = shakespeare;
 /** The images' user (images/Dockerfile). */
 const imageUser = 65532;
 

@@ -1,14 +1,12 @@
-// Shared by the data tests: paths to the shared data and the reference `sentencepiece` Python
-// package (installed by provisioning in the herd venv).
+// Shared by the data tests: the data files (./files.ts) and the reference `sentencepiece`
+// Python package (installed by provisioning in the herd venv).
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import path from "node:path";
 
 export const root = path.resolve(import.meta.dirname, "../..");
-export const sharedData = path.resolve(root, "../shared/data");
-export const llamaModel = path.join(sharedData, "tokenizers/llama-sp32000.model");
-export const shakespeare = path.join(sharedData, "corpus/tinyshakespeare.txt");
+export { llamaModel, shakespeare } from "./files.ts";
 
 export function venvPython(): string {
   const venv = process.env.HERD_VENV ?? path.join(homedir(), ".cache/herd/venv");

@@ -7,7 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { loadTokenizer } from "../../native/tokenizer.ts";
-import { root, shakespeare } from "./helpers.ts";
+import { llamaModel, root, shakespeare } from "./helpers.ts";
 
 const herd = (...args: string[]) =>
   spawnSync(process.execPath, [path.join(root, "bin/herd.mjs"), ...args], { encoding: "utf8" });
@@ -20,7 +20,7 @@ test("herd tokenizer train splits digits and falls back to bytes", async () => {
     const corpus = path.join(dir, "corpus");
     const model = path.join(dir, "shake.model");
     mkdirSync(corpus);
-    copyFileSync(shakespeare, path.join(corpus, "a.txt"));
+    copyFileSync(shakespeare, path.join(corpus, "a.txt.gz")); // read as it is: compressed
     const numbers = Array.from(
       { length: 5000 },
       (_, i) => `In 1${i % 100} the year 2024 had ${i * 37} men.`,
@@ -74,7 +74,7 @@ test("herd tokenizer train rejects a vocabulary too small for byte fallback", ()
 });
 
 test("herd tokenizer encode and decode round-trip through the CLI", () => {
-  const model = path.resolve(root, "../shared/data/tokenizers/llama-sp32000.model");
+  const model = llamaModel;
   const enc = herd("tokenizer", "encode", "--model", model, "--bos", "Hello 42");
   assert.equal(enc.status, 0, enc.stderr);
   const ids = enc.stdout.trim().split(" ");

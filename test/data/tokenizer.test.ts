@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { loadTokenizer } from "../../native/tokenizer.ts";
+import { readTextDecompressed } from "../../workers/compressed.ts";
 import { llamaModel, referenceEncode, root, shakespeare } from "./helpers.ts";
 
 const tricky = [
@@ -42,7 +43,7 @@ test("token ids equal the sentencepiece package on tricky text", async () => {
 
 test("token ids equal the sentencepiece package on all of tinyshakespeare", async () => {
   const tok = loadTokenizer(llamaModel);
-  const text = readFileSync(shakespeare, "utf8");
+  const text = readTextDecompressed(shakespeare);
   const lines = text.split("\n");
   const [whole, ...perLine] = referenceEncode(llamaModel, [text, ...lines]);
   const ids = await tok.encode(text);
@@ -55,7 +56,7 @@ test("token ids equal the sentencepiece package on all of tinyshakespeare", asyn
 
 test("decode inverts encode on tricky text and on tinyshakespeare", async () => {
   const tok = loadTokenizer(llamaModel);
-  for (const text of [...tricky, readFileSync(shakespeare, "utf8")]) {
+  for (const text of [...tricky, readTextDecompressed(shakespeare)]) {
     const ids = await tok.encode(text, true, true);
     assert.equal(await tok.decode(ids), text, JSON.stringify(text.slice(0, 80)));
   }

@@ -15,9 +15,10 @@ import { createObject, harness, type Harness } from "../api/helpers.ts";
 import { readLatest, stepName } from "../../workers/trainer/checkpoint.ts";
 import { rankGroup } from "../engine/ranks.ts";
 import { ended, trainingJobs } from "./jobs.ts";
+import { shakespeare } from "../data/files.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
+const corpus = shakespeare;
 
 let c: Cluster;
 let h: Harness;

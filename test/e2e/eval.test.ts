@@ -32,9 +32,11 @@ import { workflowIdOf } from "../../workflows/types.ts";
 import { checkpointFolder } from "../../workers/checkpoint-folder.ts";
 import { gatherReport } from "../../workers/report/gather.ts";
 import { createS3Secret, objectStorageOf, tinyTrainingJob } from "./jobs.ts";
+import { shakespeare } from "../data/files.ts";
+import { readTextDecompressed } from "../../workers/compressed.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
+const corpus = shakespeare;
 
 let c: Cluster;
 let h: Harness;
@@ -139,7 +141,7 @@ before(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), "herd-eval-e2e-"));
   // Multiple choice that fits llama-tiny's 128-byte context: which ending belongs to the
   // beginning of a line of the corpus, its own or the next line's.
-  const lines = readFileSync(corpus, "utf8")
+  const lines = readTextDecompressed(corpus)
     .split("\n")
     .filter((l) => l.length >= 20 && l.length <= 50);
   const items = lines.slice(0, 9).map((l, i) => {
@@ -154,7 +156,7 @@ before(async () => {
   choices = path.join(work, "lines.jsonl");
   writeFileSync(choices, items.map((x) => JSON.stringify(x)).join("\n") + "\n");
   text = path.join(work, "shakespeare-20.txt");
-  writeFileSync(text, readFileSync(corpus, "utf8").split("\n").slice(0, 20).join("\n"));
+  writeFileSync(text, readTextDecompressed(corpus).split("\n").slice(0, 20).join("\n"));
   op = await h.newOperator();
 });
 

@@ -1,11 +1,11 @@
 // What the training end-to-end tests read of a TrainingJob on the local plane: its status,
 // waiting for a status, its trainer pods, its Events. One copy for every e2e file.
-import path from "node:path";
 import type { CoreV1Api, CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import { getObject, waitFor } from "../api/helpers.ts";
 import type { ClusterEnv } from "../api/env.ts";
 import type { Cluster } from "../cluster/harness.ts";
 import type { ObjectStorage } from "../../workers/activities/training.ts";
+import { shakespeare } from "../data/files.ts";
 
 /** The fields of TrainingJob status the tests assert on. */
 export type TrainingStatus = {
@@ -76,7 +76,7 @@ export async function createS3Secret(c: Cluster, namespace: string): Promise<voi
   });
 }
 
-const corpus = path.resolve(import.meta.dirname, "../../../shared/data/corpus/tinyshakespeare.txt");
+const corpus = shakespeare;
 
 /**
  * The tiny TrainingJob the cluster tests run: llama-tiny on Shakespeare's bytes, 64-token

@@ -18,9 +18,10 @@ import { applyCrds, createObject, waitFor } from "../api/helpers.ts";
 import type { ClusterEnv } from "../api/env.ts";
 import { trainingJobs } from "./jobs.ts";
 import { freePort } from "../cluster/ports.ts";
+import { shakespeare } from "../data/files.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
+const corpus = shakespeare;
 const herd = path.join(root, "bin/herd.mjs");
 
 let c: Cluster;

@@ -29,10 +29,11 @@ import {
   tinyTrainingJob,
   trainingJobs,
 } from "./jobs.ts";
+import { llamaModel, shakespeare } from "../data/files.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const herdBin = path.join(root, "bin/herd.mjs");
-const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
+const corpus = shakespeare;
 
 let c: Cluster;
 let h: Harness;
@@ -395,7 +396,7 @@ describe("training end to end", () => {
   test("LLaMA's tokenizer and token shards in S3 → the trainer pod reads them and Succeeds", async () => {
     // Shards made here by `herd data prepare`, uploaded as a cluster's data would be.
     const local = path.join(work, "sp-shards");
-    const tokenizer = path.resolve(root, "../shared/data/tokenizers/llama-sp32000.model");
+    const tokenizer = llamaModel;
     await new Promise<void>((resolve, reject) =>
       execFile(
         process.execPath,

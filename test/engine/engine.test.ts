@@ -1,13 +1,12 @@
 // The engine binding: determinism, gradient accumulation, schedule, resume state, errors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import { engine } from "../../native/engine.ts";
 import { trainerOptions } from "./fixtures.ts";
+import { shakespeare } from "../data/files.ts";
+import { readDecompressed } from "../../workers/compressed.ts";
 
-const root = path.resolve(import.meta.dirname, "../..");
-const text = readFileSync(path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt"));
+const text = readDecompressed(shakespeare);
 
 const options = trainerOptions;
 

@@ -2,15 +2,17 @@
 // grouped-query attention, 2 micro-batches of 2 × 32 bytes) and the small TrainingJob that
 // `herd train --local` is run on, with the command itself.
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { resolveModel } from "../../crds/model.ts";
 import type { TrainerOptions } from "../../native/engine.ts";
+import { shakespeare } from "../data/files.ts";
+import { readDecompressed } from "../../workers/compressed.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 export const herdBin = path.join(root, "bin/herd.mjs");
-export const corpus = path.resolve(root, "../shared/data/corpus/tinyshakespeare.txt");
-const text = readFileSync(corpus);
+export const corpus = shakespeare;
+const text = readDecompressed(corpus);
 
 export function trainerOptions(overrides: Partial<TrainerOptions> = {}): TrainerOptions {
   return {

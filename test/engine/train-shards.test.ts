@@ -1,5 +1,5 @@
 // `herd train --local` on the API's main data path: a SentencePiece tokenizer (LLaMA's own,
-// from ../shared/data) and a weighted mixture of token-shard sources made by `herd data
+// from data/) and a weighted mixture of token-shard sources made by `herd data
 // prepare` (the paper's recipe on a small scale). The loss falls from about ln(32000), resume
 // is exact (the mixture's position travels in trainer.json), and bad data or a tokenizer
 // that is not the shards' are refused, named, with exit 64.

@@ -2,14 +2,15 @@
 // (checkpoints every 4 steps) and evaluated by workers/eval/run.ts's code at two checkpoints.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { runEvalLocal, type ResultsFile } from "../../workers/eval/run.ts";
 import { herdTrain, tinyJobManifest } from "../engine/fixtures.ts";
+import { evalFile, tinyStories } from "../data/files.ts";
+import { readTextDecompressed } from "../../workers/compressed.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 export const herdBin = path.join(root, "bin/herd.mjs");
-const data = path.resolve(root, "../shared/data");
 
 /** Tokens of one step of the fixture's job: 4 sequences of 64 bytes. */
 export const tokensPerStep = 256;
@@ -36,7 +37,7 @@ export function train(manifest: string, steps: number, out?: string): { loss: nu
 // PIQA items short enough for llama-tiny's 128-byte context with the bytes tokenizer.
 function shortPiqa(dir: string): string {
   const file = path.join(dir, "piqa-short.jsonl");
-  const lines = readFileSync(path.join(data, "eval/piqa-val.jsonl"), "utf8").split("\n");
+  const lines = readTextDecompressed(evalFile("piqa-val.jsonl.gz")).split("\n");
   const short = lines.filter((l) => {
     if (!l) return false;
     const item = JSON.parse(l) as { context: string; choices: string[] };
@@ -64,7 +65,7 @@ spec:
   tokenizer: { type: bytes }
   tasks:
     - { name: piqa, type: multipleChoice, uri: ${shortPiqa(dir)} }
-    - { name: tinystories, type: perplexity, uri: ${data}/corpus/tinystories_sample.txt, limit: 8 }
+    - { name: tinystories, type: perplexity, uri: ${tinyStories}, limit: 8 }
 `,
   );
   return runEvalLocal({ manifest, threads: 2 });

@@ -1,11 +1,12 @@
 // `herd eval --local`: one EvalJob on this machine. Reads the manifest (crds/evaljob.ts),
 // opens the checkpoint it names, runs each task and writes a results JSON — by default
 // beside the checkpoint (<checkpoint>.eval-<job name>.json), as the evaluator pod will.
-import { existsSync, readFileSync, writeFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, writeFileSync, renameSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { EvalJob } from "../../crds/evaljob.ts";
 import { readEvalJob } from "../../crds/manifest.ts";
+import { readTextDecompressed } from "../compressed.ts";
 import { downloadUri, S3Error } from "../s3.ts";
 import { s3ConfigFromEnv, stagingDirFor } from "../trainer/checkpoint-store.ts";
 import { writeResults } from "./checkpoints.ts";
@@ -157,7 +158,7 @@ async function evaluate(
         progress: (done) => log(`${task.name}: ${done}/${items.length}`),
       });
     } else {
-      let text = readFileSync(uri, "utf8");
+      let text = readTextDecompressed(uri);
       // a perplexity task's limit counts lines of the text
       if (limit !== undefined) text = text.split("\n").slice(0, limit).join("\n");
       outcome = await evalPerplexity(m, text, {});

@@ -1,7 +1,7 @@
 // Evaluation tasks on a loaded model, as in the LLaMA paper's zero- and few-shot evaluations
 // and lm-evaluation-harness's conventions:
 //
-// multiple choice (the JSONL format of ../shared/data/README.md): each choice is scored as
+// multiple choice (the JSONL format of data/README.md): each choice is scored as
 //   the log-likelihood of " " + choice given the context; acc picks the highest sum, acc_norm
 //   the highest sum divided by the choice's length in characters; standard errors are the
 //   sample standard deviation over items / √n. Few-shot prompts prepend k solved examples
@@ -10,8 +10,8 @@
 // perplexity (a text file): rolling windows over its tokens; per-token perplexity, and the
 //   same likelihood per UTF-8 byte (byte perplexity, bits per byte), which compares models
 //   with different tokenizers.
-import { readFileSync } from "node:fs";
 import type { Inference } from "../../native/inference.ts";
+import { readTextDecompressed } from "../compressed.ts";
 import { Rng } from "./rng.ts";
 import type { TextTokenizer } from "../model/tokenizers.ts";
 
@@ -40,7 +40,7 @@ export interface TaskOutcome {
 
 /** Reads the first `limit` items of a multiple-choice JSONL file, checking every field. */
 export function readMultipleChoice(file: string, limit?: number): MultipleChoiceItem[] {
-  const lines = readFileSync(file, "utf8").split("\n");
+  const lines = readTextDecompressed(file).split("\n");
   const items: MultipleChoiceItem[] = [];
   for (const [i, line] of lines.entries()) {
     if (limit !== undefined && items.length >= limit) break;

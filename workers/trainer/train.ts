@@ -19,6 +19,7 @@ import {
   type Trainer,
   type TrainerOptions,
 } from "../../native/engine.ts";
+import { readDecompressed } from "../compressed.ts";
 import { resolveMixture, s3ObjectClient } from "../shard-store.ts";
 import { CheckpointError, loadCheckpoint, stepName } from "./checkpoint.ts";
 import {
@@ -716,12 +717,12 @@ async function agreeOnStartStep(group: Group, step: number): Promise<void> {
     );
 }
 
-// The bytes of the job's one text file as the token source.
+// The bytes of the job's one text file as the token source (a .gz or .zst file decompressed).
 function textSource(p: Plan): SourceOptions {
   const file = (p.data as { file: string }).file;
   let text: Buffer;
   try {
-    text = readFileSync(file);
+    text = readDecompressed(file);
   } catch (err) {
     throw new UserError(`spec.data.sources[0].uri: cannot read ${file}: ${(err as Error).message}`);
   }
