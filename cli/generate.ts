@@ -40,6 +40,7 @@ export async function run(argv: string[]): Promise<number> {
     return 64;
   }
   const { openModel } = await import("../workers/eval/open.ts");
+  const { continuationText } = await import("../workers/model/tokenizers.ts");
   try {
     const maxNewTokens = num(values["max-tokens"], "max-tokens", 64, true);
     const temperature = num(values.temperature, "temperature", 0);
@@ -74,8 +75,8 @@ export async function run(argv: string[]): Promise<number> {
       seed,
       stop: t.eosId !== undefined ? Int32Array.of(t.eosId) : undefined,
     });
-    const text = await t.decode(Array.from(out).filter((id) => id !== t.eosId));
-    process.stdout.write(values.prompt + text + "\n");
+    const generated = Array.from(out).filter((id) => id !== t.eosId);
+    process.stdout.write(values.prompt + (await continuationText(t, ids, generated)) + "\n");
     const s = (Date.now() - started) / 1000;
     console.error(
       `${out.length} tokens in ${s.toFixed(2)} s (${(out.length / s).toFixed(1)} tokens/s, prompt ${prompt.length} tokens)`,

@@ -6,9 +6,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { ModelConfig } from "../../crds/model.ts";
-import { inference } from "../../native/inference.ts";
 import { randomMatrix } from "../../native/reference.ts";
+import { config, logitsOf, randomModel } from "./models.ts";
 import {
   encodeGgufModel,
   ModelFormatError,
@@ -23,7 +22,6 @@ import {
   writeHerd,
   writeHf,
   writeLlama2c,
-  type LoadedModel,
 } from "../../workers/model/formats.ts";
 import {
   dequantize,
@@ -40,38 +38,6 @@ import {
   preTokenizers,
   SpmTokenizer,
 } from "../../workers/model/tokenizers.ts";
-
-const config: ModelConfig = {
-  dim: 64,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  ffnHidden: 96,
-  vocabSize: 64,
-  maxSeqLen: 32,
-  normEps: 1e-5,
-  ropeTheta: 10000,
-  tiedEmbeddings: false,
-};
-
-function randomModel(c: ModelConfig, seed = 1): LoadedModel {
-  const tensors: Record<string, Float32Array> = {};
-  let s = seed;
-  for (const t of tensorShapes(c)) {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    tensors[t.name] =
-      t.shape.length === 1
-        ? new Float32Array(n).fill(1).map((x, i) => x + 0.01 * (i % 7))
-        : randomMatrix(n, s++).map((x) => x * 0.1);
-  }
-  return { config: c, tensors, format: "herd" };
-}
-
-async function logitsOf(m: LoadedModel, tokens: number[]): Promise<Float32Array> {
-  const inf = inference.createInference({ model: m.config, threads: 1 });
-  inf.setTensors(m.tensors);
-  return inf.logits(Int32Array.from(tokens), tokens.length);
-}
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   assert.equal(a.length, b.length);

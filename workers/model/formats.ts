@@ -524,41 +524,61 @@ export function readGguf(file: string, bytes?: Uint8Array): LoadedModel {
 
 // ---- llama2.c ----------------------------------------------------------------------------------
 
+// llama2.c's version-1 files (export.py --version 1) start with this magic, "ak42" as a
+// little-endian uint32; version 0 (legacy) files start with the config's dim.
+const llama2cMagic = 0x616b3432;
+const llama2cV1Header = 256;
+
 // The tensor groups of a llama2.c file, in file order: each group stacks all layers.
-function llama2cGroups(c: ModelConfig) {
+// Version 0 interleaves norms and matrices (its RoPE tables follow norm.weight); version 1
+// puts the norms and the embedding first. The classifier comes last, when not tied.
+function llama2cGroups(c: ModelConfig, version: 0 | 1): string[][] {
   const per = (suffix: string) =>
     Array.from({ length: c.nLayers }, (_, l) => `layers.${l}.${suffix}`);
-  return [
-    ["tok_embeddings.weight"],
-    per("attention_norm.weight"),
-    per("attention.wq.weight"),
-    per("attention.wk.weight"),
-    per("attention.wv.weight"),
-    per("attention.wo.weight"),
-    per("ffn_norm.weight"),
-    per("feed_forward.w1.weight"),
-    per("feed_forward.w2.weight"),
-    per("feed_forward.w3.weight"),
-    ["norm.weight"],
-  ];
+  const attention = ["wq", "wk", "wv", "wo"].map((w) => per(`attention.${w}.weight`));
+  const ffn = ["w1", "w2", "w3"].map((w) => per(`feed_forward.${w}.weight`));
+  const groups =
+    version === 0
+      ? [
+          ["tok_embeddings.weight"],
+          per("attention_norm.weight"),
+          ...attention,
+          per("ffn_norm.weight"),
+          ...ffn,
+          ["norm.weight"],
+        ]
+      : [
+          per("attention_norm.weight"),
+          per("ffn_norm.weight"),
+          ["norm.weight"],
+          ["tok_embeddings.weight"],
+          ...attention,
+          ...ffn,
+        ];
+  return c.tiedEmbeddings ? groups : [...groups, ["output.weight"]];
 }
 
-export function readLlama2c(file: string, bytes?: Buffer): LoadedModel {
-  const b = bytes ?? readFileSync(file);
+// The version and shape of a llama2.c file, from its header.
+function llama2cHeader(b: Buffer, file: string): { version: 0 | 1; config: ModelConfig } {
   const fail = (msg: string): never => {
     throw new ModelFormatError(`${file}: ${msg}`);
   };
-  if (b.length < 28) fail(`file is ${b.length} bytes, shorter than the 28-byte header`);
-  const h = Array.from({ length: 7 }, (_, i) => b.readInt32LE(4 * i));
-  const [dim, hidden, layers, heads, kvHeads, vocab, seq] = h as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  let version: 0 | 1 = 0;
+  if (b.length >= 8 && b.readUInt32LE(0) === llama2cMagic) {
+    const v = b.readInt32LE(4);
+    if (v !== 1)
+      fail(
+        `a llama2.c version-${v} file (export.py --version ${v}${v === 2 ? ", int8-quantised" : ""}); ` +
+          "herd reads llama2.c's fp32 files, version 0 (legacy) and version 1: export with --version 1",
+      );
+    if (b.length < llama2cV1Header)
+      fail(`a llama2.c version-1 file of ${b.length} bytes, shorter than its 256-byte header`);
+    version = 1;
+  } else if (b.length < 28) fail(`file is ${b.length} bytes, shorter than the 28-byte header`);
+  const at = version === 1 ? 8 : 0;
+  const [dim, hidden, layers, heads, kvHeads, vocab, seq] = Array.from({ length: 7 }, (_, i) =>
+    b.readInt32LE(at + 4 * i),
+  ) as [number, number, number, number, number, number, number];
   const config = checkConfig(
     {
       dim,
@@ -566,32 +586,38 @@ export function readLlama2c(file: string, bytes?: Buffer): LoadedModel {
       nLayers: layers,
       nHeads: heads,
       nKvHeads: kvHeads,
-      vocabSize: Math.abs(vocab),
+      // version 0 marks an untied classifier by a negative vocabulary; version 1 has a flag
+      vocabSize: version === 1 ? vocab : Math.abs(vocab),
       maxSeqLen: seq,
       normEps: 1e-5,
       ropeTheta: 10000,
-      tiedEmbeddings: vocab > 0,
+      tiedEmbeddings: version === 1 ? b.readUInt8(36) === 1 : vocab > 0,
     },
-    `${file} header`,
+    `${file} header (llama2.c version ${version})`,
   );
-  const hd = dim / heads;
-  const kvDim = hd * kvHeads;
-  const V = config.vocabSize;
+  return { version, config };
+}
+
+/** llama2.c's fp32 files: version 0 (legacy, 28-byte header) and version 1 ("ak42" magic). */
+export function readLlama2c(file: string, bytes?: Buffer): LoadedModel {
+  const b = bytes ?? readFileSync(file);
+  const { version, config: c } = llama2cHeader(b, file);
+  const hd = c.dim / c.nHeads;
+  const kvDim = hd * c.nKvHeads;
+  const ropeBytes = version === 0 ? 4 * c.maxSeqLen * hd : 0; // freq_cis_real and _imag
+  const offset = version === 0 ? 28 : llama2cV1Header;
   // from the header alone, before any tensor is listed: a header that claims millions of
   // layers fails here, not after building millions of tensor names
-  const perLayer = 2 * dim + 2 * dim * dim + 2 * kvDim * dim + 3 * hidden * dim;
-  const expected =
-    28 +
-    4 * (V * dim + layers * perLayer + dim) +
-    4 * seq * hd + // freq_cis_real and freq_cis_imag (unused: herd computes its own)
-    (config.tiedEmbeddings ? 0 : 4 * V * dim);
+  const perLayer = 2 * c.dim + 2 * c.dim * c.dim + 2 * kvDim * c.dim + 3 * c.ffnHidden * c.dim;
+  const floats = c.vocabSize * c.dim * (c.tiedEmbeddings ? 1 : 2) + c.nLayers * perLayer + c.dim;
+  const expected = offset + 4 * floats + ropeBytes;
   if (b.length !== expected)
-    fail(
-      `file is ${b.length} bytes; the header (dim ${dim}, hidden ${hidden}, layers ${layers}, heads ${heads}/${kvHeads}, vocab ${vocab}, seq ${seq}) needs ${expected}`,
+    throw new ModelFormatError(
+      `${file}: file is ${b.length} bytes; the header (llama2.c version ${version}: dim ${c.dim}, hidden ${c.ffnHidden}, layers ${c.nLayers}, heads ${c.nHeads}/${c.nKvHeads}, vocab ${c.vocabSize}${c.tiedEmbeddings ? "" : " untied"}, seq ${c.maxSeqLen}) needs ${expected}`,
     );
-  const shapes = new Map(tensorShapes(config).map((t) => [t.name, t.shape]));
+  const shapes = new Map(tensorShapes(c).map((t) => [t.name, t.shape]));
   const count = (name: string) => shapes.get(name)!.reduce((a, x) => a * x, 1);
-  let at = 28;
+  let at = offset;
   const take = (n: number) => {
     const out = new Float32Array(n);
     for (let i = 0; i < n; i++) out[i] = b.readFloatLE(at + 4 * i);
@@ -599,10 +625,11 @@ export function readLlama2c(file: string, bytes?: Buffer): LoadedModel {
     return out;
   };
   const tensors: Record<string, Float32Array> = {};
-  for (const g of llama2cGroups(config)) for (const n of g) tensors[n] = take(count(n));
-  at += 4 * seq * hd;
-  if (!config.tiedEmbeddings) tensors["output.weight"] = take(count("output.weight"));
-  return { config, tensors, format: "llama2c" };
+  for (const g of llama2cGroups(c, version)) {
+    for (const n of g) tensors[n] = take(count(n));
+    if (g[0] === "norm.weight") at += ropeBytes; // version 0's RoPE tables follow the final norm
+  }
+  return { config: c, tensors, format: "llama2c" };
 }
 
 /** llama2.c's legacy format; ropeTheta must be 10000 and normEps 1e-5 (the format stores neither). */
@@ -625,7 +652,6 @@ export function writeLlama2c(file: string, m: LoadedModel): void {
   ].forEach((v, i) => header.writeInt32LE(v, 4 * i));
   const parts: Buffer[] = [header];
   const f32 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-  for (const g of llama2cGroups(c)) for (const n of g) parts.push(f32(m.tensors[n]!));
   const real = new Float32Array(c.maxSeqLen * (hd / 2)),
     imag = new Float32Array(real.length);
   for (let p = 0; p < c.maxSeqLen; p++)
@@ -634,8 +660,10 @@ export function writeLlama2c(file: string, m: LoadedModel): void {
       real[p * (hd / 2) + i] = Math.cos(f);
       imag[p * (hd / 2) + i] = Math.sin(f);
     }
-  parts.push(f32(real), f32(imag));
-  if (!c.tiedEmbeddings) parts.push(f32(m.tensors["output.weight"]!));
+  for (const g of llama2cGroups(c, 0)) {
+    for (const n of g) parts.push(f32(m.tensors[n]!));
+    if (g[0] === "norm.weight") parts.push(f32(real), f32(imag)); // RoPE tables, as the reader skips
+  }
   writeFileSync(file, Buffer.concat(parts));
 }
 

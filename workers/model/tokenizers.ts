@@ -28,6 +28,27 @@ export interface TextTokenizer {
   decode(ids: ArrayLike<number>): Promise<string>;
 }
 
+/**
+ * The text that `continuation` adds after `prompt` (token ids, without BOS). Decoding the
+ * continuation alone loses what depends on the tokens before it: SentencePiece drops the
+ * space of a first "▁to", and a character whose UTF-8 bytes straddle the boundary breaks. So
+ * the two are decoded together and the prompt's own decoding is cut off. Every place that
+ * shows or scores generated text uses this.
+ */
+export async function continuationText(
+  t: TextTokenizer,
+  prompt: ArrayLike<number>,
+  continuation: ArrayLike<number>,
+): Promise<string> {
+  const before = await t.decode(prompt);
+  const whole = await t.decode([...Array.from(prompt), ...Array.from(continuation)]);
+  if (whole.startsWith(before)) return whole.slice(before.length);
+  // the prompt decoded alone can differ at its very end (an incomplete character)
+  let i = 0;
+  while (i < before.length && before[i] === whole[i]) i++;
+  return whole.slice(i);
+}
+
 // ---- GPT-2 byte-level BPE -------------------------------------------------------------------
 
 /** GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to U+0100 onwards. */
