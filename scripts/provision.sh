@@ -23,13 +23,19 @@ export HERD_PROVISION="$profile"
 t0=$(date +%s%N)
 background=()
 out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+# On failure, background steps stop too (each runs in its own process group).
+cleanup() {
+  local status=$? b
+  if [ "$status" != 0 ]; then for b in "${background[@]}"; do kill -- "-${b%%:*}" 2>/dev/null || true; done; fi
+  rm -rf "$out"
+}
+trap cleanup EXIT
 # finish PID:NAME: waits for a background step, prints its line, and stops the run if it failed.
 finish() {
   local status=0
   wait "${1%%:*}" || status=$?
   cat "$out/${1#*:}.log"
-  [ "$status" = 0 ] || exit "$status"
+  if [ "$status" != 0 ]; then echo "[provision] ${1#*:} failed (exit $status)" >&2; exit 1; fi
 }
 for s in "$root"/scripts/provision.d/*.sh; do
   if [ "$profile" = demo ] && ! grep -qx '# for: demo' "$s"; then continue; fi
@@ -38,10 +44,10 @@ for s in "$root"/scripts/provision.d/*.sh; do
     background=()
   fi
   if grep -qx '# background: yes' "$s"; then
-    bash "$s" >"$out/$(basename "$s").log" 2>&1 &
+    setsid bash "$s" >"$out/$(basename "$s").log" 2>&1 &
     background+=("$!:$(basename "$s")")
   else
-    bash "$s"
+    bash "$s" || { echo "[provision] $(basename "$s") failed (exit $?)" >&2; exit 1; }
   fi
 done
 for b in "${background[@]}"; do finish "$b"; done
