@@ -20,6 +20,7 @@ import {
   activities,
   callOptions,
   changedFields,
+  cleanUp,
   setCondition,
   specChanged,
   state,
@@ -211,7 +212,7 @@ export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowSta
     if (!isCancellation(err)) throw err;
     // Deletion: the evaluator pods go; results files already written stay.
     await CancellationScope.nonCancellable(async () => {
-      await activities.cleanUp(object);
+      await cleanUp(object);
       progressing("False", "Deleting", "workflow cancelled; evaluator pods deleted");
       await writeStatus();
     });

@@ -24,6 +24,7 @@ import {
   activities,
   callOptions,
   changedFields,
+  cleanUp,
   setCondition,
   specChanged,
   state,
@@ -177,7 +178,7 @@ export async function evalSweepWorkflow(input: SweepWorkflowInput): Promise<Work
     if (!isCancellation(err)) throw err;
     // Deletion: the schedule goes (and with the object its EvalJobs); results files stay.
     await CancellationScope.nonCancellable(async () => {
-      await activities.cleanUp(object);
+      await cleanUp(object);
       progressing("Deleting", "workflow cancelled; schedule deleted");
       await writeStatus();
     });
@@ -187,7 +188,7 @@ export async function evalSweepWorkflow(input: SweepWorkflowInput): Promise<Work
   // The object went away without a cancellation (its finalizer removed by hand): the schedule
   // must not outlive it.
   async function gone(): Promise<WorkflowState> {
-    await activities.cleanUp(object);
+    await cleanUp(object);
     return snapshot();
   }
 }

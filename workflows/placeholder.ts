@@ -37,6 +37,13 @@ export const watchOptions = (
 
 export const activities = proxyActivities<ControlActivities>(callOptions("30 seconds"));
 
+/**
+ * cleanUp deletes what a workflow created and waits until its pods are gone, which takes up to
+ * their 30 s grace period: an ordinary call's 30 s timed out routinely. Same activity type, so
+ * running workflows replay unchanged.
+ */
+export const { cleanUp } = proxyActivities<ControlActivities>(callOptions("3 minutes"));
+
 /** Replaces the condition of the same type; keeps its transition time if the status holds. */
 export function setCondition(
   conditions: Condition[],

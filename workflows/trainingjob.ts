@@ -25,6 +25,7 @@ import {
   activities,
   callOptions,
   changedFields,
+  cleanUp,
   setCondition,
   specChanged,
   state,
@@ -367,7 +368,7 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
     // Deletion: the pods go (the trainer checkpoints on SIGTERM); checkpoints are kept.
     await CancellationScope.nonCancellable(async () => {
       finished = true;
-      await activities.cleanUp(object);
+      await cleanUp(object);
       progressing("False", "Deleting", "workflow cancelled; pods deleted, checkpoints kept");
       await writeStatus();
     });

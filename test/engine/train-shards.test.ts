@@ -134,7 +134,7 @@ test("bad data for a SentencePiece job: exit 64, naming the source or the tokeni
     ],
     [
       job("other-tokenizer", [shakespeare], corpus),
-      /spec\.tokenizer\.uri: .*tinyshakespeare\.txt \(sha256 [0-9a-f]{12}…\) is not the tokenizer the shards were made with/,
+      /spec\.tokenizer\.uri: .*tinyshakespeare\.txt\.gz \(sha256 [0-9a-f]{12}…\) is not the tokenizer the shards were made with/,
     ],
   ];
   const textJob = cases[1]![0];

@@ -3,7 +3,8 @@
 // variable and file, and real mTLS. The Temporal dev server speaks plaintext only, so a
 // TLS terminator that demands a client certificate from the test's own CA stands in front
 // of it; the operator's client (Connection) and the worker's (NativeConnection) get through
-// it with the helper's settings, and are turned away without a client certificate.
+// it with the helper's settings, and are turned away without a client certificate; so do
+// the EvalSweep activities' schedule calls, which once connected without TLS.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -14,6 +15,7 @@ import path from "node:path";
 import tls from "node:tls";
 import { Connection } from "@temporalio/client";
 import { NativeConnection } from "@temporalio/worker";
+import { sweepActivities } from "../../workers/activities/sweep.ts";
 import {
   TemporalTlsError,
   temporalConnectionOptions,
@@ -193,4 +195,26 @@ test("the worker's native connection connects over mTLS", async () => {
   } finally {
     await connection.close();
   }
+});
+
+test("an EvalSweep's schedule activities connect over mTLS too", async () => {
+  const { kubeconfig: kc } = await clusterEnv(); // the calls below touch Temporal only
+  const object = {
+    kind: "EvalSweep",
+    namespace: "default",
+    name: "tls-sweep",
+    uid: "u-1",
+  } as const;
+  const sweep = sweepActivities(kc, {
+    temporalAddress: proxyAddress,
+    temporalNamespace: "default",
+    env: mtlsEnv(),
+  });
+  await sweep.deleteSchedule(object); // no such schedule: answered, over mTLS
+  const plaintext = sweepActivities(kc, {
+    temporalAddress: proxyAddress,
+    temporalNamespace: "default",
+    env: {},
+  });
+  await assert.rejects(plaintext.deleteSchedule(object)); // as before the fix: no TLS at all
 });

@@ -29,6 +29,7 @@ import {
 import { durableCheckpoints, hasResults } from "../eval/checkpoints.ts";
 import { readTrainingJob } from "./eval.ts";
 import type { ObjectStorage } from "./training.ts";
+import { temporalConnectionOptions } from "../temporal-tls.ts";
 
 const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
 const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
@@ -54,13 +55,15 @@ export interface SweepActivityOptions {
   temporalNamespace: string;
   /** Object storage, for TrainingJobs that checkpoint to s3://. */
   s3?: ObjectStorage;
+  /** Where the Temporal TLS settings are read (workers/temporal-tls.ts); process.env if unset. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): SweepActivities {
   const custom = kc.makeApiClient(CustomObjectsApi);
   let client: Promise<Client> | undefined;
   const temporal = () =>
-    (client ??= Connection.connect({ address: opts.temporalAddress }).then(
+    (client ??= Connection.connect(temporalConnectionOptions(opts.temporalAddress, opts.env)).then(
       (connection) => new Client({ connection, namespace: opts.temporalNamespace }),
     ));
 
