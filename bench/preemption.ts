@@ -17,6 +17,7 @@ import { Log, Watch, type V1Pod } from "@kubernetes/client-node";
 import { cluster, testNode, unique } from "../test/cluster/harness.ts";
 import { createObject, getObject, harness, waitFor } from "../test/api/helpers.ts";
 import { tinyTrainingJob } from "../test/e2e/jobs.ts";
+import { trainerPodName } from "../workers/activities/names.ts";
 
 const { values } = parseArgs({ options: { preemptions: { type: "string", default: "3" } } });
 const preemptions = Number(values.preemptions);
@@ -31,7 +32,7 @@ const work = mkdtempSync(path.join(os.tmpdir(), "herd-bench-"));
 await h.newOperator();
 
 const name = "bench";
-await createObject(
+const { metadata } = await createObject(
   h.env,
   h.namespace,
   tinyTrainingJob(name, {
@@ -40,6 +41,8 @@ await createObject(
     resources: { image: "herd/herd:bench", cpu: "1", memory: "1Gi", ...node.placement },
   }),
 );
+
+const object = { kind: "TrainingJob", namespace: h.namespace, name, uid: metadata.uid } as const;
 
 // Pod creations, by the local clock, as a watch delivers them.
 const created = new Map<string, number>();
@@ -75,7 +78,7 @@ const steps = (log: string, event: string) =>
 const rows: { replacementMs: number; stepsDone: number; resumedAt: number; lost: number }[] = [];
 let step = 0;
 for (let i = 1; i <= preemptions; i++) {
-  const pod = `${name}-a${i}-r0`;
+  const pod = trainerPodName(object, i, 0);
   await waitFor(`${pod} running`, async () =>
     (await c.core.readNamespacedPod({ name: pod, namespace: h.namespace })).status?.phase ===
     "Running"
@@ -90,7 +93,7 @@ for (let i = 1; i <= preemptions; i++) {
   );
   const t0 = Date.now();
   await c.core.deleteNamespacedPod({ name: pod, namespace: h.namespace });
-  const next = `${name}-a${i + 1}-r0`;
+  const next = trainerPodName(object, i + 1, 0);
   const t1 = await waitFor(`${next} created`, async () => created.get(next), 120_000);
   log.stop();
   const stepsDone = Math.max(...steps(log.text(), "step"));

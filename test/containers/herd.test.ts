@@ -302,7 +302,9 @@ describe("end to end in containers", { skip }, () => {
       assert.equal(s.phase, "Succeeded", s.message);
       assert.deepEqual([s.attempts, s.preemptions, s.failures, s.step], [2, 1, 0, 200]);
       // The resumed attempt started from the SIGTERM checkpoint, not from scratch.
-      const logs = await c.kubectl("logs", "-n", ns, "preempt-a2-r0");
+      const logs = await c.kubectl(
+        ...["logs", "-n", ns, "--tail=-1", "-l", "herd.dev/trainingjob=preempt,herd.dev/attempt=2"],
+      );
       assert.equal(logs.code, 0, logs.stderr);
       const from = path.join(work, "preempt", stepName(preempted.lastCheckpoint!.step));
       assert.ok(logs.stdout.includes(`resumed from ${from}`), logs.stdout.slice(0, 2000));

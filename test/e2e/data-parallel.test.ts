@@ -112,7 +112,7 @@ describe("data parallelism end to end", () => {
     const [log0, log1] = await Promise.all(pods.map((p) => logOf(p.metadata!.name!)));
     assert.match(
       log1!,
-      /rank 1 of 2: joining the group at pair-a1-r0\.pair-workers\..*\.svc:29500/,
+      /rank 1 of 2: joining the group at pair-[0-9a-f]{8}-a1-r0\.pair-[0-9a-f]{8}-workers\..*\.svc:29500/,
     );
     assert.match(log1!, /rank 1 of 2: joined/);
     assert.match(log0!, /"event":"checkpoint"/);

@@ -357,7 +357,16 @@ describe("training end to end", () => {
       history.map((l) => (JSON.parse(l) as { step: number }).step),
       Array.from({ length: 400 }, (_, i) => i + 1),
     );
-    const logs = await c.kubectl("logs", "-n", h.namespace, `ins3-a2-r0`);
+    const logs = await c.kubectl(
+      ...[
+        "logs",
+        "-n",
+        h.namespace,
+        "--tail=-1",
+        "-l",
+        "herd.dev/trainingjob=ins3,herd.dev/attempt=2",
+      ],
+    );
     assert.match(logs.stdout, /resumed from/, "the second attempt resumed");
     const local = await uninterrupted400();
     const fromS3 = path.join(work, "ins3-model.safetensors");
@@ -382,7 +391,7 @@ describe("training end to end", () => {
     assert.equal(s.phase, "Failed", s.message);
     assert.match(
       s.message ?? "",
-      /pod disk-a1-r0 was evicted: Usage of EmptyDir volume "scratch" exceeds the limit "1Mi"\. Raise spec\.resources\.ephemeralStorage/,
+      /pod disk-[0-9a-f]{8}-a1-r0 was evicted: Usage of EmptyDir volume "scratch" exceeds the limit "1Mi"\. Raise spec\.resources\.ephemeralStorage/,
     );
     assert.deepEqual([s.attempts, s.preemptions, s.failures], [1, 0, 0]);
     assert.ok(

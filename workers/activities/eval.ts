@@ -2,13 +2,7 @@
 // of each attempt (watched and deleted through pods.ts, like trainer pods), and reading the
 // results file the evaluator wrote beside the checkpoint.
 import path from "node:path";
-import {
-  ApiException,
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type V1Pod,
-} from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { apiVersion, group, version } from "../../crds/common.ts";
 import type { EvalJobSpec } from "../../crds/evaljob.ts";
 import type { TrainingJobSpec } from "../../crds/trainingjob.ts";
@@ -39,6 +33,7 @@ import {
   scratch,
   type TrainingActivityOptions,
 } from "./training.ts";
+import { createOwned, evaluatorPodName, isNotFound } from "./names.ts";
 
 /** What evaluator pods share with trainer pods: object storage, the image, the ServiceAccount. */
 export type EvalActivityOptions = Pick<
@@ -46,12 +41,9 @@ export type EvalActivityOptions = Pick<
   "s3" | "trainerImage" | "trainerImagePullSecrets" | "trainerServiceAccount"
 >;
 
-const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
-const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
 /** The URI without file://; object storage URIs as they are. */
 const localPath = (uri: string) => localPathOf(uri) ?? uri;
 
-const podName = (o: ObjectRef, attempt: number) => `${o.name.slice(0, 40)}-eval-a${attempt}`;
 const selector = (o: ObjectRef, attempt?: number) =>
   `${evalLabels.uid}=${o.uid}` + (attempt === undefined ? "" : `,${evalLabels.attempt}=${attempt}`);
 
@@ -85,7 +77,7 @@ export function evaluatorPod(a: CreateEvaluator, opts: EvalActivityOptions = {})
   const folder = checkpointFolder(checkpoint.uri);
   return {
     metadata: {
-      name: podName(object, a.attempt),
+      name: evaluatorPodName(object, a.attempt),
       namespace: object.namespace,
       labels: {
         [evalLabels.job]: object.name.slice(0, 63),
@@ -235,12 +227,15 @@ export function evalActivities(kc: KubeConfig, opts: EvalActivityOptions = {}): 
 
     async createEvaluator(a) {
       const pod = evaluatorPod(a, opts);
-      await core
-        .createNamespacedPod({ namespace: a.object.namespace, body: pod })
-        .catch((err: unknown) => {
-          if (!isConflict(err)) throw err;
-        });
-      return pod.metadata!.name!;
+      const { namespace } = a.object;
+      const name = pod.metadata!.name!;
+      await createOwned(
+        `pod ${namespace}/${name}`,
+        a.object,
+        () => core.createNamespacedPod({ namespace, body: pod }),
+        () => core.readNamespacedPod({ namespace, name }),
+      );
+      return name;
     },
 
     watchEvaluator: (a) =>

@@ -4,7 +4,6 @@
 // only in the pods they create and the label selector that finds them.
 import { heartbeat, sleep as activitySleep } from "@temporalio/activity";
 import {
-  ApiException,
   CoreV1Api,
   Watch,
   type KubeConfig,
@@ -12,8 +11,8 @@ import {
   type V1Pod,
 } from "@kubernetes/client-node";
 import { trainerExit, type Outcome } from "../../workflows/training-types.ts";
+import { isNotFound } from "./names.ts";
 
-const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
 const isReady = (n: V1Node) =>
   n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 

@@ -12,7 +12,7 @@ import {
   type ScheduleOverlapPolicy,
   type ScheduleSpec,
 } from "@temporalio/client";
-import { ApiException, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { apiVersion, group, version } from "../../crds/common.ts";
 import type { EvalJobStatus } from "../../crds/evaljob.ts";
 import type { EvalSweepSpec } from "../../crds/evalsweep.ts";
@@ -30,9 +30,7 @@ import { durableCheckpoints, hasResults } from "../eval/checkpoints.ts";
 import { readTrainingJob } from "./eval.ts";
 import type { ObjectStorage } from "./training.ts";
 import { temporalConnectionOptions } from "../temporal-tls.ts";
-
-const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
-const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
+import { createOwned, isNotFound } from "./names.ts";
 
 /** The spec's overlap policy in Temporal's words. */
 const overlapOf: Record<EvalSweepSpec["overlapPolicy"], ScheduleOverlapPolicy> = {
@@ -165,17 +163,13 @@ export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): Swe
           checkpoint: { trainingJob: { name: s.trainingJob.name, step }, format: "herd" },
         },
       };
-      try {
-        await custom.createNamespacedCustomObject({
-          group,
-          version,
-          namespace: sweep.namespace,
-          plural: "evaljobs",
-          body,
-        });
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-      }
+      const ref = { group, version, namespace: sweep.namespace, plural: "evaljobs" };
+      await createOwned(
+        `EvalJob ${sweep.namespace}/${name}`,
+        sweep,
+        () => custom.createNamespacedCustomObject({ ...ref, body }),
+        () => custom.getNamespacedCustomObject({ ...ref, name }) as Promise<typeof body>,
+      );
       return name;
     },
 

@@ -3,7 +3,6 @@
 // evaluator), deleting them, reading the newest durable checkpoint, and Events.
 import os from "node:os";
 import {
-  ApiException,
   CoreV1Api,
   type KubeConfig,
   type V1EnvVar,
@@ -26,6 +25,7 @@ import {
   type TrainingActivities,
   type WatchAttempt,
 } from "../../workflows/training-types.ts";
+import { createOwned, isNotFound, trainerPodName, workersServiceName } from "./names.ts";
 
 export interface TrainingActivityOptions {
   /** The Temporal address the trainer pods signal their progress to. */
@@ -223,13 +223,6 @@ export function jobContainerBase(r: JobResources, opts: PodOptions) {
 /** Port of rank 0's rendezvous (Gloo's store) on the headless Service. */
 export const rendezvousPort = 29500;
 
-const serviceName = (o: ObjectRef) => `${o.name}-workers`.slice(0, 63).replace(/-+$/, "");
-const podName = (o: ObjectRef, attempt: number, rank: number) =>
-  `${o.name.slice(0, 40)}-a${attempt}-r${rank}`;
-
-const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
-const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
-
 /** The pods of one attempt: one per worker rank, all the spec asks of placement and size. */
 export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1Pod[] {
   const spec = a.spec as unknown as TrainingJobSpec;
@@ -244,8 +237,8 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
     spec,
   };
   const ckpt = localPathOf(spec.checkpoint.uri);
-  const service = serviceName(object);
-  const rank0 = podName(object, a.attempt, 0);
+  const service = workersServiceName(object);
+  const rank0 = trainerPodName(object, a.attempt, 0);
   const tls = trainerTemporalTls(opts);
   const mounts = [
     scratch.mount,
@@ -280,7 +273,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
       ...tls.env,
       scratch.env,
     ];
-    const name = podName(object, a.attempt, rank);
+    const name = trainerPodName(object, a.attempt, rank);
     return {
       metadata: {
         name,
@@ -303,7 +296,7 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
       },
       spec: {
         ...jobPodBase(r, opts),
-        hostname: `${object.name.slice(0, 40)}-a${a.attempt}-r${rank}`,
+        hostname: name,
         subdomain: service,
         containers: [
           {
@@ -326,7 +319,7 @@ function headlessService(a: CreateAttempt): V1Service {
   const { object } = a;
   return {
     metadata: {
-      name: serviceName(object),
+      name: workersServiceName(object),
       namespace: object.namespace,
       labels: { [labels.job]: object.name, [labels.uid]: object.uid },
       ownerReferences: [
@@ -359,30 +352,43 @@ export function trainingActivities(
   /** Deletes pods of an attempt (or all attempts) and waits until they are gone. */
   const deleteAll = async (object: ObjectRef): Promise<void> => {
     const { namespace } = object;
-    await core
-      .deleteNamespacedService({ name: serviceName(object), namespace })
-      .catch((err: unknown) => {
-        if (!isNotFound(err)) throw err;
-      });
+    // by label, not by name: Services have no deletecollection, and those of an older herd
+    // were named otherwise
+    const services = await core.listNamespacedService({
+      namespace,
+      labelSelector: selector(object),
+    });
+    for (const s of services.items)
+      await core
+        .deleteNamespacedService({ name: s.metadata!.name!, namespace })
+        .catch((err: unknown) => {
+          if (!isNotFound(err)) throw err;
+        });
     // The trainers write their SIGTERM checkpoint meanwhile.
     await deletePods(core, namespace, selector(object));
   };
 
   return {
     async createAttempt(a) {
+      const { namespace } = a.object;
       const service = headlessService(a);
-      await core
-        .createNamespacedService({ namespace: a.object.namespace, body: service })
-        .catch((err: unknown) => {
-          if (!isConflict(err)) throw err;
-        });
+      const serviceName = service.metadata!.name!;
+      await createOwned(
+        `Service ${namespace}/${serviceName}`,
+        a.object,
+        () => core.createNamespacedService({ namespace, body: service }),
+        () => core.readNamespacedService({ namespace, name: serviceName }),
+      );
       const pods = attemptPods(a, opts);
-      for (const pod of pods)
-        await core
-          .createNamespacedPod({ namespace: a.object.namespace, body: pod })
-          .catch((err: unknown) => {
-            if (!isConflict(err)) throw err;
-          });
+      for (const pod of pods) {
+        const name = pod.metadata!.name!;
+        await createOwned(
+          `pod ${namespace}/${name}`,
+          a.object,
+          () => core.createNamespacedPod({ namespace, body: pod }),
+          () => core.readNamespacedPod({ namespace, name }),
+        );
+      }
       return pods.map((p) => p.metadata!.name!);
     },
 
