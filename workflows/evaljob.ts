@@ -25,7 +25,7 @@ import {
   specChanged,
   state,
   watchOptions,
-} from "./placeholder.ts";
+} from "./plumbing.ts";
 import type { Condition, SpecChanged, WorkflowInput, WorkflowState } from "./types.ts";
 import type { Outcome, TrainingActivities } from "./training-types.ts";
 import type { EvalActivities, EvalSummary, ResolvedCheckpoint } from "./eval-types.ts";

@@ -29,7 +29,7 @@ import {
   specChanged,
   state,
   watchOptions,
-} from "./placeholder.ts";
+} from "./plumbing.ts";
 import type { Condition, SpecChanged, WorkflowState } from "./types.ts";
 import {
   sweepRunSignal,

@@ -30,7 +30,7 @@ import {
   specChanged,
   state,
   watchOptions,
-} from "./placeholder.ts";
+} from "./plumbing.ts";
 import type { Condition, SpecChanged, StatusWriteResult, WorkflowState } from "./types.ts";
 import {
   progressSignal,

@@ -188,7 +188,7 @@ describe("data parallelism end to end", () => {
     });
     const failed = events.items.find((e) => e.reason === "TrainerFailed");
     assert.ok(failed, JSON.stringify(events.items.map((e) => [e.reason, e.message])));
-    assert.match(failed.message ?? "", /pod crash-a1-r1 failed \(exit 137/);
+    assert.match(failed.message ?? "", /pod crash-[0-9a-f]{8}-a1-r1 failed \(exit 137/);
     // The retry resumed from a checkpoint of the first attempt on both ranks.
     const pods = await podsOf("crash");
     assert.deepEqual(

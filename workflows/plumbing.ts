@@ -1,7 +1,6 @@
 // The plumbing every herd workflow shares (training, EvalJob, EvalSweep): the spec-change
 // signal and state query, the control activities (status writes, clean-up), and condition
-// and spec-diff helpers. (The file kept its name from the minimal workflows that first
-// proved this plumbing, before the real ones replaced them.)
+// and spec-diff helpers.
 import {
   defineQuery,
   defineSignal,
