@@ -67,7 +67,10 @@ pkg="k8s.io/component-base/version"
 minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
 ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
 ldflags="$ldflags -X $pkg.gitTreeState=clean"
-if ! nice -n 10 go build -ldflags "$ldflags" -o "$dir/bin/" \
+# GOGC=400 for the compiler, which spends much of its time collecting garbage at the default
+# 100: the cold build took 342 s instead of 436 s on 2 cores (2026-12-07, module cache warm,
+# build cache empty). The binaries it builds are not affected.
+if ! GOGC=400 nice -n 10 go build -ldflags "$ldflags" -o "$dir/bin/" \
   "k8s.io/kubernetes/cmd/kube-apiserver" \
   "k8s.io/kubernetes/cmd/kube-scheduler" \
   "k8s.io/kubernetes/cmd/kube-controller-manager" \

@@ -33,7 +33,7 @@ import {
   scratch,
   type TrainingActivityOptions,
 } from "./training.ts";
-import { createOwned, evaluatorPodName, isNotFound } from "./names.ts";
+import { createOwnedPod, evaluatorPodName, isNotFound } from "./names.ts";
 
 /** What evaluator pods share with trainer pods: object storage, the image, the ServiceAccount. */
 export type EvalActivityOptions = Pick<
@@ -227,15 +227,8 @@ export function evalActivities(kc: KubeConfig, opts: EvalActivityOptions = {}): 
 
     async createEvaluator(a) {
       const pod = evaluatorPod(a, opts);
-      const { namespace } = a.object;
-      const name = pod.metadata!.name!;
-      await createOwned(
-        `pod ${namespace}/${name}`,
-        a.object,
-        () => core.createNamespacedPod({ namespace, body: pod }),
-        () => core.readNamespacedPod({ namespace, name }),
-      );
-      return name;
+      await createOwnedPod(core, a.object, pod);
+      return pod.metadata!.name!;
     },
 
     watchEvaluator: (a) =>

@@ -6,7 +6,7 @@
 // and its dots become dashes; the hash keeps apart two objects whose names share the prefix,
 // and an object deleted and created again under the same name.
 import { createHash } from "node:crypto";
-import { ApiException } from "@kubernetes/client-node";
+import { ApiException, type CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import type { ObjectRef } from "../../workflows/types.ts";
 
 const maxLabel = 63;
@@ -63,4 +63,16 @@ export async function createOwned<T extends Owned>(
         `${what} already exists and does not belong to ${owner.kind} ${owner.namespace}/${owner.name} (uid ${owner.uid}); delete it or rename the ${owner.kind}`,
       );
   }
+}
+
+/** createOwned for one of `owner`'s pods, in the owner's namespace. */
+export function createOwnedPod(core: CoreV1Api, owner: ObjectRef, pod: V1Pod): Promise<void> {
+  const { namespace } = owner;
+  const name = pod.metadata!.name!;
+  return createOwned(
+    `pod ${namespace}/${name}`,
+    owner,
+    () => core.createNamespacedPod({ namespace, body: pod }),
+    () => core.readNamespacedPod({ namespace, name }),
+  );
 }

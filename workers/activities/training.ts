@@ -25,7 +25,13 @@ import {
   type TrainingActivities,
   type WatchAttempt,
 } from "../../workflows/training-types.ts";
-import { createOwned, isNotFound, trainerPodName, workersServiceName } from "./names.ts";
+import {
+  createOwned,
+  createOwnedPod,
+  isNotFound,
+  trainerPodName,
+  workersServiceName,
+} from "./names.ts";
 
 export interface TrainingActivityOptions {
   /** The Temporal address the trainer pods signal their progress to. */
@@ -380,15 +386,7 @@ export function trainingActivities(
         () => core.readNamespacedService({ namespace, name: serviceName }),
       );
       const pods = attemptPods(a, opts);
-      for (const pod of pods) {
-        const name = pod.metadata!.name!;
-        await createOwned(
-          `pod ${namespace}/${name}`,
-          a.object,
-          () => core.createNamespacedPod({ namespace, body: pod }),
-          () => core.readNamespacedPod({ namespace, name }),
-        );
-      }
+      for (const pod of pods) await createOwnedPod(core, a.object, pod);
       return pods.map((p) => p.metadata!.name!);
     },
 
