@@ -34,7 +34,10 @@ export const watchOptions = (
   startToCloseTimeout: ActivityOptions["startToCloseTimeout"],
 ): ActivityOptions => ({ startToCloseTimeout, heartbeatTimeout: "30 seconds", retry });
 
-export const activities = proxyActivities<ControlActivities>(callOptions("30 seconds"));
+// cleanUp is left out: it has its own proxy below, with the timeout it needs.
+export const activities = proxyActivities<Omit<ControlActivities, "cleanUp">>(
+  callOptions("30 seconds"),
+);
 
 /**
  * cleanUp deletes what a workflow created and waits until its pods are gone, which takes up to
