@@ -1,6 +1,6 @@
 // Names and types of the training workflow, its activities and the trainer pods that signal
 // it. Plain data only: bundled into the workflow sandbox.
-import type { ObjectRef, WorkflowInput, Condition } from "./types.ts";
+import type { ObjectRef, WorkflowInput, Condition, SpecChanged } from "./types.ts";
 
 /** Exit codes of the trainer (workers/trainer/train.ts exitCodes; docs/engine.md). */
 export const trainerExit = { ok: 0, failure: 1, userError: 64, preempted: 75 } as const;
@@ -13,11 +13,8 @@ export const labels = {
   rank: "herd.dev/rank",
 } as const;
 
-/** Signal from a trainer pod to its workflow: progress of one rank of one attempt. */
-export const progressSignal = "progress";
-export interface Progress {
-  attempt: number;
-  rank: number;
+/** How far rank 0 of an attempt is: its newest step, and its newest durable checkpoint. */
+export interface RankProgress {
   step: number;
   loss?: number;
   learningRate?: number;
@@ -25,6 +22,17 @@ export interface Progress {
   tokensSeen?: number;
   /** Set when a checkpoint of this step became durable. */
   checkpoint?: { step: number; uri: string; time: string };
+}
+
+/**
+ * The signal trainer pods of herd releases before 2026-12-07 sent about once a second. Pods
+ * now leave progress to the watch (WatchReport); the workflow still takes the signal so that
+ * attempts started before an upgrade keep reporting, and their histories replay.
+ */
+export const progressSignal = "progress";
+export interface Progress extends RankProgress {
+  attempt: number;
+  rank: number;
 }
 
 /** How an attempt ended (the outcome table of DESIGN.md). */
@@ -54,7 +62,17 @@ export interface WatchAttempt extends AttemptRef {
   /** Report "stuck" once when pods stay unschedulable this long (then keep watching). */
   stuckAfterSeconds: number;
   stuckReported: boolean;
+  /**
+   * Return rank 0's progress when it is newer than `told` and this long has passed since the
+   * watch began: the workflow's only source of progress, at a rate that bounds its history.
+   * Unset (workflows started before 2026-12-07), the watch reports only the end.
+   */
+  progressEverySeconds?: number;
+  told?: RankProgress;
 }
+
+/** What a watch returns: how the attempt ended, or progress while it runs. */
+export type WatchReport = Outcome | { kind: "progress"; progress: RankProgress };
 
 export interface CheckpointInfo {
   step: number;
@@ -66,8 +84,11 @@ export interface CheckpointInfo {
 export interface TrainingActivities {
   /** Creates the attempt's headless Service and one pod per rank; idempotent. */
   createAttempt(a: CreateAttempt): Promise<string[]>;
-  /** Watches the attempt's pods until they end (heartbeating) and classifies the end. */
-  watchAttempt(a: WatchAttempt): Promise<Outcome>;
+  /**
+   * Watches the attempt's pods (heartbeating) until they end, and classifies the end; or
+   * returns their progress after progressEverySeconds.
+   */
+  watchAttempt(a: WatchAttempt): Promise<WatchReport>;
   /** Deletes every pod and Service of the job (all attempts) and waits until they are gone. */
   deleteAttempt(object: ObjectRef): Promise<void>;
   /** The newest durable checkpoint in the job's checkpoint storage, if any. */
@@ -92,6 +113,10 @@ export interface TrainingCarry {
   lastCheckpoint?: CheckpointInfo;
   startTime: string;
   conditions: Condition[];
+  /** The attempt whose pods still run: the next run watches it on instead of starting one. */
+  running?: { attempt: number; ranks: number; reports?: number; told?: RankProgress };
+  /** A spec change signalled to the last run and not yet applied. */
+  pending?: SpecChanged;
 }
 
 export interface TrainingWorkflowInput extends WorkflowInput {

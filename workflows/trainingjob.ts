@@ -7,11 +7,16 @@
 //   userError, OOM   → Failed at once, with the trainer's message
 //   failed           → new attempt after exponential back-off, up to retry.failureLimit
 //   stuck            → condition and event; keep waiting
-// Suspension deletes the pods (SIGTERM: the trainer checkpoints) and waits for resume. The
-// pods signal progress (step, loss, checkpoints); status is written through the status
-// activity, one write at a time. Long runs continue as new, carrying the counters.
+// Suspension deletes the pods (SIGTERM: the trainer checkpoints) and waits for resume.
+//
+// Progress (step, loss, checkpoints) comes from the watch activity, which reads rank 0's log
+// and returns at most every `progressEverySeconds`; each report costs a bounded handful of
+// history events. The run continues as new when its history grows past `historyBudget`,
+// between attempts or in the middle of one: the next run watches the same pods on, and takes
+// the counters, the attempt in flight and any spec change not yet applied with it.
 import {
   CancellationScope,
+  allHandlersFinished,
   condition,
   continueAsNew,
   defineSignal,
@@ -21,26 +26,21 @@ import {
   sleep,
   workflowInfo,
 } from "@temporalio/workflow";
-import {
-  activities,
-  callOptions,
-  changedFields,
-  cleanUp,
-  setCondition,
-  specChanged,
-  state,
-  watchOptions,
-} from "./plumbing.ts";
-import type { Condition, SpecChanged, StatusWriteResult, WorkflowState } from "./types.ts";
+import { callOptions, cleanUp, watchOptions } from "./plumbing.ts";
+import { ignoreCancellation, ObjectStatus } from "./object-status.ts";
+import type { WorkflowState } from "./types.ts";
 import {
   progressSignal,
   type CheckpointInfo,
   type Outcome,
   type Progress,
+  type RankProgress,
   type TrainingActivities,
+  type TrainingCarry,
   type TrainingWorkflowInput,
 } from "./training-types.ts";
 
+/** Progress from trainer pods of older releases (training-types.ts, progressSignal). */
 export const progress = defineSignal<[Progress]>(progressSignal);
 
 const training = proxyActivities<TrainingActivities>(callOptions("2 minutes"));
@@ -49,6 +49,21 @@ const watcher = proxyActivities<TrainingActivities>(watchOptions("30 days"));
 
 /** Attempts per workflow run before continuing as new (keeps the history short). */
 export const attemptsPerRun = 25;
+/**
+ * How long the watch waits, at least, before it reports progress (and status shows a new
+ * step), after `reports` reports in this attempt: 5 s at first, when users and tests watch an
+ * attempt start, then 5 s more each time, to once a minute from the 12th report (about 5
+ * minutes in) on. A week-long job so makes about 10,000 reports.
+ */
+export function progressEverySeconds(reports: number): number {
+  return Math.min(60, 5 * (reports + 1));
+}
+/**
+ * A run continues as new past either figure (or when Temporal suggests it), far below
+ * Temporal's limits of 51,200 events and 50 MB: a progress report adds about a dozen events
+ * of about 1 KB each.
+ */
+export const historyBudget = { events: 5000, bytes: 5 * 1024 * 1024 };
 /** Longest back-off between failed attempts. */
 const maxBackoffSeconds = 3600;
 /** Pods unschedulable this long make the attempt "stuck" (a condition; it keeps waiting). */
@@ -75,321 +90,282 @@ function totalStepsOf(spec: Record<string, unknown>): number | undefined {
   return t.steps ?? (t.tokens ? Math.ceil(t.tokens / t.globalBatchTokens) : undefined);
 }
 
-function ignoreCancellation(err: unknown): void {
-  if (!isCancellation(err)) throw err;
-}
-
 /** Back-off before the retry after the n-th failure (n ≥ 1): base · 2^(n−1), capped. */
 export function backoffSeconds(base: number, failures: number): number {
   return Math.min(base * 2 ** Math.max(failures - 1, 0), maxBackoffSeconds);
 }
 
+/** True when this run's history has grown enough to continue as new. */
+function historyFull(): boolean {
+  const info = workflowInfo();
+  return (
+    info.continueAsNewSuggested ||
+    info.historyLength >= historyBudget.events ||
+    info.historySize >= historyBudget.bytes
+  );
+}
+
 export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise<WorkflowState> {
-  const { object } = input;
-  const workflowId = workflowInfo().workflowId;
-  const carry = input.carry;
-  let generation = input.generation;
-  let spec = input.spec;
-  let pending: SpecChanged | undefined;
-  const applied: string[] = [];
-  let conditions: Condition[] = carry?.conditions ?? [];
-  let phase = carry ? "Running" : "Pending";
-  let attempts = carry?.attempts ?? 0;
-  let preemptions = carry?.preemptions ?? 0;
-  let failures = carry?.failures ?? 0;
-  let attemptsThisRun = 0;
-  let current = 0; // the attempt whose pods run now (progress of older ones is ignored)
-  let step = carry?.step;
-  let loss = carry?.loss;
-  let learningRate: number | undefined;
-  let tokensPerSecond: number | undefined;
-  let tokensSeen: number | undefined;
-  let lastCheckpoint: CheckpointInfo | undefined = carry?.lastCheckpoint;
-  let message = "";
-  let progressed = false;
-  const startTime = carry?.startTime ?? new Date().toISOString();
-  const suspended = () => spec.suspend === true;
+  return new TrainingRun(input).run();
+}
 
-  setHandler(specChanged, (update) => {
-    if (update.generation > (pending?.generation ?? generation)) pending = update;
-  });
-  setHandler(state, () => ({
-    phase,
-    observedGeneration: generation,
-    suspended: suspended(),
-    applied: [...applied],
-  }));
-  setHandler(progress, (p) => {
-    if (p.attempt !== current || p.rank !== 0) return;
-    if (step === undefined || p.step >= step) {
-      step = p.step;
-      loss = p.loss ?? loss;
-      learningRate = p.learningRate ?? learningRate;
-      tokensPerSecond = p.tokensPerSecond ?? tokensPerSecond;
-      tokensSeen = p.tokensSeen ?? tokensSeen;
-    }
-    if (p.checkpoint && (!lastCheckpoint || p.checkpoint.step >= lastCheckpoint.step))
-      lastCheckpoint = p.checkpoint;
-    progressed = true;
-  });
+/** How a watch ended: the attempt's outcome, a request to suspend, or a full history. */
+type WatchEnd = Outcome | "suspend" | "continueAsNew";
 
-  // Status writes go one at a time, each with everything known then, so a late write never
-  // lands after a newer one.
-  let chain: Promise<StatusWriteResult> = Promise.resolve("written");
-  let gone = false;
-  const writeStatus = (extra: Record<string, unknown> = {}): Promise<StatusWriteResult> => {
-    const status = {
-      phase,
-      conditions,
-      workflowId,
-      observedGeneration: generation,
-      message,
-      startTime,
-      totalSteps: totalStepsOf(spec),
-      attempts,
-      preemptions,
-      failures,
-      ...(step !== undefined && { step }),
-      ...(loss !== undefined && { loss }),
-      ...(learningRate !== undefined && { learningRate }),
-      ...(tokensPerSecond !== undefined && { tokensPerSecond }),
-      ...(tokensSeen !== undefined && { tokensSeen }),
-      ...(lastCheckpoint && { lastCheckpoint }),
-      ...extra,
-    };
-    // A write before this one that was cut short (cancellation) does not stop this one.
-    chain = chain
-      .then(
-        () => undefined,
-        () => undefined,
-      )
-      .then(async () => {
-        const r = await activities.patchStatus({ object, status });
-        if (r === "gone") gone = true;
-        return r;
-      });
-    chain.catch(ignoreCancellation); // a write cut short by cancellation is not waited for
-    return chain;
-  };
-  const progressing = (status: "True" | "False", reason: string, text: string) => {
-    message = text;
-    conditions = setCondition(conditions, {
-      type: "Progressing",
-      status,
-      reason,
-      message: text,
-      observedGeneration: generation,
+/** One run of the workflow (until it ends or continues as new), as small steps. */
+class TrainingRun {
+  private readonly status: ObjectStatus;
+  private readonly carry: TrainingCarry | undefined;
+  private phase: string;
+  private attempts: number;
+  private preemptions: number;
+  private failures: number;
+  private attemptsThisRun = 0;
+  /** The attempt whose pods run now (progress of older ones is ignored). */
+  private current = 0;
+  private ranks = 0;
+  /** What the current attempt's watch has reported so far. */
+  private told: RankProgress | undefined;
+  /** Progress reports of the current attempt so far. */
+  private reports = 0;
+  private step: number | undefined;
+  private loss: number | undefined;
+  private learningRate: number | undefined;
+  private tokensPerSecond: number | undefined;
+  private tokensSeen: number | undefined;
+  private lastCheckpoint: CheckpointInfo | undefined;
+  private readonly startTime: string;
+  /** Set by the progress signal of older trainer pods; the writer loop below writes it. */
+  private progressed = false;
+  private finished = false;
+
+  constructor(private readonly input: TrainingWorkflowInput) {
+    const carry = (this.carry = input.carry);
+    this.status = new ObjectStatus(
+      { ...input, pending: carry?.pending },
+      carry?.conditions ?? [],
+      () => this.fields(),
+      () => this.suspended(),
+    );
+    this.phase = carry ? "Running" : "Pending";
+    this.attempts = carry?.attempts ?? 0;
+    this.preemptions = carry?.preemptions ?? 0;
+    this.failures = carry?.failures ?? 0;
+    this.step = carry?.step;
+    this.loss = carry?.loss;
+    this.lastCheckpoint = carry?.lastCheckpoint;
+    this.startTime = carry?.startTime ?? new Date().toISOString();
+    setHandler(progress, (p) => {
+      if (p.attempt === this.current && p.rank === 0) this.takeProgress(p);
     });
-  };
-  const event = (type: "Normal" | "Warning", reason: string, text: string) =>
-    training.recordEvent({ object, type, reason, message: text });
+  }
 
-  // Progress from the pods reaches status at most every 2 seconds.
-  let finished = false;
-  // (Cancellation ends it with the workflow; the main loop handles it.)
-  void (async () => {
-    for (;;) {
-      await condition(() => progressed || finished);
-      if (finished) return;
-      progressed = false;
-      await writeStatus();
-      await sleep("2 seconds");
+  private suspended = () => this.status.spec.suspend === true;
+  private get object() {
+    return this.input.object;
+  }
+
+  private fields() {
+    return {
+      phase: this.phase,
+      startTime: this.startTime,
+      totalSteps: totalStepsOf(this.status.spec),
+      attempts: this.attempts,
+      preemptions: this.preemptions,
+      failures: this.failures,
+      ...(this.step !== undefined && { step: this.step }),
+      ...(this.loss !== undefined && { loss: this.loss }),
+      ...(this.learningRate !== undefined && { learningRate: this.learningRate }),
+      ...(this.tokensPerSecond !== undefined && { tokensPerSecond: this.tokensPerSecond }),
+      ...(this.tokensSeen !== undefined && { tokensSeen: this.tokensSeen }),
+      ...(this.lastCheckpoint && { lastCheckpoint: this.lastCheckpoint }),
+    };
+  }
+
+  /** Rank 0's progress: the step only moves forward, the checkpoint too. */
+  private takeProgress(p: RankProgress) {
+    if (this.step === undefined || p.step >= this.step) {
+      this.step = p.step;
+      this.loss = p.loss ?? this.loss;
+      this.learningRate = p.learningRate ?? this.learningRate;
+      this.tokensPerSecond = p.tokensPerSecond ?? this.tokensPerSecond;
+      this.tokensSeen = p.tokensSeen ?? this.tokensSeen;
     }
-  })().catch(ignoreCancellation);
+    if (p.checkpoint && (!this.lastCheckpoint || p.checkpoint.step >= this.lastCheckpoint.step))
+      this.lastCheckpoint = p.checkpoint;
+    this.progressed = true;
+  }
 
-  const applyPending = (): boolean => {
-    if (!pending) return false;
-    const update = pending;
-    pending = undefined;
-    const fields = changedFields(spec, update.spec);
-    const wasSuspended = suspended();
-    spec = update.spec;
-    generation = update.generation;
-    for (const f of fields) if (!applied.includes(f)) applied.push(f);
-    if (wasSuspended !== suspended()) return true;
-    progressing(
+  private event(type: "Normal" | "Warning", reason: string, text: string) {
+    return training.recordEvent({ object: this.object, type, reason, message: text });
+  }
+
+  private snapshot(): WorkflowState {
+    return this.status.snapshot();
+  }
+
+  async run(): Promise<WorkflowState> {
+    this.writeSignalledProgress();
+    const { status } = this;
+    try {
+      if (!this.carry) {
+        status.progressing(
+          "True",
+          this.suspended() ? "Suspended" : "WorkflowStarted",
+          "workflow started",
+        );
+        if ((await status.write()) === "gone") return this.stop();
+      }
+      // A run that continued as new in the middle of an attempt watches its pods on.
+      let resumed = this.carry?.running;
+      for (;;) {
+        this.applyPending();
+        if (status.gone) return this.stop();
+        if (this.suspended()) {
+          resumed = undefined;
+          await this.suspend();
+          continue;
+        }
+        if (resumed) {
+          this.current = resumed.attempt;
+          this.ranks = resumed.ranks;
+          this.told = resumed.told;
+          this.reports = resumed.reports ?? 0;
+          resumed = undefined;
+        } else {
+          if (this.attemptsThisRun >= attemptsPerRun || historyFull())
+            return await this.continueAsNew(false);
+          await this.startAttempt();
+        }
+        const end = await this.watchUntilEnd();
+        if (end === "continueAsNew") return await this.continueAsNew(true);
+        if (end === "suspend") {
+          // The pods are deleted with their grace period: SIGTERM makes the trainer checkpoint.
+          await training.deleteAttempt(this.object);
+          continue;
+        }
+        const final = await this.afterAttempt(end);
+        if (final) return final;
+      }
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+      // Deletion: the pods go (the trainer checkpoints on SIGTERM); checkpoints are kept.
+      await CancellationScope.nonCancellable(async () => {
+        this.finished = true;
+        await cleanUp(this.object);
+        status.progressing(
+          "False",
+          "Deleting",
+          "workflow cancelled; pods deleted, checkpoints kept",
+        );
+        await status.write();
+      });
+      throw err;
+    }
+  }
+
+  /**
+   * Progress signalled by trainer pods of older releases reaches status at most every 2
+   * seconds. (Cancellation ends it with the workflow; the main loop handles it.)
+   */
+  private writeSignalledProgress() {
+    void (async () => {
+      for (;;) {
+        await condition(() => this.progressed || this.finished);
+        if (this.finished) return;
+        this.progressed = false;
+        await this.status.write();
+        await sleep("2 seconds");
+      }
+    })().catch(ignoreCancellation);
+  }
+
+  /** Applies a pending spec change; true when it changed whether the job is suspended. */
+  private applyPending(): boolean {
+    const wasSuspended = this.suspended();
+    const fields = this.status.applyPending();
+    if (!fields) return false;
+    if (wasSuspended !== this.suspended()) return true;
+    this.status.progressing(
       "True",
       "SpecApplied",
-      `generation ${generation} applied: ${fields.join(", ") || "no field changed"}`,
+      `generation ${this.status.generation} applied: ${fields.join(", ") || "no field changed"}`,
     );
     return false;
-  };
-
-  const finish = async (
-    final: "Succeeded" | "Failed",
-    reason: string,
-    text: string,
-  ): Promise<WorkflowState> => {
-    finished = true;
-    phase = final;
-    progressing("False", reason, text);
-    conditions = setCondition(conditions, {
-      type: final,
-      status: "True",
-      reason,
-      message: text,
-      observedGeneration: generation,
-    });
-    await writeStatus({ completionTime: new Date().toISOString() });
-    await event(final === "Succeeded" ? "Normal" : "Warning", reason, text);
-    return { phase, observedGeneration: generation, suspended: suspended(), applied };
-  };
-
-  try {
-    if (!carry) {
-      progressing("True", suspended() ? "Suspended" : "WorkflowStarted", "workflow started");
-      if ((await writeStatus()) === "gone") return finishGone();
-    }
-    for (;;) {
-      applyPending();
-      if (gone) return finishGone();
-
-      if (suspended()) {
-        await training.deleteAttempt(object);
-        phase = "Suspended";
-        progressing(
-          "False",
-          "Suspended",
-          lastCheckpoint
-            ? `suspended; resumes from checkpoint step ${lastCheckpoint.step}`
-            : "suspended",
-        );
-        await writeStatus();
-        await condition(() => pending !== undefined);
-        if (applyPending() && !suspended()) {
-          phase = "Running";
-          progressing("True", "Resumed", "resumed");
-          await writeStatus();
-        }
-        continue;
-      }
-
-      if (attemptsThisRun >= attemptsPerRun || workflowInfo().continueAsNewSuggested) {
-        finished = true;
-        await chain;
-        return await continueAsNew<typeof trainingJobWorkflow>({
-          object,
-          generation,
-          spec,
-          carry: {
-            attempts,
-            preemptions,
-            failures,
-            step,
-            loss,
-            totalSteps: totalStepsOf(spec),
-            lastCheckpoint,
-            startTime,
-            conditions,
-          },
-        });
-      }
-
-      // ---- one attempt ----
-      attempts++;
-      attemptsThisRun++;
-      current = attempts;
-      lastCheckpoint = (await training.latestCheckpoint(spec)) ?? lastCheckpoint;
-      const pods = await training.createAttempt({ object, spec, attempt: current, workflowId });
-      phase = "Running";
-      progressing(
-        "True",
-        "AttemptStarted",
-        `attempt ${current}: ${pods.length} pod(s)` +
-          (lastCheckpoint ? `, resuming from step ${lastCheckpoint.step}` : ""),
-      );
-      await writeStatus();
-
-      const outcome = await watchUntilEnd(current, pods.length);
-      if (outcome === "suspend") {
-        // The pods are deleted with their grace period: SIGTERM makes the trainer checkpoint.
-        await training.deleteAttempt(object);
-        continue;
-      }
-      // A preempted or failed attempt's pods go before the next attempt (SIGTERM first: the
-      // trainer checkpoints); the last attempt's pods stay, ended, for `kubectl logs`.
-      const retry = retryOf(spec);
-      const retrying =
-        (outcome.kind === "preempted" && preemptions + 1 <= retry.preemptionBudget) ||
-        (outcome.kind === "failed" && failures + 1 <= retry.failureLimit);
-      if (retrying) await training.deleteAttempt(object);
-      lastCheckpoint = (await training.latestCheckpoint(spec)) ?? lastCheckpoint;
-      if (lastCheckpoint && (step === undefined || lastCheckpoint.step > step))
-        step = lastCheckpoint.step;
-      const what = `attempt ${current}: ${outcome.message}`;
-
-      switch (outcome.kind) {
-        case "succeeded":
-          if (lastCheckpoint) step = lastCheckpoint.step;
-          return await finish("Succeeded", "TrainingSucceeded", `${what}`);
-        case "userError":
-          return await finish("Failed", outcome.reason, what);
-        case "oomKilled":
-          return await finish(
-            "Failed",
-            "OOMKilled",
-            `${what}; lower spec.training.microBatch or raise spec.resources.memory`,
-          );
-        case "preempted":
-          preemptions++;
-          await event("Warning", outcome.reason, what);
-          if (preemptions > retry.preemptionBudget)
-            return await finish(
-              "Failed",
-              "PreemptionBudgetExhausted",
-              `${what}; ${preemptions} preemptions exceed the budget of ${retry.preemptionBudget}`,
-            );
-          progressing("True", "Preempted", `${what}; resuming`);
-          await writeStatus();
-          break;
-        case "failed":
-        case "stuck": {
-          failures++;
-          await event("Warning", outcome.reason, what);
-          if (failures > retry.failureLimit)
-            return await finish(
-              "Failed",
-              "FailureLimitExceeded",
-              `${what}; ${failures} failures exceed the limit of ${retry.failureLimit}`,
-            );
-          const wait = backoffSeconds(retry.backoffSeconds, failures);
-          progressing("True", "BackOff", `${what}; retrying in ${wait} s`);
-          await writeStatus();
-          await condition(
-            () => pending !== undefined && pending.spec.suspend === true,
-            wait * 1000,
-          );
-          break;
-        }
-      }
-    }
-  } catch (err) {
-    if (!isCancellation(err)) throw err;
-    // Deletion: the pods go (the trainer checkpoints on SIGTERM); checkpoints are kept.
-    await CancellationScope.nonCancellable(async () => {
-      finished = true;
-      await cleanUp(object);
-      progressing("False", "Deleting", "workflow cancelled; pods deleted, checkpoints kept");
-      await writeStatus();
-    });
-    throw err;
   }
 
-  function finishGone(): WorkflowState {
-    finished = true;
-    return { phase, observedGeneration: generation, suspended: suspended(), applied };
+  /** Deletes the pods and waits for a spec that resumes. */
+  private async suspend() {
+    const { status } = this;
+    await training.deleteAttempt(this.object);
+    this.phase = "Suspended";
+    status.progressing(
+      "False",
+      "Suspended",
+      this.lastCheckpoint
+        ? `suspended; resumes from checkpoint step ${this.lastCheckpoint.step}`
+        : "suspended",
+    );
+    await status.write();
+    await condition(() => status.pending !== undefined);
+    if (this.applyPending() && !this.suspended()) {
+      this.phase = "Running";
+      status.progressing("True", "Resumed", "resumed");
+      await status.write();
+    }
   }
 
-  // Waits for the attempt's end, or for a request to suspend ("suspend"). A "stuck" report
-  // becomes a condition and an event, and the watch goes on.
-  async function watchUntilEnd(attempt: number, ranks: number): Promise<Outcome | "suspend"> {
+  /** Creates the next attempt's pods, resuming from the newest durable checkpoint. */
+  private async startAttempt() {
+    this.attempts++;
+    this.attemptsThisRun++;
+    this.current = this.attempts;
+    this.told = undefined;
+    this.reports = 0;
+    const { spec } = this.status;
+    this.lastCheckpoint = (await training.latestCheckpoint(spec)) ?? this.lastCheckpoint;
+    const pods = await training.createAttempt({
+      object: this.object,
+      spec,
+      attempt: this.current,
+      workflowId: this.status.workflowId,
+    });
+    this.ranks = pods.length;
+    this.phase = "Running";
+    this.status.progressing(
+      "True",
+      "AttemptStarted",
+      `attempt ${this.current}: ${pods.length} pod(s)` +
+        (this.lastCheckpoint ? `, resuming from step ${this.lastCheckpoint.step}` : ""),
+    );
+    await this.status.write();
+  }
+
+  /**
+   * Waits for the attempt's end, for a request to suspend, or for a full history. Progress
+   * reports are written to status; a "stuck" report becomes a condition and an event, and the
+   * watch goes on.
+   */
+  private async watchUntilEnd(): Promise<WatchEnd> {
+    const { status } = this;
+    const attempt = this.current;
     let stuckReported = false;
     for (;;) {
       const scope = new CancellationScope();
       const watch = scope.run(() =>
-        watcher.watchAttempt({ object, attempt, ranks, stuckAfterSeconds, stuckReported }),
+        watcher.watchAttempt({
+          object: this.object,
+          attempt,
+          ranks: this.ranks,
+          stuckAfterSeconds,
+          stuckReported,
+          progressEverySeconds: progressEverySeconds(this.reports),
+          ...(this.told && { told: this.told }),
+        }),
       );
-      const suspendAsked = condition(() => pending !== undefined && pending.spec.suspend === true);
+      const suspendAsked = condition(
+        () => status.pending !== undefined && status.pending.spec.suspend === true,
+      );
       suspendAsked.catch(ignoreCancellation); // left waiting when the watch ends first
       const first = await Promise.race([watch, suspendAsked.then(() => "suspend" as const)]);
       if (first === "suspend") {
@@ -397,27 +373,146 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
         await watch.catch(() => undefined);
         return "suspend";
       }
+      if (first.kind === "progress") {
+        this.reports++;
+        this.told = first.progress;
+        this.takeProgress(first.progress);
+        this.progressed = false; // written here, not by the signal loop
+        // Not awaited: the next watch starts in the same workflow task (writes stay ordered).
+        void status.write();
+        if (historyFull()) return "continueAsNew";
+        continue;
+      }
       if (first.kind !== "stuck") {
         if (stuckReported)
-          conditions = setCondition(conditions, {
-            type: "Stuck",
-            status: "False",
-            reason: "AttemptEnded",
-            message: `attempt ${attempt} ended: ${first.message}`,
-            observedGeneration: generation,
-          });
+          status.setCondition(
+            "Stuck",
+            "False",
+            "AttemptEnded",
+            `attempt ${attempt} ended: ${first.message}`,
+          );
         return first;
       }
       stuckReported = true;
-      conditions = setCondition(conditions, {
-        type: "Stuck",
-        status: "True",
-        reason: first.reason,
-        message: first.message,
-        observedGeneration: generation,
-      });
-      await event("Warning", first.reason, `attempt ${attempt}: ${first.message}`);
-      await writeStatus();
+      status.setCondition("Stuck", "True", first.reason, first.message);
+      await this.event("Warning", first.reason, `attempt ${attempt}: ${first.message}`);
+      await status.write();
     }
+  }
+
+  /** Decides on an ended attempt: the final state, or undefined to start the next one. */
+  private async afterAttempt(outcome: Outcome): Promise<WorkflowState | undefined> {
+    const { status } = this;
+    // A preempted or failed attempt's pods go before the next attempt (SIGTERM first: the
+    // trainer checkpoints); the last attempt's pods stay, ended, for `kubectl logs`.
+    const retry = retryOf(status.spec);
+    const retrying =
+      (outcome.kind === "preempted" && this.preemptions + 1 <= retry.preemptionBudget) ||
+      (outcome.kind === "failed" && this.failures + 1 <= retry.failureLimit);
+    if (retrying) await training.deleteAttempt(this.object);
+    this.lastCheckpoint = (await training.latestCheckpoint(status.spec)) ?? this.lastCheckpoint;
+    if (this.lastCheckpoint && (this.step === undefined || this.lastCheckpoint.step > this.step))
+      this.step = this.lastCheckpoint.step;
+    const what = `attempt ${this.current}: ${outcome.message}`;
+
+    switch (outcome.kind) {
+      case "succeeded":
+        if (this.lastCheckpoint) this.step = this.lastCheckpoint.step;
+        return this.finish("Succeeded", "TrainingSucceeded", what);
+      case "userError":
+        return this.finish("Failed", outcome.reason, what);
+      case "oomKilled":
+        return this.finish(
+          "Failed",
+          "OOMKilled",
+          `${what}; lower spec.training.microBatch or raise spec.resources.memory`,
+        );
+      case "preempted":
+        this.preemptions++;
+        await this.event("Warning", outcome.reason, what);
+        if (this.preemptions > retry.preemptionBudget)
+          return this.finish(
+            "Failed",
+            "PreemptionBudgetExhausted",
+            `${what}; ${this.preemptions} preemptions exceed the budget of ${retry.preemptionBudget}`,
+          );
+        status.progressing("True", "Preempted", `${what}; resuming`);
+        await status.write();
+        return undefined;
+      case "failed":
+      case "stuck": {
+        this.failures++;
+        await this.event("Warning", outcome.reason, what);
+        if (this.failures > retry.failureLimit)
+          return this.finish(
+            "Failed",
+            "FailureLimitExceeded",
+            `${what}; ${this.failures} failures exceed the limit of ${retry.failureLimit}`,
+          );
+        const wait = backoffSeconds(retry.backoffSeconds, this.failures);
+        status.progressing("True", "BackOff", `${what}; retrying in ${wait} s`);
+        await status.write();
+        await condition(
+          () => status.pending !== undefined && status.pending.spec.suspend === true,
+          wait * 1000,
+        );
+        return undefined;
+      }
+    }
+  }
+
+  private async finish(
+    final: "Succeeded" | "Failed",
+    reason: string,
+    text: string,
+  ): Promise<WorkflowState> {
+    this.finished = true;
+    this.phase = final;
+    await this.status.end(final, reason, text);
+    await this.event(final === "Succeeded" ? "Normal" : "Warning", reason, text);
+    return this.snapshot();
+  }
+
+  /** Ends this run without a final status (the object is gone). */
+  private stop(): WorkflowState {
+    this.finished = true;
+    return this.snapshot();
+  }
+
+  /**
+   * Hands everything on to a fresh run: the counters, the attempt whose pods run now (when
+   * the history filled up during its watch), and a spec change signalled but not applied.
+   */
+  private async continueAsNew(midAttempt: boolean): Promise<never> {
+    this.finished = true;
+    await this.status.settled();
+    await condition(allHandlersFinished);
+    const { status } = this;
+    const running = midAttempt
+      ? {
+          attempt: this.current,
+          ranks: this.ranks,
+          reports: this.reports,
+          ...(this.told && { told: this.told }),
+        }
+      : undefined;
+    return continueAsNew<typeof trainingJobWorkflow>({
+      object: this.object,
+      generation: status.generation,
+      spec: status.spec,
+      carry: {
+        attempts: this.attempts,
+        preemptions: this.preemptions,
+        failures: this.failures,
+        step: this.step,
+        loss: this.loss,
+        totalSteps: totalStepsOf(status.spec),
+        lastCheckpoint: this.lastCheckpoint,
+        startTime: this.startTime,
+        conditions: status.conditions,
+        ...(running && { running }),
+        ...(status.pending && { pending: status.pending }),
+      },
+    });
   }
 }

@@ -268,7 +268,6 @@ const nonDefault = {
       enabled: true,
       secretName: "temporal-client",
       serverName: "temporal.example",
-      trainerSecretName: "temporal-trainer",
     },
   },
   s3: {
@@ -312,7 +311,6 @@ test("non-default values: images by digest, Temporal mTLS, S3 from a Secret, per
   assert.equal(env(oc, "HERD_OPERATOR_NAMESPACE")?.value, "team-a");
   const wc = worker.spec.template.spec.containers[0]!;
   assert.equal(env(wc, "HERD_TRAINER_IMAGE")?.value, `registry.example/trainer:${appVersion}-cpu`);
-  assert.equal(env(wc, "HERD_TRAINER_TEMPORAL_TLS_SECRET")?.value, "temporal-trainer");
   assert.equal(env(wc, "HERD_TRAINER_IMAGE_PULL_SECRETS")?.value, "regcred,mirror");
   assert.deepEqual(env(wc, "AWS_ACCESS_KEY_ID")?.valueFrom, {
     secretKeyRef: { name: "s3-creds", key: "id" },
@@ -463,7 +461,7 @@ describe("on the local control plane", () => {
           spec: trainingJob.parse(job).spec as unknown as Record<string, unknown>,
           workflowId: "w",
         },
-        { temporalAddress: "t:7233", temporalNamespace: "herd", trainerServiceAccount: "x" },
+        { trainerServiceAccount: "x" },
       );
       return asPod(name, pod!.spec!);
     };

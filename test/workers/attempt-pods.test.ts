@@ -23,7 +23,7 @@ function attempt(image?: string) {
     workflowId: "herd/TrainingJob/ml/tj/u1",
   };
 }
-const base: TrainingActivityOptions = { temporalAddress: "t:7233", temporalNamespace: "herd" };
+const base: TrainingActivityOptions = {};
 
 /** The evaluator pod of an EvalJob of one task, its checkpoint resolved to an S3 step. */
 function evaluator(spec: Record<string, unknown>, opts: EvalActivityOptions) {
@@ -44,26 +44,37 @@ function evaluator(spec: Record<string, unknown>, opts: EvalActivityOptions) {
   );
 }
 
-test("without the chart's settings: the namespace's default account, the job's image, no TLS", () => {
+test("without the chart's settings: the namespace's default account, the job's image", () => {
   const [pod] = attemptPods(attempt(), base);
   assert.equal(pod!.spec!.serviceAccountName, undefined);
   assert.equal(pod!.spec!.imagePullSecrets, undefined);
   assert.equal(pod!.spec!.automountServiceAccountToken, false);
   assert.equal(pod!.spec!.containers[0]!.image, "herd/trainer:latest");
-  assert.equal(
-    pod!.spec!.containers[0]!.env!.find((e) => e.name.startsWith("TEMPORAL_TLS")),
-    undefined,
-  );
 });
 
-test("the worker's environment: trainer account, release image, mTLS Secret", () => {
+test("trainer pods get no way to Temporal: progress goes through the worker", () => {
+  const [pod] = attemptPods(attempt(), {
+    ...base,
+    ...trainerOptionsFromEnv({
+      TEMPORAL_ADDRESS: "temporal:7233",
+      TEMPORAL_TLS_CERT: "/etc/tls/tls.crt",
+      TEMPORAL_TLS_KEY: "/etc/tls/tls.key",
+    }),
+  });
+  const names = pod!.spec!.containers[0]!.env!.map((e) => e.name);
+  assert.deepEqual(
+    names.filter((n) => n.startsWith("TEMPORAL") || n === "HERD_WORKFLOW_ID"),
+    [],
+  );
+  assert.equal(pod!.spec!.volumes!.find((v) => v.secret), undefined);
+});
+
+test("the worker's environment: trainer account, release image, pull secrets", () => {
   const opts = {
     ...base,
     ...trainerOptionsFromEnv({
       HERD_TRAINER_SERVICE_ACCOUNT: "herd-trainer",
       HERD_TRAINER_IMAGE: "registry.example/trainer:0.1.0-cpu",
-      HERD_TRAINER_TEMPORAL_TLS_SECRET: "temporal-client",
-      TEMPORAL_TLS_SERVER_NAME: "temporal.example",
       HERD_TRAINER_IMAGE_PULL_SECRETS: "regcred, mirror",
     }),
   };
@@ -73,17 +84,6 @@ test("the worker's environment: trainer account, release image, mTLS Secret", ()
   assert.equal(spec.serviceAccountName, "herd-trainer");
   assert.deepEqual(spec.imagePullSecrets, [{ name: "regcred" }, { name: "mirror" }]);
   assert.equal(c.image, "registry.example/trainer:0.1.0-cpu");
-  const env = Object.fromEntries(c.env!.map((e) => [e.name, e.value]));
-  const mount = c.volumeMounts!.find((m) => m.name === "temporal-tls")!;
-  assert.equal(mount.readOnly, true);
-  assert.equal(env.TEMPORAL_TLS_CERT, `${mount.mountPath}/tls.crt`);
-  assert.equal(env.TEMPORAL_TLS_KEY, `${mount.mountPath}/tls.key`);
-  assert.equal(env.TEMPORAL_TLS_CA, `${mount.mountPath}/ca.crt`);
-  assert.equal(env.TEMPORAL_TLS_SERVER_NAME, "temporal.example");
-  assert.equal(
-    spec.volumes!.find((v) => v.name === "temporal-tls")?.secret?.secretName,
-    "temporal-client",
-  );
   // A job that names its own image keeps it.
   const [own] = attemptPods(attempt("mine/trainer:7"), opts);
   assert.equal(own!.spec!.containers[0]!.image, "mine/trainer:7");

@@ -10,11 +10,14 @@ import {
   type TrainingActivityOptions,
 } from "./training.ts";
 import { evalActivities } from "./eval.ts";
-import { sweepActivities } from "./sweep.ts";
+import { sweepActivities, type SweepActivityOptions } from "./sweep.ts";
+
+/** What the activities are configured with: the trainer pods' settings and Temporal's address. */
+export type WorkerActivityOptions = TrainingActivityOptions & SweepActivityOptions;
 
 export function createActivities(
   kc: KubeConfig,
-  opts: TrainingActivityOptions = {
+  opts: WorkerActivityOptions = {
     temporalAddress: process.env.TEMPORAL_ADDRESS ?? "127.0.0.1:7233",
     temporalNamespace: process.env.TEMPORAL_NAMESPACE ?? "default",
     ...trainerOptionsFromEnv(),

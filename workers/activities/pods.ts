@@ -280,9 +280,14 @@ export interface WatchPods {
 
 /**
  * Watches a set of pods until they end, heartbeating, and classifies the end. Runs inside an
- * activity; its retry (on another worker) watches the same pods again.
+ * activity; its retry (on another worker) watches the same pods again. `interim`, asked on
+ * every poll while the pods run, may end the watch early with a report of its own.
  */
-export async function watchPods(kc: KubeConfig, w: WatchPods): Promise<Outcome> {
+export async function watchPods<T = never>(
+  kc: KubeConfig,
+  w: WatchPods,
+  interim?: (pods: V1Pod[]) => Promise<T | undefined>,
+): Promise<Outcome | T> {
   const core = kc.makeApiClient(CoreV1Api);
   const { namespace, selector } = w;
   const blockedSince = new Map<string, number>();
@@ -339,6 +344,8 @@ export async function watchPods(kc: KubeConfig, w: WatchPods): Promise<Outcome> 
       if (outcome) return outcome;
       const stuck = stuckOf(pods, blockedSince, Date.now(), w.stuckAfterSeconds);
       if (stuck && !w.stuckReported) return { kind: "stuck", ...stuck };
+      const report = await interim?.(pods);
+      if (report !== undefined) return report;
       heartbeat({ pods: pods.map((p) => `${p.metadata?.name}:${p.status?.phase}`) });
       await activitySleep(500);
     }

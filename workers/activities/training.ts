@@ -21,10 +21,11 @@ import {
   labels,
   type CheckpointInfo,
   type CreateAttempt,
-  type Outcome,
   type TrainingActivities,
   type WatchAttempt,
+  type WatchReport,
 } from "../../workflows/training-types.ts";
+import { isNewer, progressOfLog } from "./progress.ts";
 import {
   createOwned,
   createOwnedPod,
@@ -34,20 +35,10 @@ import {
 } from "./names.ts";
 
 export interface TrainingActivityOptions {
-  /** The Temporal address the trainer pods signal their progress to. */
-  temporalAddress: string;
-  temporalNamespace: string;
   /** Object storage the pods and this worker reach (s3:// checkpoint and data URIs). */
   s3?: ObjectStorage;
   /** The trainer pods' ServiceAccount (one with no RBAC bindings); the namespace's default when unset. */
   trainerServiceAccount?: string;
-  /**
-   * A Secret in the job's namespace with tls.crt, tls.key and ca.crt for the trainer pods'
-   * connection to Temporal (mTLS); plaintext when unset.
-   */
-  trainerTemporalTlsSecret?: string;
-  /** The name the trainers check Temporal's certificate against (TEMPORAL_TLS_SERVER_NAME). */
-  trainerTemporalServerName?: string;
   /** The image for jobs that leave spec.resources.image at its default (the release's own). */
   trainerImage?: string;
   /** Secrets in the job's namespace that trainer and evaluator pods pull their image with. */
@@ -96,12 +87,7 @@ export function trainerOptionsFromEnv(
   env: NodeJS.ProcessEnv = process.env,
 ): Pick<
   TrainingActivityOptions,
-  | "trainerServiceAccount"
-  | "trainerTemporalTlsSecret"
-  | "trainerTemporalServerName"
-  | "trainerImage"
-  | "trainerImagePullSecrets"
-  | "s3"
+  "trainerServiceAccount" | "trainerImage" | "trainerImagePullSecrets" | "s3"
 > {
   const pullSecrets = (env.HERD_TRAINER_IMAGE_PULL_SECRETS ?? "")
     .split(",")
@@ -112,28 +98,6 @@ export function trainerOptionsFromEnv(
     s3: objectStorageFromEnv(env),
     trainerImage: env.HERD_TRAINER_IMAGE || undefined,
     trainerServiceAccount: env.HERD_TRAINER_SERVICE_ACCOUNT || undefined,
-    trainerTemporalTlsSecret: env.HERD_TRAINER_TEMPORAL_TLS_SECRET || undefined,
-    trainerTemporalServerName: env.TEMPORAL_TLS_SERVER_NAME || undefined,
-  };
-}
-
-/** Where trainer pods find the Temporal client certificate (the Secret, mounted read-only). */
-const trainerTlsDir = "/etc/herd/temporal-tls";
-
-/** The Temporal mTLS files of a trainer pod: the variables, the mount and the Secret volume. */
-function trainerTemporalTls(opts: TrainingActivityOptions) {
-  if (!opts.trainerTemporalTlsSecret) return { env: [], mounts: [], volumes: [] };
-  const env: V1EnvVar[] = [
-    { name: "TEMPORAL_TLS_CERT", value: `${trainerTlsDir}/tls.crt` },
-    { name: "TEMPORAL_TLS_KEY", value: `${trainerTlsDir}/tls.key` },
-    { name: "TEMPORAL_TLS_CA", value: `${trainerTlsDir}/ca.crt` },
-  ];
-  if (opts.trainerTemporalServerName)
-    env.push({ name: "TEMPORAL_TLS_SERVER_NAME", value: opts.trainerTemporalServerName });
-  return {
-    env,
-    mounts: [{ name: "temporal-tls", mountPath: trainerTlsDir, readOnly: true }],
-    volumes: [{ name: "temporal-tls", secret: { secretName: opts.trainerTemporalTlsSecret } }],
   };
 }
 
@@ -245,16 +209,10 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
   const ckpt = localPathOf(spec.checkpoint.uri);
   const service = workersServiceName(object);
   const rank0 = trainerPodName(object, a.attempt, 0);
-  const tls = trainerTemporalTls(opts);
-  const mounts = [
-    scratch.mount,
-    ...(ckpt ? [{ name: "checkpoints", mountPath: ckpt }] : []),
-    ...tls.mounts,
-  ];
+  const mounts = [scratch.mount, ...(ckpt ? [{ name: "checkpoints", mountPath: ckpt }] : [])];
   const volumes = [
     scratch.volume(r),
     ...(ckpt ? [{ name: "checkpoints", hostPath: { path: ckpt, type: "DirectoryOrCreate" } }] : []),
-    ...tls.volumes,
   ];
   return Array.from({ length: world }, (_, rank): V1Pod => {
     const env: V1EnvVar[] = [
@@ -271,12 +229,8 @@ export function attemptPods(a: CreateAttempt, opts: TrainingActivityOptions): V1
       { name: "HERD_TRAININGJOB_NAMESPACE", value: object.namespace },
       { name: "HERD_TRAININGJOB_UID", value: object.uid },
       { name: "HERD_TRAINING_JOB", value: JSON.stringify(job) },
-      { name: "HERD_WORKFLOW_ID", value: a.workflowId },
       { name: "HERD_TRAINER_THREADS", value: String(threads) },
-      { name: "TEMPORAL_ADDRESS", value: opts.temporalAddress },
-      { name: "TEMPORAL_NAMESPACE", value: opts.temporalNamespace },
       ...objectStorageEnv(opts.s3),
-      ...tls.env,
       scratch.env,
     ];
     const name = trainerPodName(object, a.attempt, rank);
@@ -374,6 +328,15 @@ export function trainingActivities(
     await deletePods(core, namespace, selector(object));
   };
 
+  /**
+   * The newest lines of rank 0's log: enough to span a progress interval of steps (one line
+   * each) and the checkpoint line among them; "" when the log cannot be read now.
+   */
+  const rank0Log = (namespace: string, name: string): Promise<string> =>
+    core
+      .readNamespacedPodLog({ name, namespace, container: "trainer", tailLines: 2000 })
+      .catch(() => "");
+
   return {
     async createAttempt(a) {
       const { namespace } = a.object;
@@ -390,13 +353,26 @@ export function trainingActivities(
       return pods.map((p) => p.metadata!.name!);
     },
 
-    async watchAttempt(a: WatchAttempt): Promise<Outcome> {
-      return watchPods(kc, {
+    async watchAttempt(a: WatchAttempt): Promise<WatchReport> {
+      const watch = {
         namespace: a.object.namespace,
         selector: selector(a.object, a.attempt),
         expected: a.ranks,
         stuckAfterSeconds: a.stuckAfterSeconds,
         stuckReported: a.stuckReported,
+      };
+      if (!a.progressEverySeconds) return watchPods(kc, watch);
+      const rank0 = trainerPodName(a.object, a.attempt, 0);
+      let next = Date.now() + a.progressEverySeconds * 1000;
+      return watchPods(kc, watch, async (pods) => {
+        if (Date.now() < next) return undefined;
+        next = Date.now() + a.progressEverySeconds! * 1000;
+        if (!pods.some((p) => p.metadata?.name === rank0 && p.status?.phase === "Running"))
+          return undefined;
+        const progress = progressOfLog(await rank0Log(a.object.namespace, rank0));
+        return progress && isNewer(progress, a.told)
+          ? { kind: "progress" as const, progress }
+          : undefined;
       });
     },
 

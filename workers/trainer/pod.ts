@@ -2,20 +2,19 @@
 // in herd's image). It needs no Kubernetes API access: the TrainingJob comes in the
 // HERD_TRAINING_JOB env var (set by the workflow's createAttempt activity). It runs the same
 // loop as `herd train --local` as a child process, forwards SIGTERM to it (the trainer
-// checkpoints and exits 75), signals progress and checkpoints to the job's workflow on
-// Temporal, and exits with the trainer's code, which the workflow classifies. The child
+// checkpoints and exits 75), relays its JSON log (steps and checkpoints) to stdout, and exits
+// with the trainer's code, which the workflow classifies. It needs no connection to Temporal:
+// the worker reads progress from rank 0's log (workers/activities/progress.ts). The child
 // inherits HERD_RANK, HERD_WORLD_SIZE, HERD_RENDEZVOUS and HERD_POD_IP, so with several
-// workers it is one rank of the data-parallel group; rank 0 alone reports progress. A pod
-// with several GPUs runs one child per GPU (localRanks), each its own rank.
+// workers it is one rank of the data-parallel group. A pod with several GPUs runs one child
+// per GPU (localRanks), each its own rank.
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { Client, Connection } from "@temporalio/client";
-import { progressSignal, trainerExit, type Progress } from "../../workflows/training-types.ts";
-import { temporalConnectionOptions } from "../temporal-tls.ts";
+import { trainerExit } from "../../workflows/training-types.ts";
 import { localRanks } from "./local-ranks.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -25,63 +24,17 @@ function fail(code: number, message: string): never {
   process.exit(code);
 }
 
-/** Sends progress to the workflow: at most once a second, checkpoints at once, never fatal. */
-function progressReporter(workflowId: string | undefined, attempt: number, rank: number) {
-  const address = process.env.TEMPORAL_ADDRESS;
-  let client: Promise<Client> | undefined;
-  let latest: Progress | undefined;
-  let sending: Promise<void> = Promise.resolve();
-  let lastSent = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const connect = () =>
-    (client ??= Connection.connect(temporalConnectionOptions(address!)).then(
-      (connection) =>
-        new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? "default" }),
-    ));
-  const send = () => {
-    timer = undefined;
-    const p = latest;
-    latest = undefined;
-    if (!p || !workflowId || !address) return;
-    lastSent = Date.now();
-    sending = sending.then(async () => {
-      try {
-        await (await connect()).workflow.getHandle(workflowId).signal(progressSignal, p);
-      } catch (err) {
-        console.error(`herd trainer pod: progress signal failed: ${(err as Error).message}`);
-      }
-    });
-  };
-  return {
-    report(p: Omit<Progress, "attempt" | "rank">, urgent: boolean) {
-      latest = { ...latest, ...p, attempt, rank };
-      if (urgent || Date.now() - lastSent >= 1000) send();
-      else timer ??= setTimeout(send, 1000 - (Date.now() - lastSent));
-    },
-    async flush() {
-      if (timer) clearTimeout(timer);
-      send();
-      await sending;
-    },
-  };
-}
-
 /** How long the other processes of a pod get to stop after one of them failed. */
 const siblingGraceMs = 30_000;
 
 async function main(): Promise<number> {
   const raw = process.env.HERD_TRAINING_JOB;
   if (!raw) fail(trainerExit.userError, "HERD_TRAINING_JOB is not set");
-  const rank = Number(process.env.HERD_RANK ?? "0");
-  const attempt = Number(process.env.HERD_ATTEMPT ?? "0");
   // The job as a manifest file for the trainer (JSON is YAML).
   const dir = mkdtempSync(path.join(process.env.HERD_POD_DIR ?? os.tmpdir(), "job-"));
   const manifest = path.join(dir, "trainingjob.json");
   writeFileSync(manifest, raw);
 
-  // Every rank logs the same loss; the workflow reads rank 0's, so only rank 0 signals.
-  const workflowId = rank === 0 ? process.env.HERD_WORKFLOW_ID : undefined;
-  const reporter = progressReporter(workflowId, attempt, rank);
   // A job that asks for GPUs trains on them, one process each; without them visible it
   // fails, naming why.
   const gpus =
@@ -97,13 +50,10 @@ async function main(): Promise<number> {
   process.on("SIGINT", forward);
 
   // Each child's output is read to its end: its last lines (the final checkpoint's event) may
-  // still be in the pipe when it exits, and the workflow learns of that checkpoint from them.
-  const drained = children.map((child, local) => {
+  // still be in the pipe when it exits.
+  const drained = children.map((child) => {
     const lines = createInterface({ input: child.stdout });
-    lines.on("line", (line) => {
-      process.stdout.write(line + "\n");
-      if (local === 0) reportLine(line, reporter);
-    });
+    lines.on("line", (line) => process.stdout.write(line + "\n"));
     return new Promise<void>((resolve) => lines.on("close", resolve));
   });
   // The pod's code is the first failure's (a rank that fails breaks its group, and the others'
@@ -126,36 +76,7 @@ async function main(): Promise<number> {
       ),
   );
   await Promise.all([...exited, ...drained]);
-  await reporter.flush();
   return code;
-}
-
-/** Steps and checkpoints from the trainer's JSON log, as progress for the workflow. */
-function reportLine(line: string, reporter: ReturnType<typeof progressReporter>): void {
-  let e: Record<string, unknown>;
-  try {
-    e = JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return;
-  }
-  if (e.event === "step")
-    reporter.report(
-      {
-        step: e.step as number,
-        loss: e.loss as number,
-        learningRate: e.lr as number,
-        tokensPerSecond: e.tokensPerSecond as number,
-      },
-      false,
-    );
-  else if (e.event === "checkpoint")
-    reporter.report(
-      {
-        step: e.step as number,
-        checkpoint: { step: e.step as number, uri: e.path as string, time: e.time as string },
-      },
-      true,
-    );
 }
 
 process.exit(await main());
