@@ -44,6 +44,8 @@ export interface Outcome {
   message: string;
   /** A CamelCase reason for conditions and events. */
   reason: string;
+  /** Rank 0's last progress, when the watch read some the workflow had not been told. */
+  progress?: RankProgress;
 }
 
 export interface AttemptRef {

@@ -21,6 +21,7 @@ import {
   continueAsNew,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -51,12 +52,12 @@ const watcher = proxyActivities<TrainingActivities>(watchOptions("30 days"));
 export const attemptsPerRun = 25;
 /**
  * How long the watch waits, at least, before it reports progress (and status shows a new
- * step), after `reports` reports in this attempt: 5 s at first, when users and tests watch an
- * attempt start, then 5 s more each time, to once a minute from the 12th report (about 5
- * minutes in) on. A week-long job so makes about 10,000 reports.
+ * step), after `reports` reports in this attempt: 1 s at first, when users and tests watch an
+ * attempt start, then a second more each time, to once a minute from the 60th report (about
+ * half an hour in) on. A week-long job so makes about 10,000 reports.
  */
 export function progressEverySeconds(reports: number): number {
-  return Math.min(60, 5 * (reports + 1));
+  return Math.min(60, reports + 1);
 }
 /**
  * A run continues as new past either figure (or when Temporal suggests it), far below
@@ -156,7 +157,9 @@ class TrainingRun {
     this.lastCheckpoint = carry?.lastCheckpoint;
     this.startTime = carry?.startTime ?? new Date().toISOString();
     setHandler(progress, (p) => {
-      if (p.attempt === this.current && p.rank === 0) this.takeProgress(p);
+      if (p.attempt !== this.current || p.rank !== 0) return;
+      this.takeProgress(p);
+      this.progressed = true;
     });
   }
 
@@ -193,7 +196,6 @@ class TrainingRun {
     }
     if (p.checkpoint && (!this.lastCheckpoint || p.checkpoint.step >= this.lastCheckpoint.step))
       this.lastCheckpoint = p.checkpoint;
-    this.progressed = true;
   }
 
   private event(type: "Normal" | "Warning", reason: string, text: string) {
@@ -298,6 +300,9 @@ class TrainingRun {
   private async suspend() {
     const { status } = this;
     await training.deleteAttempt(this.object);
+    // The SIGTERM checkpoint: pods signalled it before 2026-12-07; now it is read here.
+    if (patched("suspend-reads-checkpoint"))
+      this.lastCheckpoint = (await training.latestCheckpoint(status.spec)) ?? this.lastCheckpoint;
     this.phase = "Suspended";
     status.progressing(
       "False",
@@ -377,13 +382,13 @@ class TrainingRun {
         this.reports++;
         this.told = first.progress;
         this.takeProgress(first.progress);
-        this.progressed = false; // written here, not by the signal loop
         // Not awaited: the next watch starts in the same workflow task (writes stay ordered).
         void status.write();
         if (historyFull()) return "continueAsNew";
         continue;
       }
       if (first.kind !== "stuck") {
+        if (first.progress) this.takeProgress(first.progress);
         if (stuckReported)
           status.setCondition(
             "Stuck",

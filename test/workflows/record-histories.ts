@@ -3,6 +3,11 @@
 // EvalJob and an EvalSweep) have completed workflows of every type on the current code:
 //
 //   node --import tsx test/workflows/record-histories.ts [--state <plane folder>]
+//     [--types trainingJobWorkflow,...] [--since <ISO time>] [--tag b]
+//
+// --since takes only runs started after that time (runs of the new code, when the plane also
+// holds older ones); --tag names the file <type>.<day><tag>.json, beside a fixture of the
+// same day.
 //
 // For each type it takes the completed run with the most events under a size limit, so the
 // fixture covers as much of the workflow as a test run produced (attempts, preemptions, spec
@@ -24,14 +29,23 @@ const types = [
 ];
 const maxBytes = 2 << 20;
 
-const { values } = parseArgs({ options: { state: { type: "string" } } });
+const { values } = parseArgs({
+  options: {
+    state: { type: "string" },
+    types: { type: "string" },
+    since: { type: "string" },
+    tag: { type: "string", default: "" },
+  },
+});
 const { temporalAddress } = endpoints(path.resolve(values.state ?? defaultStateDir()));
 const connection = await Connection.connect({ address: temporalAddress });
 const client = new Client({ connection });
 try {
-  for (const type of types) {
+  for (const type of values.types?.split(",") ?? types) {
     let best: { id: string; events: number; json: string } | undefined;
-    const query = `WorkflowType = '${type}' AND ExecutionStatus IN ('Completed', 'ContinuedAsNew')`;
+    const query =
+      `WorkflowType = '${type}' AND ExecutionStatus IN ('Completed', 'ContinuedAsNew')` +
+      (values.since ? ` AND StartTime > '${new Date(values.since).toISOString()}'` : "");
     for await (const run of client.workflow.list({ query })) {
       // the Temporal CLI writes the JSON form of a history that Worker.runReplayHistory reads
       const json = execFileSync(
@@ -51,7 +65,7 @@ try {
     if (!best)
       throw new Error(`no completed ${type} on ${temporalAddress}: run the e2e tests first`);
     const day = new Date().toISOString().slice(0, 10);
-    const file = path.join(import.meta.dirname, "histories", `${type}.${day}.json`);
+    const file = path.join(import.meta.dirname, "histories", `${type}.${day}${values.tag}.json`);
     writeFileSync(file, best.json.trimEnd() + "\n");
     console.log(
       `${type}: ${best.events} events from ${best.id} → ${path.relative(process.cwd(), file)}`,

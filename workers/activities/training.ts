@@ -364,7 +364,7 @@ export function trainingActivities(
       if (!a.progressEverySeconds) return watchPods(kc, watch);
       const rank0 = trainerPodName(a.object, a.attempt, 0);
       let next = Date.now() + a.progressEverySeconds * 1000;
-      return watchPods(kc, watch, async (pods) => {
+      const report = await watchPods(kc, watch, async (pods) => {
         if (Date.now() < next) return undefined;
         next = Date.now() + a.progressEverySeconds! * 1000;
         if (!pods.some((p) => p.metadata?.name === rank0 && p.status?.phase === "Running"))
@@ -374,6 +374,10 @@ export function trainingActivities(
           ? { kind: "progress" as const, progress }
           : undefined;
       });
+      if (report.kind === "progress" || report.kind === "stuck") return report;
+      // An ended attempt's last steps (a short one may have made no report at all).
+      const last = progressOfLog(await rank0Log(a.object.namespace, rank0));
+      return last && isNewer(last, a.told) ? { ...report, progress: last } : report;
     },
 
     deleteAttempt: deleteAll,
