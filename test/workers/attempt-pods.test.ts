@@ -66,7 +66,10 @@ test("trainer pods get no way to Temporal: progress goes through the worker", ()
     names.filter((n) => n.startsWith("TEMPORAL") || n === "HERD_WORKFLOW_ID"),
     [],
   );
-  assert.equal(pod!.spec!.volumes!.find((v) => v.secret), undefined);
+  assert.equal(
+    pod!.spec!.volumes!.find((v) => v.secret),
+    undefined,
+  );
 });
 
 test("the worker's environment: trainer account, release image, pull secrets", () => {
