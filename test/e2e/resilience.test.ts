@@ -123,7 +123,7 @@ async function progressed(name: string, from: number, by = 20): Promise<number> 
     },
     120_000,
   );
-  assert.equal(s.phase, "Running", `${name} still trains (step ${s.step} of 3000)`);
+  assert.equal(s.phase, "Running", `${name} still trains (step ${s.step} of 6000)`);
   return s.step!;
 }
 
@@ -148,7 +148,7 @@ test("killing the operator, the worker and the Temporal server mid-run: the job 
         tokenizer: { type: "bytes" },
         data: { sources: [{ name: "shakespeare", uri: corpus, format: "text" }], seqLen: 64 },
         training: {
-          steps: 3000,
+          steps: 6000,
           globalBatchTokens: 256,
           microBatch: 4,
           optimizer: { warmupSteps: 5 },
@@ -167,7 +167,9 @@ test("killing the operator, the worker and the Temporal server mid-run: the job 
     startOperator();
 
     await kill("worker");
-    await sleep(3000); // no worker: nothing reports, the trainer keeps training
+    // No worker: nothing reports, the trainer keeps training. Progress comes back once the
+    // watch's 30 s heartbeat timeout hands it to the new worker (hence 6,000 steps).
+    await sleep(3000);
     startWorker();
     step = await progressed("steady", step);
 
@@ -185,7 +187,7 @@ test("killing the operator, the worker and the Temporal server mid-run: the job 
       300_000,
     );
     assert.equal(s.phase, "Succeeded", s.message);
-    assert.equal(s.step, 3000);
+    assert.equal(s.step, 6000);
     assert.deepEqual([s.attempts, s.preemptions, s.failures], [1, 0, 0]);
     const pods = (
       await c.core.listNamespacedPod({ namespace, labelSelector: "herd.dev/trainingjob=steady" })
