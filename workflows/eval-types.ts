@@ -48,7 +48,6 @@ export interface EvaluatorRef {
 export interface CreateEvaluator extends EvaluatorRef {
   spec: Record<string, unknown>;
   checkpoint: ResolvedCheckpoint;
-  workflowId: string;
 }
 
 export interface WatchEvaluator extends EvaluatorRef {

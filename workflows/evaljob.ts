@@ -8,25 +8,10 @@
 //   failed           → a new attempt after back-off, up to failureLimit
 //   stuck            → condition and event; keep waiting
 // Status is written through the status activity only by this workflow.
-import {
-  CancellationScope,
-  isCancellation,
-  proxyActivities,
-  setHandler,
-  sleep,
-  workflowInfo,
-} from "@temporalio/workflow";
-import {
-  activities,
-  callOptions,
-  changedFields,
-  cleanUp,
-  setCondition,
-  specChanged,
-  state,
-  watchOptions,
-} from "./plumbing.ts";
-import type { Condition, SpecChanged, WorkflowInput, WorkflowState } from "./types.ts";
+import { CancellationScope, isCancellation, proxyActivities, sleep } from "@temporalio/workflow";
+import { callOptions, cleanUp, watchOptions } from "./plumbing.ts";
+import { ObjectStatus } from "./object-status.ts";
+import type { WorkflowInput, WorkflowState } from "./types.ts";
 import type { Outcome, TrainingActivities } from "./training-types.ts";
 import type { EvalActivities, EvalSummary, ResolvedCheckpoint } from "./eval-types.ts";
 import { backoffSeconds } from "./trainingjob.ts";
@@ -46,71 +31,27 @@ const stuckAfterSeconds = 300;
 
 export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowState> {
   const { object } = input;
-  const workflowId = workflowInfo().workflowId;
-  let generation = input.generation;
-  let spec = input.spec;
-  let pending: SpecChanged | undefined;
-  const applied: string[] = [];
-  let conditions: Condition[] = [];
   let phase = "Pending";
-  let message = "";
   let attempts = 0;
   let preemptions = 0;
   let failures = 0;
   let checkpoint: ResolvedCheckpoint | undefined;
   const startTime = new Date().toISOString();
-  const snapshot = (): WorkflowState => ({
-    phase,
-    observedGeneration: generation,
-    suspended: false,
-    applied: [...applied],
-  });
-
   // An EvalJob's checkpoint and tasks are immutable; a new spec (resources, batch size)
   // applies from the next attempt on.
-  setHandler(specChanged, (update) => {
-    if (update.generation > (pending?.generation ?? generation)) pending = update;
-  });
-  setHandler(state, snapshot);
-  const applyPending = () => {
-    if (!pending) return;
-    for (const f of changedFields(spec, pending.spec)) if (!applied.includes(f)) applied.push(f);
-    spec = pending.spec;
-    generation = pending.generation;
-    pending = undefined;
-  };
-
-  const progressing = (status: "True" | "False", reason: string, text: string) => {
-    message = text;
-    conditions = setCondition(conditions, {
-      type: "Progressing",
-      status,
-      reason,
-      message: text,
-      observedGeneration: generation,
-    });
-  };
-  const writeStatus = (extra: Record<string, unknown> = {}) =>
-    activities.patchStatus({
-      object,
-      status: {
-        phase,
-        conditions,
-        workflowId,
-        observedGeneration: generation,
-        message,
-        startTime,
-        attempts,
-        preemptions,
-        ...(checkpoint && {
-          checkpoint: {
-            uri: checkpoint.uri,
-            ...(checkpoint.step !== undefined && { step: checkpoint.step }),
-          },
-        }),
-        ...extra,
+  const status = new ObjectStatus(input, [], () => ({
+    phase,
+    startTime,
+    attempts,
+    preemptions,
+    ...(checkpoint && {
+      checkpoint: {
+        uri: checkpoint.uri,
+        ...(checkpoint.step !== undefined && { step: checkpoint.step }),
       },
-    });
+    }),
+  }));
+  const snapshot = () => status.snapshot();
   const event = (type: "Normal" | "Warning", reason: string, text: string) =>
     evaluation.recordEvent({ object, type, reason, message: text });
 
@@ -121,42 +62,45 @@ export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowSta
     summary?: EvalSummary,
   ): Promise<WorkflowState> => {
     phase = final;
-    progressing("False", reason, text);
-    conditions = setCondition(conditions, {
-      type: final,
-      status: "True",
+    await status.end(
+      final,
       reason,
-      message: text,
-      observedGeneration: generation,
-    });
-    await writeStatus({
-      completionTime: new Date().toISOString(),
-      ...(summary && {
+      text,
+      summary && {
         checkpoint: summary.checkpoint,
         results: summary.results,
         resultsUri: summary.resultsUri,
         ...(summary.headline && { headline: summary.headline }),
-      }),
-    });
+      },
+    );
     await event(final === "Succeeded" ? "Normal" : "Warning", reason, text);
     return snapshot();
   };
 
   try {
-    progressing("True", "WorkflowStarted", "workflow started");
-    if ((await writeStatus()) === "gone") return snapshot();
-    const resolution = await evaluation.resolveCheckpoint({ object, spec });
+    status.progressing("True", "WorkflowStarted", "workflow started");
+    if ((await status.write()) === "gone") return snapshot();
+    const resolution = await evaluation.resolveCheckpoint({ object, spec: status.spec });
     if ("error" in resolution)
       return await finish("Failed", "CheckpointNotFound", resolution.error);
     checkpoint = resolution.checkpoint;
 
     for (;;) {
-      applyPending();
+      status.applyPending();
       attempts++;
-      await evaluation.createEvaluator({ object, spec, attempt: attempts, workflowId, checkpoint });
+      await evaluation.createEvaluator({
+        object,
+        spec: status.spec,
+        attempt: attempts,
+        checkpoint,
+      });
       phase = "Running";
-      progressing("True", "AttemptStarted", `attempt ${attempts}: evaluating ${checkpoint.uri}`);
-      if ((await writeStatus()) === "gone") return snapshot();
+      status.progressing(
+        "True",
+        "AttemptStarted",
+        `attempt ${attempts}: evaluating ${checkpoint.uri}`,
+      );
+      if ((await status.write()) === "gone") return snapshot();
 
       const outcome = await watchUntilEnd(attempts);
       const what = `attempt ${attempts}: ${outcome.message}`;
@@ -186,8 +130,8 @@ export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowSta
               `${what}; ${preemptions} preemptions exceed the budget of ${evalPreemptionBudget}`,
             );
           await evaluation.deleteEvaluators(object);
-          progressing("True", "Preempted", `${what}; evaluating again`);
-          await writeStatus();
+          status.progressing("True", "Preempted", `${what}; evaluating again`);
+          await status.write();
           break;
         case "failed":
         case "stuck": {
@@ -201,8 +145,8 @@ export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowSta
             );
           await evaluation.deleteEvaluators(object);
           const wait = backoffSeconds(evalBackoffSeconds, failures);
-          progressing("True", "BackOff", `${what}; retrying in ${wait} s`);
-          await writeStatus();
+          status.progressing("True", "BackOff", `${what}; retrying in ${wait} s`);
+          await status.write();
           await sleep(wait * 1000);
           break;
         }
@@ -213,8 +157,8 @@ export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowSta
     // Deletion: the evaluator pods go; results files already written stay.
     await CancellationScope.nonCancellable(async () => {
       await cleanUp(object);
-      progressing("False", "Deleting", "workflow cancelled; evaluator pods deleted");
-      await writeStatus();
+      status.progressing("False", "Deleting", "workflow cancelled; evaluator pods deleted");
+      await status.write();
     });
     throw err;
   }
@@ -232,17 +176,16 @@ export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowSta
       });
       const stuck = outcome.kind === "stuck" && !stuckReported;
       if (stuck || stuckReported)
-        conditions = setCondition(conditions, {
-          type: "Stuck",
-          status: stuck ? "True" : "False",
-          reason: stuck ? outcome.reason : "AttemptEnded",
-          message: stuck ? outcome.message : `attempt ${attempt} ended: ${outcome.message}`,
-          observedGeneration: generation,
-        });
+        status.setCondition(
+          "Stuck",
+          stuck ? "True" : "False",
+          stuck ? outcome.reason : "AttemptEnded",
+          stuck ? outcome.message : `attempt ${attempt} ended: ${outcome.message}`,
+        );
       if (!stuck) return outcome;
       stuckReported = true;
       await event("Warning", outcome.reason, `attempt ${attempt}: ${outcome.message}`);
-      await writeStatus();
+      await status.write();
     }
   }
 }

@@ -20,17 +20,9 @@ import {
   setHandler,
   workflowInfo,
 } from "@temporalio/workflow";
-import {
-  activities,
-  callOptions,
-  changedFields,
-  cleanUp,
-  setCondition,
-  specChanged,
-  state,
-  watchOptions,
-} from "./plumbing.ts";
-import type { Condition, SpecChanged, WorkflowState } from "./types.ts";
+import { callOptions, cleanUp, watchOptions } from "./plumbing.ts";
+import { ObjectStatus } from "./object-status.ts";
+import type { WorkflowState } from "./types.ts";
 import {
   sweepRunSignal,
   type SweepActivities,
@@ -61,68 +53,39 @@ export function mergeHistory(
 export async function evalSweepWorkflow(input: SweepWorkflowInput): Promise<WorkflowState> {
   const { object, carry } = input;
   const { workflowId, taskQueue } = workflowInfo();
-  let generation = input.generation;
-  let spec = input.spec;
-  let pending: SpecChanged | undefined;
   const reports: SweepRunReport[] = [];
-  const applied: string[] = [];
-  let conditions: Condition[] = carry?.conditions ?? [];
   let history: SweepHistoryEntry[] = carry?.history ?? [];
   let lastRunTime = carry?.lastRunTime;
   let scheduleId = carry?.scheduleId;
   let nextRunTime: string | undefined;
-  let message = "";
-  const suspended = () => spec.suspend === true;
-  const phase = () => (suspended() ? "Suspended" : "Active");
-  const snapshot = (): WorkflowState => ({
-    phase: phase(),
-    observedGeneration: generation,
-    suspended: suspended(),
-    applied: [...applied],
-  });
-
-  setHandler(specChanged, (update) => {
-    // Repeats and stale generations are dropped: the operator may signal more than once.
-    if (update.generation > (pending?.generation ?? generation)) pending = update;
-  });
+  const suspended = () => status.spec.suspend === true;
+  const status: ObjectStatus = new ObjectStatus(
+    input,
+    carry?.conditions ?? [],
+    () => ({
+      phase: suspended() ? "Suspended" : "Active",
+      ...(scheduleId && { scheduleId }),
+      ...(lastRunTime && { lastRunTime }),
+      nextRunTime: nextRunTime ?? null,
+      ...(history.length > 0 && {
+        history,
+        lastEvaluatedStep: Math.max(...history.map((e) => e.step)),
+      }),
+    }),
+    suspended,
+  );
   setHandler(sweepRun, (report) => void reports.push(report));
-  setHandler(state, snapshot);
+  const snapshot = () => status.snapshot();
+  // A paused schedule makes no progress: the condition says so.
+  const progressing = (reason: string, text: string) =>
+    status.progressing(suspended() ? "False" : "True", reason, text);
 
-  const progressing = (reason: string, text: string) => {
-    message = text;
-    conditions = setCondition(conditions, {
-      type: "Progressing",
-      status: suspended() ? "False" : "True",
-      reason,
-      message: text,
-      observedGeneration: generation,
-    });
-  };
-  const writeStatus = (extra: Record<string, unknown> = {}) =>
-    activities.patchStatus({
-      object,
-      status: {
-        phase: phase(),
-        conditions,
-        workflowId,
-        observedGeneration: generation,
-        message,
-        ...(scheduleId && { scheduleId }),
-        ...(lastRunTime && { lastRunTime }),
-        nextRunTime: nextRunTime ?? null,
-        ...(history.length > 0 && {
-          history,
-          lastEvaluatedStep: Math.max(...history.map((e) => e.step)),
-        }),
-        ...extra,
-      },
-    });
   const upsertSchedule = async () => {
-    const s = await sweep.upsertSchedule({ object, spec, workflowId, taskQueue });
+    const s = await sweep.upsertSchedule({ object, spec: status.spec, workflowId, taskQueue });
     scheduleId = s.scheduleId;
     nextRunTime = s.nextRunTime;
   };
-  const historyLimit = () => (spec.historyLimit as number | undefined) ?? 100;
+  const historyLimit = () => (status.spec.historyLimit as number | undefined) ?? 100;
 
   try {
     if (!carry) {
@@ -131,24 +94,19 @@ export async function evalSweepWorkflow(input: SweepWorkflowInput): Promise<Work
         suspended() ? "Suspended" : "WorkflowStarted",
         suspended() ? "created suspended; schedule paused" : `schedule ${scheduleId} created`,
       );
-      if ((await writeStatus()) === "gone") return await gone();
+      if ((await status.write()) === "gone") return await gone();
     }
     for (;;) {
-      await condition(() => pending !== undefined || reports.length > 0);
-      if (pending) {
-        const update = pending;
-        pending = undefined;
-        const fields = changedFields(spec, update.spec);
+      await condition(() => status.pending !== undefined || reports.length > 0);
+      if (status.pending) {
         const wasSuspended = suspended();
-        spec = update.spec;
-        generation = update.generation;
-        for (const f of fields) if (!applied.includes(f)) applied.push(f);
+        const fields = status.applyPending()!;
         await upsertSchedule();
         const reason =
           wasSuspended === suspended() ? "SpecApplied" : suspended() ? "Suspended" : "Resumed";
         progressing(
           reason,
-          `generation ${generation} applied: ${fields.join(", ") || "no field changed"}` +
+          `generation ${status.generation} applied: ${fields.join(", ") || "no field changed"}` +
             (suspended() ? "; schedule paused" : ""),
         );
       }
@@ -165,13 +123,15 @@ export async function evalSweepWorkflow(input: SweepWorkflowInput): Promise<Work
             (report.failures.length ? `; failed: ${report.failures.join("; ")}` : ""),
         );
       }
-      if ((await writeStatus()) === "gone") return await gone();
-      if (workflowInfo().continueAsNewSuggested)
+      if ((await status.write()) === "gone") return await gone();
+      // Not while a signal waits (it arrived during the write): the next round takes it first,
+      // so no spec change or run report is left behind in this run.
+      if (workflowInfo().continueAsNewSuggested && !status.pending && reports.length === 0)
         return await continueAsNew<typeof evalSweepWorkflow>({
           object,
-          generation,
-          spec,
-          carry: { history, lastRunTime, scheduleId: scheduleId!, conditions },
+          generation: status.generation,
+          spec: status.spec,
+          carry: { history, lastRunTime, scheduleId: scheduleId!, conditions: status.conditions },
         });
     }
   } catch (err) {
@@ -180,7 +140,7 @@ export async function evalSweepWorkflow(input: SweepWorkflowInput): Promise<Work
     await CancellationScope.nonCancellable(async () => {
       await cleanUp(object);
       progressing("Deleting", "workflow cancelled; schedule deleted");
-      await writeStatus();
+      await status.write();
     });
     throw err;
   }

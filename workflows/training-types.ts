@@ -55,7 +55,6 @@ export interface AttemptRef {
 
 export interface CreateAttempt extends AttemptRef {
   spec: Record<string, unknown>;
-  workflowId: string;
 }
 
 export interface WatchAttempt extends AttemptRef {

@@ -329,12 +329,7 @@ class TrainingRun {
     this.reports = 0;
     const { spec } = this.status;
     this.lastCheckpoint = (await training.latestCheckpoint(spec)) ?? this.lastCheckpoint;
-    const pods = await training.createAttempt({
-      object: this.object,
-      spec,
-      attempt: this.current,
-      workflowId: this.status.workflowId,
-    });
+    const pods = await training.createAttempt({ object: this.object, spec, attempt: this.current });
     this.ranks = pods.length;
     this.phase = "Running";
     this.status.progressing(

@@ -59,8 +59,6 @@ function pod(p: Pod): Rank {
     HERD_STANDIN_DEVICES: String(p.devices ?? 2),
     HERD_STANDIN_TIMEOUT_SECONDS: "30",
   };
-  delete env.HERD_WORKFLOW_ID;
-  delete env.TEMPORAL_ADDRESS;
   const entry = path.join(root, "workers/trainer/pod.ts");
   return watch(spawn(process.execPath, ["--import", "tsx", entry], { cwd: root, env }));
 }

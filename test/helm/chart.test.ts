@@ -459,7 +459,6 @@ describe("on the local control plane", () => {
           object: { kind: "TrainingJob", namespace: ns, name: "tj", uid: "u1" },
           attempt: 0,
           spec: trainingJob.parse(job).spec as unknown as Record<string, unknown>,
-          workflowId: "w",
         },
         { trainerServiceAccount: "x" },
       );

@@ -20,7 +20,6 @@ function attempt(image?: string) {
     object: { kind: "TrainingJob" as const, namespace: "ml", name: "tj", uid: "u1" },
     attempt: 0,
     spec: trainingJob.parse(job).spec as unknown as Record<string, unknown>,
-    workflowId: "herd/TrainingJob/ml/tj/u1",
   };
 }
 const base: TrainingActivityOptions = {};
@@ -38,7 +37,6 @@ function evaluator(spec: Record<string, unknown>, opts: EvalActivityOptions) {
       attempt: 1,
       spec: parsed as unknown as Record<string, unknown>,
       checkpoint: { uri: "s3://ckpt/tj/step-000000100", format: "herd", step: 100 },
-      workflowId: "herd/EvalJob/ml/ev/u2",
     },
     opts,
   );

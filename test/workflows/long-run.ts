@@ -64,6 +64,7 @@ export async function simulateLongRun(o: LongRunOptions): Promise<LongRunResult>
     const steps = o.days * 86_400; // one step a simulated second
     const checkpointEvery = o.checkpointEverySeconds ?? 3600;
     const preemptions = [...(o.preemptAtHours ?? [])].sort((a, b) => a - b);
+    let specChangeAt = o.specChangeAtHour;
     // The pods' clock: a watch that waits N seconds moves it N seconds on. (The test server
     // skips the workflow's own timers, such as back-off; a watch is an activity, and an
     // activity's waits are real time there.)
@@ -115,8 +116,8 @@ export async function simulateLongRun(o: LongRunOptions): Promise<LongRunResult>
         const now = clockMs;
         const step = trainerAt(now);
         const hours = now / 3_600_000;
-        if (o.specChangeAtHour !== undefined && hours >= o.specChangeAtHour) {
-          o = { ...o, specChangeAtHour: undefined };
+        if (specChangeAt !== undefined && hours >= specChangeAt) {
+          specChangeAt = undefined;
           await env.client.workflow.getHandle(workflowId).signal(specChangedSignal, {
             generation: 2,
             spec: { ...spec, retry: { ...retry, preemptionBudget: 20 } },

@@ -98,7 +98,6 @@ export function evaluatorPod(a: CreateEvaluator, opts: EvalActivityOptions = {})
           env: [
             { name: "HERD_EVAL_JOB", value: JSON.stringify(job) },
             { name: "HERD_EVAL_THREADS", value: String(threads) },
-            { name: "HERD_WORKFLOW_ID", value: a.workflowId },
             { name: "HERD_ATTEMPT", value: String(a.attempt) },
             ...objectStorageEnv(opts.s3),
             scratch.env,
