@@ -140,4 +140,11 @@ export const workflowStatusFields = {
     .optional()
     .describe("The metadata.generation of the spec this status reflects."),
   message: z.string().max(32768).optional().describe("Why the object is in its phase, in words."),
+  recoveries: z
+    .int()
+    .min(0)
+    .optional()
+    .describe(
+      "Times the operator started the workflow again after Temporal lost it or something other than herd ended it.",
+    ),
 };

@@ -358,6 +358,7 @@ export const trainingJobStatus = z
     startTime: z.string().max(64).optional().describe("When training first started."),
     completionTime: z.string().max(64).optional().describe("When the job succeeded or failed."),
     message: workflowStatusFields.message,
+    recoveries: workflowStatusFields.recoveries,
   })
   .describe("Observed state, written by the job's workflow only.");
 

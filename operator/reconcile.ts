@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import { describeIssues } from "../crds/manifest.ts";
 import { kindInfo, type KindName } from "../crds/kinds.ts";
 import {
+  maxRecoveries,
   workflowIdOf,
   workflowTypeOf,
   type ObjectRef,
@@ -61,15 +62,33 @@ export interface KubeAccess {
   ): Promise<void>;
 }
 
-export type WorkflowState = "running" | "closed" | "missing";
+/** A workflow as Temporal has it: running, missing, or closed and how. */
+export type WorkflowState =
+  "running" | "missing" | "completed" | "canceled" | "terminated" | "failed" | "timedOut";
+
+/** The Recovery reason for each way a workflow can be lost. */
+const lostReasons: Partial<Record<WorkflowState, string>> = {
+  missing: "WorkflowMissing",
+  terminated: "WorkflowTerminated",
+  failed: "WorkflowFailed",
+  timedOut: "WorkflowTimedOut",
+  canceled: "WorkflowCanceled",
+};
+
+/** Phases after which an object's workflow has nothing left to do. */
+const finalPhases = new Set(["Succeeded", "Failed"]);
 
 /** What reconcile needs from Temporal (operator/temporal.ts; a fake in tests). */
 export interface WorkflowAccess {
-  /** Starts the workflow unless one with the id exists (running or closed): idempotent. */
+  /**
+   * Starts the workflow unless one with the id exists (running or closed): idempotent. With
+   * `replaceClosed`, a closed one with the id does not count: a new run starts beside it.
+   */
   start(
     workflowType: string,
     workflowId: string,
     input: WorkflowInput,
+    replaceClosed?: boolean,
   ): Promise<"started" | "exists">;
   /** Tells a running workflow about a new spec generation; a closed one is left alone. */
   signalSpec(workflowId: string, update: SpecChanged): Promise<void>;
@@ -84,8 +103,14 @@ export interface ReconcileResult {
 }
 
 export class Reconciler {
-  /** uid → generation this replica has already signalled (saves repeat signals only). */
-  private readonly signalled = new Map<string, number>();
+  /**
+   * uid → the generation this replica signalled last, and when. Saves repeat signals only: a
+   * generation the status has not caught up with is signalled again after resignalAfterMs,
+   * in case the workflow never got it (repeats are harmless to it).
+   */
+  private readonly signalled = new Map<string, { generation: number; at: number }>();
+  /** uid → when this replica last asked Temporal whether the object's workflow still runs. */
+  private readonly verified = new Map<string, number>();
   /** uids whose cancellation this replica has requested. */
   private readonly cancelling = new Set<string>();
   /**
@@ -101,6 +126,14 @@ export class Reconciler {
     private readonly log: Logger,
     private readonly metrics?: OperatorMetrics,
     readonly cancelPollMs = 250,
+    /** How often an object whose phase is not final has its workflow checked in Temporal. */
+    readonly verifyEveryMs = 30_000,
+    /**
+     * How long a signalled generation may stay unreported before it is signalled again. A
+     * TrainingJob reports a new generation when its attempt ends, so a long attempt gets a
+     * repeat this often: one history event each, which the workflow ignores.
+     */
+    readonly resignalAfterMs = 5 * 60_000,
   ) {}
 
   async reconcile(key: ObjectKey): Promise<ReconcileResult> {
@@ -137,7 +170,7 @@ export class Reconciler {
     if (start.status === "rejected") throw start.reason;
     this.known.set(ref.uid, true);
     if (start.value === "started") {
-      this.signalled.set(ref.uid, generation);
+      this.signalled.set(ref.uid, { generation, at: Date.now() });
       this.metrics?.workflowsStarted.inc({ kind: key.kind });
       this.log.info({ workflowId, generation }, "workflow started");
       void this.kube.event(obj, "Normal", "WorkflowStarted", `started workflow ${workflowId}`);
@@ -145,12 +178,19 @@ export class Reconciler {
     // A lost finalizer race (409) retries the whole reconcile; the start is known by then.
     if (finalized.status === "rejected") throw finalized.reason;
     if (start.value === "started") return {};
+    const again = finalPhases.has(String(obj.status?.phase))
+      ? {}
+      : { requeueAfterMs: this.verifyEveryMs };
+    if (await this.recoverIfLost(key, obj, workflowId, input)) return again;
 
     // The workflow exists: make sure it knows the current generation.
     const observed = obj.status?.observedGeneration ?? 0;
-    if (generation > observed && (this.signalled.get(ref.uid) ?? 0) < generation) {
+    const last = this.signalled.get(ref.uid);
+    const due =
+      !last || last.generation < generation || Date.now() - last.at >= this.resignalAfterMs;
+    if (generation > observed && due) {
       await this.workflows.signalSpec(workflowId, { generation, spec: parsed.data });
-      this.signalled.set(ref.uid, generation);
+      this.signalled.set(ref.uid, { generation, at: Date.now() });
       this.log.info({ workflowId, generation, observed }, "spec change signalled");
       await this.kube.event(
         obj,
@@ -159,12 +199,56 @@ export class Reconciler {
         `generation ${generation} sent to workflow ${workflowId}`,
       );
     }
-    return {};
+    return again;
+  }
+
+  /**
+   * Status says a workflow drives the object, but is it still running? Temporal may have lost
+   * it (a namespace reset, a lost database) or someone ended it (`temporal workflow
+   * terminate`, a timeout, a failure), and then the object would stay Running forever with
+   * its pods unwatched. Such a workflow is started again, told why and given the object's
+   * status to pick up from (TrainingJobs resume from their last durable checkpoint); past
+   * maxRecoveries the new workflow ends the object Failed. A workflow that completed is left
+   * alone: its final status write may not have reached this replica's cache yet. Checked at
+   * most every verifyEveryMs per object.
+   */
+  private async recoverIfLost(
+    key: ObjectKey,
+    obj: HerdObject,
+    workflowId: string,
+    input: WorkflowInput,
+  ): Promise<boolean> {
+    const uid = obj.metadata.uid;
+    if (finalPhases.has(String(obj.status?.phase))) return false;
+    const now = Date.now();
+    if (now - (this.verified.get(uid) ?? 0) < this.verifyEveryMs) return false;
+    this.verified.set(uid, now);
+    const state = await this.workflows.state(workflowId);
+    const reason = lostReasons[state];
+    if (!reason) return false;
+    const status = obj.status ?? {};
+    const count = (Number(status.recoveries) || 0) + 1;
+    const started = await this.workflows.start(
+      workflowTypeOf[key.kind],
+      workflowId,
+      { ...input, recovery: { reason, count, status } },
+      true,
+    );
+    if (started === "started") {
+      this.log.warn({ workflowId, state, count }, "workflow lost; started again");
+      await this.kube.event(
+        obj,
+        "Warning",
+        reason,
+        `workflow ${workflowId} is ${state}; started again from status (recovery ${count} of ${maxRecoveries})`,
+      );
+    }
+    return true;
   }
 
   /** Forgets objects no longer in the cache (deleted without passing through finalize). */
   prune(liveUids: Set<string>): void {
-    for (const m of [this.signalled, this.known])
+    for (const m of [this.signalled, this.known, this.verified])
       for (const uid of m.keys()) if (!liveUids.has(uid)) m.delete(uid);
     for (const uid of this.cancelling) if (!liveUids.has(uid)) this.cancelling.delete(uid);
   }
@@ -187,6 +271,7 @@ export class Reconciler {
     this.cancelling.delete(obj.metadata.uid);
     this.signalled.delete(obj.metadata.uid);
     this.known.delete(obj.metadata.uid);
+    this.verified.delete(obj.metadata.uid);
     this.log.info({ workflowId, state }, "workflow closed; finalizer removed");
     return {};
   }

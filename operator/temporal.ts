@@ -21,6 +21,15 @@ function isClosedOrMissing(err: unknown): boolean {
   return /already completed|not found|workflow execution already/i.test(message);
 }
 
+/** Temporal's execution status → WorkflowState (running and continued-as-new: running). */
+const closedAs: Record<string, WorkflowState> = {
+  COMPLETED: "completed",
+  CANCELLED: "canceled",
+  TERMINATED: "terminated",
+  FAILED: "failed",
+  TIMED_OUT: "timedOut",
+};
+
 export class TemporalWorkflows implements WorkflowAccess {
   constructor(
     private readonly client: Client,
@@ -32,14 +41,19 @@ export class TemporalWorkflows implements WorkflowAccess {
     return new TemporalWorkflows(new Client({ connection, namespace }));
   }
 
-  async start(workflowType: string, workflowId: string, input: WorkflowInput) {
+  async start(
+    workflowType: string,
+    workflowId: string,
+    input: WorkflowInput,
+    replaceClosed = false,
+  ) {
     try {
       await this.client.workflow.start(workflowType, {
         taskQueue: this.taskQueue,
         workflowId,
         args: [input],
         workflowIdConflictPolicy: "FAIL",
-        workflowIdReusePolicy: "REJECT_DUPLICATE",
+        workflowIdReusePolicy: replaceClosed ? "ALLOW_DUPLICATE" : "REJECT_DUPLICATE",
       });
       return "started" as const;
     } catch (err) {
@@ -67,7 +81,7 @@ export class TemporalWorkflows implements WorkflowAccess {
   async state(workflowId: string): Promise<WorkflowState> {
     try {
       const d = await this.client.workflow.getHandle(workflowId).describe();
-      return d.status.name === "RUNNING" ? "running" : "closed";
+      return closedAs[d.status.name] ?? "running";
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return "missing";
       throw err;

@@ -5,7 +5,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, Gauge, Histogram, Registry } from "../operator/metrics.ts";
-import type { Outcome } from "../workflows/training-types.ts";
+import type { WatchReport } from "../workflows/training-types.ts";
 
 export function workerMetrics() {
   const registry = new Registry();
@@ -56,11 +56,11 @@ export function instrument<A extends object>(activities: A, m: WorkerMetrics): A
         const result: unknown = await (fn as (...a: unknown[]) => unknown)(...args);
         m.activities.inc({ activity: name, result: "ok" });
         const kind = watches[name];
-        if (kind) {
-          const o = result as Outcome;
-          // "stuck" is a report in the middle of a watch, not an end; it is counted too.
+        const o = result as WatchReport;
+        // "stuck" is a report in the middle of a watch, not an end; it is counted too. Progress
+        // reports are not outcomes.
+        if (kind && o.kind !== "progress")
           m.outcomes.inc({ kind, outcome: o.kind, reason: o.reason });
-        }
         return result;
       } catch (err) {
         m.activities.inc({ activity: name, result: "error" });

@@ -78,7 +78,13 @@ export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowSta
   };
 
   try {
-    status.progressing("True", "WorkflowStarted", "workflow started");
+    const recovered = status.recovered();
+    if (recovered) {
+      // Started again by the operator: the lost workflow's evaluator goes; evaluate anew.
+      await evaluation.deleteEvaluators(object);
+      if (recovered.exhausted) return await finish("Failed", "WorkflowLost", recovered.message);
+      await event("Warning", input.recovery!.reason, recovered.message);
+    } else status.progressing("True", "WorkflowStarted", "workflow started");
     if ((await status.write()) === "gone") return snapshot();
     const resolution = await evaluation.resolveCheckpoint({ object, spec: status.spec });
     if ("error" in resolution)

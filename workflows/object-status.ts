@@ -4,13 +4,15 @@
 // after a newer one. The workflow is the object's only status writer.
 import { isCancellation, setHandler, workflowInfo } from "@temporalio/workflow";
 import { activities, changedFields, setCondition, specChanged, state } from "./plumbing.ts";
-import type {
-  Condition,
-  ObjectRef,
-  SpecChanged,
-  StatusWriteResult,
-  WorkflowInput,
-  WorkflowState,
+import {
+  maxRecoveries,
+  type Condition,
+  type ObjectRef,
+  type Recovery,
+  type SpecChanged,
+  type StatusWriteResult,
+  type WorkflowInput,
+  type WorkflowState,
 } from "./types.ts";
 
 export class ObjectStatus {
@@ -26,6 +28,8 @@ export class ObjectStatus {
   message = "";
   /** Set once a write found the object deleted or replaced: the workflow should end. */
   gone = false;
+  /** Why the operator started this workflow again, when it did. */
+  readonly recovery: Recovery | undefined;
   private chain: Promise<StatusWriteResult> = Promise.resolve("written");
 
   /**
@@ -42,6 +46,7 @@ export class ObjectStatus {
     this.generation = input.generation;
     this.spec = input.spec;
     this.pending = input.pending;
+    this.recovery = input.recovery;
     this.conditions = conditions;
     // Repeats and stale generations are dropped: the operator may signal more than once.
     setHandler(specChanged, (update) => {
@@ -102,6 +107,7 @@ export class ObjectStatus {
           workflowId: this.workflowId,
           observedGeneration: this.generation,
           message: this.message,
+          ...(this.recovery && { recoveries: this.recovery.count }),
           ...extra,
         };
         const r = await activities.patchStatus({ object: this.object, status });
@@ -115,6 +121,24 @@ export class ObjectStatus {
   /** Waits for the writes in flight. */
   async settled(): Promise<void> {
     await this.chain.catch(() => undefined);
+  }
+
+  /**
+   * For a workflow started again by the operator: says so in the Progressing condition (its
+   * message is returned, for the event) and returns whether the object was lost too often to
+   * go on (the caller then ends it Failed, reason WorkflowLost).
+   */
+  recovered(): { message: string; exhausted: boolean } | undefined {
+    const r = this.recovery;
+    if (!r) return undefined;
+    const exhausted = r.count > maxRecoveries;
+    const message =
+      `the workflow was lost (${r.reason}); ` +
+      (exhausted
+        ? `${r.count} recoveries exceed the limit of ${maxRecoveries}`
+        : `started again, recovery ${r.count} of ${maxRecoveries}`);
+    if (!exhausted) this.progressing("True", r.reason, message);
+    return { message, exhausted };
   }
 
   /** The terminal condition (Succeeded or Failed) with Progressing False, written. */

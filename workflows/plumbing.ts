@@ -28,11 +28,13 @@ export const callOptions = (
 
 /**
  * An activity that waits as long as pods (or an EvalJob) run: the heartbeat tells a dead
- * worker apart, and the retry, on another worker, waits on the same thing again.
+ * worker apart, and the retry, on another worker, waits on the same thing again. The watches
+ * heartbeat every half second; 10 s without one means the worker is gone, and status (whose
+ * progress comes through the watch) resumes that soon after on another.
  */
 export const watchOptions = (
   startToCloseTimeout: ActivityOptions["startToCloseTimeout"],
-): ActivityOptions => ({ startToCloseTimeout, heartbeatTimeout: "30 seconds", retry });
+): ActivityOptions => ({ startToCloseTimeout, heartbeatTimeout: "10 seconds", retry });
 
 // cleanUp is left out: it has its own proxy below, with the timeout it needs.
 export const activities = proxyActivities<Omit<ControlActivities, "cleanUp">>(

@@ -29,7 +29,7 @@ import {
 } from "@temporalio/workflow";
 import { callOptions, cleanUp, watchOptions } from "./plumbing.ts";
 import { ignoreCancellation, ObjectStatus } from "./object-status.ts";
-import type { WorkflowState } from "./types.ts";
+import type { Condition, WorkflowState } from "./types.ts";
 import {
   progressSignal,
   type CheckpointInfo,
@@ -110,6 +110,22 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
   return new TrainingRun(input).run();
 }
 
+/** What a workflow started again by the operator takes over from the object's status. */
+function carryOfStatus(s: Record<string, unknown> | undefined): TrainingCarry | undefined {
+  if (!s) return undefined;
+  const count = (k: string) => (typeof s[k] === "number" ? (s[k] as number) : 0);
+  return {
+    attempts: count("attempts"),
+    preemptions: count("preemptions"),
+    failures: count("failures"),
+    step: s.step as number | undefined,
+    loss: s.loss as number | undefined,
+    lastCheckpoint: s.lastCheckpoint as CheckpointInfo | undefined,
+    startTime: (s.startTime as string | undefined) ?? new Date().toISOString(),
+    conditions: (s.conditions as Condition[] | undefined) ?? [],
+  };
+}
+
 /** How a watch ended: the attempt's outcome, a request to suspend, or a full history. */
 type WatchEnd = Outcome | "suspend" | "continueAsNew";
 
@@ -141,7 +157,7 @@ class TrainingRun {
   private finished = false;
 
   constructor(private readonly input: TrainingWorkflowInput) {
-    const carry = (this.carry = input.carry);
+    const carry = (this.carry = input.carry ?? carryOfStatus(input.recovery?.status));
     this.status = new ObjectStatus(
       { ...input, pending: carry?.pending },
       carry?.conditions ?? [],
@@ -210,7 +226,16 @@ class TrainingRun {
     this.writeSignalledProgress();
     const { status } = this;
     try {
-      if (!this.carry) {
+      const recovered = status.recovered();
+      if (recovered) {
+        // The lost workflow's pods go first (SIGTERM: they checkpoint); the next attempt
+        // resumes from the newest durable checkpoint.
+        await training.deleteAttempt(this.object);
+        if (recovered.exhausted)
+          return await this.finish("Failed", "WorkflowLost", recovered.message);
+        await this.event("Warning", this.input.recovery!.reason, recovered.message);
+        if ((await status.write()) === "gone") return this.stop();
+      } else if (!this.carry) {
         status.progressing(
           "True",
           this.suspended() ? "Suspended" : "WorkflowStarted",

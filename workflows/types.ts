@@ -21,7 +21,26 @@ export interface WorkflowInput {
   generation: number;
   /** The validated spec (crds/ zod output) at that generation. */
   spec: Record<string, unknown>;
+  /** Set when the operator starts the workflow again because Temporal lost or ended it. */
+  recovery?: Recovery;
 }
+
+/**
+ * Why the operator started an object's workflow again: the last one is missing from Temporal,
+ * or ended by something other than herd (terminated, timed out, failed) while the object's
+ * phase was not final. The new workflow picks up from the object's status.
+ */
+export interface Recovery {
+  /** CamelCase, for the condition and the event: WorkflowMissing, WorkflowTerminated, … */
+  reason: string;
+  /** The how-manieth recovery of this object (status.recoveries + 1). */
+  count: number;
+  /** The object's status when the loss was noticed. */
+  status: Record<string, unknown>;
+}
+
+/** Recoveries after which a workflow ends its object Failed (reason WorkflowLost). */
+export const maxRecoveries = 3;
 
 /**
  * Signal: the spec changed. Sent by the operator whenever metadata.generation is ahead of

@@ -16,6 +16,8 @@ export type TrainingStatus = {
   preemptions?: number;
   failures?: number;
   message?: string;
+  workflowId?: string;
+  recoveries?: number;
   lastCheckpoint?: { step: number; uri: string; time: string };
   conditions?: { type: string; status: string; reason: string; message: string }[];
 };

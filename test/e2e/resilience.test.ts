@@ -13,6 +13,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { Watch } from "@kubernetes/client-node";
+import { Client, Connection } from "@temporalio/client";
 import { cluster, createNamespace, testNode, unique, type Cluster } from "../cluster/harness.ts";
 import { applyCrds, createObject, waitFor } from "../api/helpers.ts";
 import type { ClusterEnv } from "../api/env.ts";
@@ -111,6 +112,30 @@ after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
+/** A llama-tiny job of `steps` steps on the test's node, checkpointing every 50 steps. */
+function steadyJob(name: string, steps: number) {
+  return {
+    apiVersion: "herd.dev/v1alpha1",
+    kind: "TrainingJob",
+    metadata: { name },
+    spec: {
+      model: { preset: "llama-tiny" },
+      tokenizer: { type: "bytes" },
+      data: { sources: [{ name: "shakespeare", uri: corpus, format: "text" }], seqLen: 64 },
+      training: {
+        steps,
+        globalBatchTokens: 256,
+        microBatch: 4,
+        optimizer: { warmupSteps: 5 },
+        seed: 7,
+      },
+      checkpoint: { uri: path.join(work, name), intervalSteps: 50, keep: 2 },
+      resources: { image: "herd/herd:dev", cpu: "1", memory: "1Gi", ...node.placement },
+      retry: { failureLimit: 3, backoffSeconds: 1 },
+    },
+  };
+}
+
 const statusOf = (name: string) => trainingJobs(env, c.core, namespace).statusOf(name);
 
 /** Waits until status.step has moved `by` steps past `from`: the job is alive end to end. */
@@ -123,7 +148,7 @@ async function progressed(name: string, from: number, by = 20): Promise<number> 
     },
     120_000,
   );
-  assert.equal(s.phase, "Running", `${name} still trains (step ${s.step} of 6000)`);
+  assert.equal(s.phase, "Running", `${name} still trains (step ${s.step})`);
   return s.step!;
 }
 
@@ -139,27 +164,7 @@ test("killing the operator, the worker and the Temporal server mid-run: the job 
     () => {},
   );
   try {
-    const job = {
-      apiVersion: "herd.dev/v1alpha1",
-      kind: "TrainingJob",
-      metadata: { name: "steady" },
-      spec: {
-        model: { preset: "llama-tiny" },
-        tokenizer: { type: "bytes" },
-        data: { sources: [{ name: "shakespeare", uri: corpus, format: "text" }], seqLen: 64 },
-        training: {
-          steps: 6000,
-          globalBatchTokens: 256,
-          microBatch: 4,
-          optimizer: { warmupSteps: 5 },
-          seed: 7,
-        },
-        checkpoint: { uri: path.join(work, "steady"), intervalSteps: 50, keep: 2 },
-        resources: { image: "herd/herd:dev", cpu: "1", memory: "1Gi", ...node.placement },
-        retry: { failureLimit: 3, backoffSeconds: 1 },
-      },
-    };
-    await createObject(env, namespace, job);
+    await createObject(env, namespace, steadyJob("steady", 6000));
     let step = await progressed("steady", 0);
 
     await kill("operator");
@@ -168,7 +173,7 @@ test("killing the operator, the worker and the Temporal server mid-run: the job 
 
     await kill("worker");
     // No worker: nothing reports, the trainer keeps training. Progress comes back once the
-    // watch's 30 s heartbeat timeout hands it to the new worker (hence 6,000 steps).
+    // watch's 10 s heartbeat timeout hands it to the new worker (hence 6,000 steps).
     await sleep(3000);
     startWorker();
     step = await progressed("steady", step);
@@ -213,4 +218,36 @@ test("killing the operator, the worker and the Temporal server mid-run: the job 
   } finally {
     watch.abort();
   }
+});
+
+test("a workflow terminated outside herd mid-run: the operator starts it again; the job resumes and Succeeds", async () => {
+  await createObject(env, namespace, steadyJob("orphan", 3000));
+  await progressed("orphan", 0, 100); // a checkpoint (every 50 steps) is durable by now
+  const { workflowId } = await statusOf("orphan");
+  const connection = await Connection.connect({ address: temporalAddress });
+  try {
+    await new Client({ connection }).workflow
+      .getHandle(workflowId!)
+      .terminate("terminated by hand (test)");
+  } finally {
+    await connection.close();
+  }
+  const s = await waitFor(
+    "orphan: Succeeded",
+    async () => {
+      const s = await statusOf("orphan");
+      return s.phase === "Succeeded" || s.phase === "Failed" ? s : undefined;
+    },
+    300_000,
+  );
+  assert.equal(s.phase, "Succeeded", s.message);
+  assert.equal(s.step, 3000);
+  assert.equal(s.recoveries, 1);
+  // The lost workflow's attempt, then the one the new workflow started after deleting its pod.
+  assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 0, 0]);
+  const events = await trainingJobs(env, c.core, namespace).eventsOf("orphan");
+  assert.ok(
+    events.some((e) => e.reason === "WorkflowTerminated" && e.type === "Warning"),
+    events.map((e) => e.reason).join(", "),
+  );
 });

@@ -63,7 +63,7 @@ export class FakeKube implements KubeAccess {
 interface FakeWorkflow {
   type: string;
   input: WorkflowInput;
-  state: "running" | "closed";
+  state: WorkflowState;
   signals: SpecChanged[];
   cancelRequests: number;
 }
@@ -75,9 +75,10 @@ export class FakeTemporal implements WorkflowAccess {
   cleanupSteps = 2;
   private cleanupLeft = new Map<string, number>();
 
-  async start(type: string, id: string, input: WorkflowInput) {
+  async start(type: string, id: string, input: WorkflowInput, replaceClosed = false) {
     this.startCalls++;
-    if (this.workflows.has(id)) return "exists" as const;
+    const old = this.workflows.get(id);
+    if (old && (old.state === "running" || !replaceClosed)) return "exists" as const;
     this.workflows.set(id, { type, input, state: "running", signals: [], cancelRequests: 0 });
     return "started" as const;
   }
@@ -96,7 +97,7 @@ export class FakeTemporal implements WorkflowAccess {
     if (!w) return "missing";
     const left = this.cleanupLeft.get(id);
     if (left !== undefined && w.state === "running") {
-      if (left <= 0) w.state = "closed";
+      if (left <= 0) w.state = "canceled";
       else this.cleanupLeft.set(id, left - 1);
     }
     return w.state;

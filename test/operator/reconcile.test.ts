@@ -110,7 +110,7 @@ test("deletion cancels the workflow, waits for its clean-up, then removes the fi
     assert.ok(kube.get(key("TrainingJob", "d")), "finalizer kept while the workflow runs");
     result = await reconciler.reconcile(key("TrainingJob", "d"));
   }
-  assert.equal(wf.state, "closed");
+  assert.equal(wf.state, "canceled");
   assert.equal(wf.cancelRequests, 1, "cancelled once");
   assert.equal(kube.get(key("TrainingJob", "d")), undefined, "object gone");
 });
@@ -162,4 +162,83 @@ test("known workflows skip the start call until pruned", async () => {
   await reconciler.reconcile(key("TrainingJob", "p"));
   assert.equal(temporal.startCalls, 2, "after pruning it asks Temporal again");
   assert.equal(temporal.workflows.size, 1);
+});
+
+test("a workflow Temporal lost or that was ended outside herd is started again, with the status", async () => {
+  const { kube, temporal } = setup();
+  const reconciler = new Reconciler(kube, temporal, log, undefined, 0, 0);
+  const id = workflowIdOf({ kind: "TrainingJob", namespace: "ns", name: "t", uid: "uid-t" });
+  const obj = stored(trainingJobObject("t"), "uid-t");
+  kube.put(obj);
+  await reconciler.reconcile(key("TrainingJob", "t"));
+  const running = { phase: "Running", workflowId: id, attempts: 2, step: 40 };
+  kube.put({ ...kube.get(key("TrainingJob", "t"))!, status: running });
+
+  // Running: nothing to do but come back later.
+  assert.deepEqual(await reconciler.reconcile(key("TrainingJob", "t")), { requeueAfterMs: 0 });
+  assert.equal(temporal.startCalls, 1);
+
+  // Terminated by hand: a new run of the same id, told why, from the status.
+  temporal.workflows.get(id)!.state = "terminated";
+  await reconciler.reconcile(key("TrainingJob", "t"));
+  const again = temporal.workflows.get(id)!;
+  assert.equal(again.state, "running");
+  assert.deepEqual(again.input.recovery, {
+    reason: "WorkflowTerminated",
+    count: 1,
+    status: running,
+  });
+  assert.deepEqual(
+    kube.events.filter((e) => e.type === "Warning").map((e) => e.reason),
+    ["WorkflowTerminated"],
+  );
+
+  // Missing from Temporal altogether: the count goes on from status.recoveries.
+  kube.put({ ...kube.get(key("TrainingJob", "t"))!, status: { ...running, recoveries: 1 } });
+  temporal.workflows.delete(id);
+  await reconciler.reconcile(key("TrainingJob", "t"));
+  assert.equal(temporal.workflows.get(id)!.input.recovery?.reason, "WorkflowMissing");
+  assert.equal(temporal.workflows.get(id)!.input.recovery?.count, 2);
+
+  // Completed (its final status may still be on its way) or final phase: left alone.
+  temporal.workflows.get(id)!.state = "completed";
+  await reconciler.reconcile(key("TrainingJob", "t"));
+  assert.equal(temporal.workflows.get(id)!.state, "completed");
+  kube.put({ ...kube.get(key("TrainingJob", "t"))!, status: { ...running, phase: "Failed" } });
+  temporal.workflows.get(id)!.state = "terminated";
+  assert.deepEqual(await reconciler.reconcile(key("TrainingJob", "t")), {});
+  assert.equal(temporal.workflows.get(id)!.state, "terminated");
+});
+
+test("the check against Temporal runs at most every verifyEveryMs per object", async () => {
+  const { kube, temporal } = setup();
+  const reconciler = new Reconciler(kube, temporal, log, undefined, 0, 60_000);
+  const id = workflowIdOf({ kind: "TrainingJob", namespace: "ns", name: "v", uid: "uid-v" });
+  kube.put(stored(trainingJobObject("v"), "uid-v"));
+  await reconciler.reconcile(key("TrainingJob", "v"));
+  kube.put({ ...kube.get(key("TrainingJob", "v"))!, status: { phase: "Running", workflowId: id } });
+  await reconciler.reconcile(key("TrainingJob", "v")); // checks: running
+  temporal.workflows.get(id)!.state = "terminated";
+  await reconciler.reconcile(key("TrainingJob", "v")); // within the minute: no check
+  assert.equal(temporal.workflows.get(id)!.state, "terminated");
+});
+
+test("a generation the status has not reported is signalled again after resignalAfterMs", async () => {
+  const { kube, temporal } = setup();
+  const reconciler = new Reconciler(kube, temporal, log, undefined, 0, 60_000, 0);
+  const obj = kube.put(stored(evalSweepObject("g"), "uid-g"));
+  await reconciler.reconcile(key("EvalSweep", "g"));
+  const current = kube.get(key("EvalSweep", "g"))!;
+  current.metadata.generation = 2;
+  current.status = { observedGeneration: 1 };
+  kube.put(current);
+  await reconciler.reconcile(key("EvalSweep", "g"));
+  await reconciler.reconcile(key("EvalSweep", "g")); // lost? say it again
+  const wf = temporal.workflows.get(
+    workflowIdOf({ kind: "EvalSweep", namespace: "ns", name: "g", uid: obj.metadata.uid }),
+  )!;
+  assert.deepEqual(
+    wf.signals.map((s) => s.generation),
+    [2, 2],
+  );
 });
