@@ -57,3 +57,15 @@ test("/metrics, and /healthz and /readyz that follow the worker's state", async 
     server.close();
   }
 });
+
+test("a watch's progress report is not an outcome (and /metrics still renders)", async () => {
+  const m = workerMetrics();
+  const a = instrument(
+    { watchAttempt: async () => ({ kind: "progress", progress: { step: 7 } }) },
+    m,
+  );
+  assert.deepEqual(await a.watchAttempt(), { kind: "progress", progress: { step: 7 } });
+  const text = m.registry.render();
+  assert.ok(text.includes('herd_worker_activities_total{activity="watchAttempt",result="ok"} 1'));
+  assert.doesNotMatch(text, /herd_worker_attempt_outcomes_total\{/);
+});
