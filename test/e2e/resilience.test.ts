@@ -17,12 +17,10 @@ import { Client, Connection } from "@temporalio/client";
 import { cluster, createNamespace, testNode, unique, type Cluster } from "../cluster/harness.ts";
 import { applyCrds, createObject, waitFor } from "../api/helpers.ts";
 import type { ClusterEnv } from "../api/env.ts";
-import { trainingJobs } from "./jobs.ts";
+import { tinyTrainingJob, trainingJobs } from "./jobs.ts";
 import { freePort } from "../cluster/ports.ts";
-import { shakespeare } from "../data/files.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const corpus = shakespeare;
 const herd = path.join(root, "bin/herd.mjs");
 
 let c: Cluster;
@@ -113,28 +111,13 @@ after(async () => {
 });
 
 /** A llama-tiny job of `steps` steps on the test's node, checkpointing every 50 steps. */
-function steadyJob(name: string, steps: number) {
-  return {
-    apiVersion: "herd.dev/v1alpha1",
-    kind: "TrainingJob",
-    metadata: { name },
-    spec: {
-      model: { preset: "llama-tiny" },
-      tokenizer: { type: "bytes" },
-      data: { sources: [{ name: "shakespeare", uri: corpus, format: "text" }], seqLen: 64 },
-      training: {
-        steps,
-        globalBatchTokens: 256,
-        microBatch: 4,
-        optimizer: { warmupSteps: 5 },
-        seed: 7,
-      },
-      checkpoint: { uri: path.join(work, name), intervalSteps: 50, keep: 2 },
-      resources: { image: "herd/herd:dev", cpu: "1", memory: "1Gi", ...node.placement },
-      retry: { failureLimit: 3, backoffSeconds: 1 },
-    },
-  };
-}
+const steadyJob = (name: string, steps: number) =>
+  tinyTrainingJob(name, {
+    steps,
+    checkpoint: { uri: path.join(work, name), intervalSteps: 50, keep: 2 },
+    resources: { image: "herd/herd:dev", cpu: "1", memory: "1Gi", ...node.placement },
+    retry: { failureLimit: 3, backoffSeconds: 1 },
+  });
 
 const statusOf = (name: string) => trainingJobs(env, c.core, namespace).statusOf(name);
 
