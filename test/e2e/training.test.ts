@@ -464,7 +464,9 @@ describe("training end to end", () => {
           })),
         ],
       };
-      await createObject(h.env, h.namespace, tinyJob("lost", { steps: 400, placement }));
+      // Unlike preemption and eviction, a lost node takes seconds to act on (the node monitor's
+      // period, then the toleration): 2,000 steps keep the first attempt running that long.
+      await createObject(h.env, h.namespace, tinyJob("lost", { steps: 2000, placement }));
       await until("lost", "step ≥ 20", (s) => (s.step ?? 0) >= 20);
       const [first] = await podsOf("lost");
       lost = first?.spec?.nodeName;
@@ -478,7 +480,7 @@ describe("training end to end", () => {
       );
       assert.equal(s.phase, "Succeeded", s.message);
       assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 1, 0]);
-      assert.equal(s.step, 400);
+      assert.equal(s.step, 2000);
       const pods = await podsOf("lost");
       assert.deepEqual(
         pods.map((p) => [p.metadata?.labels?.["herd.dev/attempt"], p.spec?.nodeName]),
