@@ -3,7 +3,6 @@
 // back-off after any other error), finalizer patches with optimistic concurrency, and Events.
 import os from "node:os";
 import {
-  ApiException,
   CoreV1Api,
   CustomObjectsApi,
   PatchStrategy,
@@ -19,6 +18,7 @@ import type { Logger } from "pino";
 import { group, version } from "../crds/common.ts";
 import { kinds, kindInfo, type KindName } from "../crds/kinds.ts";
 import type { OperatorMetrics } from "./metrics.ts";
+import { isConflict, isNotFound } from "../workers/kube-errors.ts";
 import { finalizer, type HerdObject, type KubeAccess, type ObjectKey } from "./reconcile.ts";
 
 type HerdInformer = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
@@ -193,8 +193,8 @@ export class KubeObjects implements KubeAccess {
         );
         return;
       } catch (err) {
-        if (err instanceof ApiException && err.code === 404) return; // already gone
-        if (!(err instanceof ApiException && err.code === 409)) throw err;
+        if (isNotFound(err)) return; // already gone
+        if (!isConflict(err)) throw err;
         if (attempt >= 5)
           throw new Conflict(`${obj.kind} ${obj.metadata.name} keeps changing; will retry`);
       }
@@ -209,7 +209,7 @@ export class KubeObjects implements KubeAccess {
     try {
       return (await this.custom.getNamespacedCustomObject(this.target(obj))) as HerdObject;
     } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }

@@ -7,9 +7,11 @@
 //   preempted        → a new attempt at once (the evaluation starts over)
 //   failed           → a new attempt after back-off, up to failureLimit
 //   stuck            → condition and event; keep waiting
+// An evaluator pod the API server refuses fails the job with its message; one a quota refuses
+// waits (condition Stuck) and is tried again.
 // Status is written through the status activity only by this workflow.
 import { CancellationScope, isCancellation, proxyActivities, sleep } from "@temporalio/workflow";
-import { callOptions, cleanUp, watchOptions } from "./plumbing.ts";
+import { callOptions, cleanUp, refusalWaitSeconds, rejectionOf, watchOptions } from "./plumbing.ts";
 import { ObjectStatus } from "./object-status.ts";
 import type { WorkflowInput, WorkflowState } from "./types.ts";
 import type { Outcome, TrainingActivities } from "./training-types.ts";
@@ -91,15 +93,31 @@ export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowSta
       return await finish("Failed", "CheckpointNotFound", resolution.error);
     checkpoint = resolution.checkpoint;
 
+    let refusals = 0;
     for (;;) {
       status.applyPending();
+      try {
+        await evaluation.createEvaluator({
+          object,
+          spec: status.spec,
+          attempt: attempts + 1,
+          checkpoint,
+        });
+      } catch (err) {
+        const refused = rejectionOf(err);
+        if (!refused) throw err;
+        await evaluation.deleteEvaluators(object);
+        if (!refused.waits) return await finish("Failed", refused.reason, refused.message);
+        const wait = refusalWaitSeconds(++refusals);
+        if (status.stuck(refused.reason, `${refused.message}; trying again in ${wait} s`))
+          await event("Warning", refused.reason, refused.message);
+        await status.write();
+        await sleep(wait * 1000);
+        continue;
+      }
       attempts++;
-      await evaluation.createEvaluator({
-        object,
-        spec: status.spec,
-        attempt: attempts,
-        checkpoint,
-      });
+      refusals = 0;
+      status.unstuck(`attempt ${attempts}: evaluator pod created`);
       phase = "Running";
       status.progressing(
         "True",

@@ -20,7 +20,7 @@ import {
   setHandler,
   workflowInfo,
 } from "@temporalio/workflow";
-import { callOptions, cleanUp, watchOptions } from "./plumbing.ts";
+import { callOptions, cleanUp, rejectionOf, watchOptions } from "./plumbing.ts";
 import { ObjectStatus } from "./object-status.ts";
 import type { WorkflowState } from "./types.ts";
 import {
@@ -159,7 +159,16 @@ export async function evalSweepRunWorkflow(input: SweepRunInput): Promise<SweepR
   const entries: SweepHistoryEntry[] = [];
   const failures: string[] = [];
   for (const step of await sweep.pendingSteps({ sweep: object, spec })) {
-    const name = await sweep.ensureEvalJob({ sweep: object, spec, step });
+    let name: string;
+    try {
+      name = await sweep.ensureEvalJob({ sweep: object, spec, step });
+    } catch (err) {
+      // Refused (a webhook, validation of the template): a failure of this run, reported.
+      const refused = rejectionOf(err);
+      if (!refused) throw err;
+      failures.push(`step ${step}: ${refused.message}`);
+      continue;
+    }
     const r = await waiter.awaitEvalJob({ namespace: object.namespace, name });
     if ("entry" in r) entries.push(r.entry);
     else failures.push(r.failed);

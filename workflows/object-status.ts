@@ -87,6 +87,24 @@ export class ObjectStatus {
     });
   }
 
+  /**
+   * Condition Stuck for a create refused for a while (a quota); true when it was not already
+   * stuck for this reason (the caller then records an event).
+   */
+  stuck(reason: string, message: string): boolean {
+    const was = this.conditions.some(
+      (c) => c.type === "Stuck" && c.status === "True" && c.reason === reason,
+    );
+    this.setCondition("Stuck", "True", reason, message);
+    return !was;
+  }
+
+  /** Clears condition Stuck once what was refused is created. */
+  unstuck(message: string) {
+    if (this.conditions.some((c) => c.type === "Stuck" && c.status === "True"))
+      this.setCondition("Stuck", "False", "Created", message);
+  }
+
   /** The Progressing condition, whose message is also status.message. */
   progressing(status: "True" | "False", reason: string, text: string) {
     this.message = text;

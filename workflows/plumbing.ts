@@ -2,16 +2,20 @@
 // signal and state query, the control activities (status writes, clean-up), and condition
 // and spec-diff helpers.
 import {
+  ActivityFailure,
+  ApplicationFailure,
   defineQuery,
   defineSignal,
   proxyActivities,
   type ActivityOptions,
 } from "@temporalio/workflow";
 import {
+  apiRejectedType,
   specChangedSignal,
   stateQuery,
   type Condition,
   type ControlActivities,
+  type Rejection,
   type SpecChanged,
   type WorkflowState,
 } from "./types.ts";
@@ -66,4 +70,18 @@ export function changedFields(
 ): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
   return [...keys].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
+}
+
+/**
+ * Seconds to wait before creating again after the n-th refusal in a row that can pass (a
+ * quota): 10 s, doubling, at most 5 min; a day of waiting costs under 300 tries of history.
+ */
+export const refusalWaitSeconds = (n: number) => Math.min(300, 10 * 2 ** Math.max(n - 1, 0));
+
+/** The API server's refusal that failed an activity (workers/kube-errors.ts), if it was one. */
+export function rejectionOf(err: unknown): Rejection | undefined {
+  if (!(err instanceof ActivityFailure)) return undefined;
+  const cause = err.cause;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== apiRejectedType) return undefined;
+  return cause.details?.[0] as Rejection | undefined;
 }

@@ -27,9 +27,9 @@ import {
   sleep,
   workflowInfo,
 } from "@temporalio/workflow";
-import { callOptions, cleanUp, watchOptions } from "./plumbing.ts";
+import { callOptions, cleanUp, refusalWaitSeconds, rejectionOf, watchOptions } from "./plumbing.ts";
 import { ignoreCancellation, ObjectStatus } from "./object-status.ts";
-import type { Condition, WorkflowState } from "./types.ts";
+import type { Condition, Rejection, WorkflowState } from "./types.ts";
 import {
   progressSignal,
   type CheckpointInfo,
@@ -145,6 +145,8 @@ class TrainingRun {
   private told: RankProgress | undefined;
   /** Progress reports of the current attempt so far. */
   private reports = 0;
+  /** Refusals in a row of the next attempt's pods that can pass (a quota). */
+  private refusals = 0;
   private step: number | undefined;
   private loss: number | undefined;
   private learningRate: number | undefined;
@@ -262,7 +264,9 @@ class TrainingRun {
         } else {
           if (this.attemptsThisRun >= attemptsPerRun || historyFull())
             return await this.continueAsNew(false);
-          await this.startAttempt();
+          const started = await this.startAttempt();
+          if (started === "waiting") continue;
+          if (started !== "started") return started;
         }
         const end = await this.watchUntilEnd();
         if (end === "continueAsNew") return await this.continueAsNew(true);
@@ -345,25 +349,52 @@ class TrainingRun {
     }
   }
 
-  /** Creates the next attempt's pods, resuming from the newest durable checkpoint. */
-  private async startAttempt() {
-    this.attempts++;
-    this.attemptsThisRun++;
-    this.current = this.attempts;
-    this.told = undefined;
-    this.reports = 0;
+  /**
+   * Creates the next attempt's pods, resuming from the newest durable checkpoint. When the API
+   * server refuses them, the job ends Failed with its message, or, for a refusal that can pass
+   * (a quota), waits and says "waiting": the main loop then tries again.
+   */
+  private async startAttempt(): Promise<"started" | "waiting" | WorkflowState> {
+    const attempt = this.attempts + 1;
     const { spec } = this.status;
     this.lastCheckpoint = (await training.latestCheckpoint(spec)) ?? this.lastCheckpoint;
-    const pods = await training.createAttempt({ object: this.object, spec, attempt: this.current });
+    let pods: string[];
+    try {
+      pods = await training.createAttempt({ object: this.object, spec, attempt });
+    } catch (err) {
+      const refused = rejectionOf(err);
+      if (!refused) throw err;
+      return this.refused(refused);
+    }
+    this.attempts = this.current = attempt;
+    this.attemptsThisRun++;
+    this.told = undefined;
+    this.reports = 0;
+    this.refusals = 0;
     this.ranks = pods.length;
     this.phase = "Running";
+    this.status.unstuck(`attempt ${attempt}: pods created`);
     this.status.progressing(
       "True",
       "AttemptStarted",
-      `attempt ${this.current}: ${pods.length} pod(s)` +
+      `attempt ${attempt}: ${pods.length} pod(s)` +
         (this.lastCheckpoint ? `, resuming from step ${this.lastCheckpoint.step}` : ""),
     );
     await this.status.write();
+    return "started";
+  }
+
+  /** Pods the API server refused: what was created goes; then fail, or wait (a quota). */
+  private async refused(r: Rejection): Promise<"waiting" | WorkflowState> {
+    const { status } = this;
+    await training.deleteAttempt(this.object);
+    if (!r.waits) return this.finish("Failed", r.reason, r.message);
+    const wait = refusalWaitSeconds(++this.refusals);
+    if (status.stuck(r.reason, `${r.message}; trying again in ${wait} s`))
+      await this.event("Warning", r.reason, r.message);
+    await status.write();
+    await condition(() => status.pending !== undefined, wait * 1000);
+    return "waiting";
   }
 
   /**

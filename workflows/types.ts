@@ -100,3 +100,20 @@ export const workflowTypeOf: Record<HerdKind, string> = {
   EvalJob: "evalJobWorkflow",
   EvalSweep: "evalSweepWorkflow",
 };
+
+/**
+ * The failure type of an activity whose create the API server refused in a way no retry
+ * mends (workers/kube-errors.ts): the workflow reports it instead of retrying.
+ */
+export const apiRejectedType = "ApiRejected";
+export interface Rejection {
+  /**
+   * CamelCase: QuotaExceeded, QuotaNotCounted, Forbidden (waited on); PodSecurityViolation,
+   * AdmissionWebhookDenied, Invalid, BadRequest, Refused, NameTaken (the end).
+   */
+  reason: string;
+  /** What was refused and the API server's own message. */
+  message: string;
+  /** True when the refusal can pass on its own (a quota): wait and try again. */
+  waits: boolean;
+}

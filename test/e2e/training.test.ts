@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { SchedulingV1Api } from "@kubernetes/client-node";
+import { PatchStrategy, SchedulingV1Api, setHeaderOptions } from "@kubernetes/client-node";
 import { cluster, shellPod, testNode, unique, type Cluster } from "../cluster/harness.ts";
 import {
   createObject,
@@ -436,6 +436,71 @@ describe("training end to end", () => {
     assert.equal(state.model.vocabSize, 32000);
     assert.match(state.dataSource, /^herd-mixture-state 1\n/);
     for (const o of await s3.list(prefix)) await s3.delete(o.key);
+  });
+
+  test("pods Pod Security refuses → Failed at once with the API server's message, no attempt", async () => {
+    // The restricted level forbids the hostPath volume of a local checkpoint folder.
+    const enforce = "pod-security.kubernetes.io/enforce";
+    const label = (value: string | null) =>
+      c.core.patchNamespace(
+        { name: h.namespace, body: { metadata: { labels: { [enforce]: value } } } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    await label("restricted");
+    try {
+      await createObject(h.env, h.namespace, tinyJob("refused"));
+      const s = await until("refused", "ended", ended, 60_000);
+      assert.equal(s.phase, "Failed", s.message);
+      assert.equal(s.attempts, 0);
+      const failed = s.conditions?.find((x) => x.type === "Failed");
+      assert.equal(failed?.reason, "PodSecurityViolation");
+      assert.match(failed?.message ?? "", /violates PodSecurity "restricted:latest".*hostPath/);
+      // The event follows the status write.
+      await waitFor("the PodSecurityViolation event", async () =>
+        (await eventsOf("refused")).some(
+          (e) => e.reason === "PodSecurityViolation" && /hostPath/.test(e.message ?? ""),
+        )
+          ? true
+          : undefined,
+      );
+      assert.deepEqual(await podsOf("refused"), []);
+    } finally {
+      await label(null);
+    }
+  });
+
+  test("pods a ResourceQuota refuses → Pending and Stuck (QuotaExceeded); once it frees → Succeeded", async () => {
+    const quota = unique("no-pods");
+    await c.core.createNamespacedResourceQuota({
+      namespace: h.namespace,
+      body: { metadata: { name: quota }, spec: { hard: { pods: "0" } } },
+    });
+    try {
+      // Until the controller has counted the quota's usage, it refuses as "status unknown".
+      await waitFor("the quota counted", async () => {
+        const q = await c.core.readNamespacedResourceQuota({ name: quota, namespace: h.namespace });
+        return q.status?.hard?.pods ? true : undefined;
+      });
+      await createObject(h.env, h.namespace, tinyJob("quota"));
+      const stuck = await until("quota", "Stuck", (s) =>
+        Boolean(s.conditions?.some((x) => x.type === "Stuck" && x.status === "True")),
+      );
+      assert.equal(stuck.phase, "Pending");
+      assert.equal(stuck.attempts, 0);
+      const condition = stuck.conditions!.find((x) => x.type === "Stuck")!;
+      assert.equal(condition.reason, "QuotaExceeded");
+      assert.match(condition.message, new RegExp(`exceeded quota: ${quota}.*trying again in 10 s`));
+      await waitFor("the QuotaExceeded event", async () =>
+        (await eventsOf("quota")).some((e) => e.reason === "QuotaExceeded") ? true : undefined,
+      );
+    } finally {
+      await c.core.deleteNamespacedResourceQuota({ name: quota, namespace: h.namespace });
+    }
+    const s = await until("quota", "ended", ended);
+    assert.equal(s.phase, "Succeeded", s.message);
+    assert.deepEqual([s.attempts, s.failures], [1, 0]);
+    const cleared = s.conditions?.find((x) => x.type === "Stuck");
+    assert.deepEqual([cleared?.status, cleared?.reason], ["False", "Created"]);
   });
 
   test("node NotReady → its pod is evicted and replaced on another node, resuming", async () => {

@@ -33,7 +33,8 @@ import {
   scratch,
   type TrainingActivityOptions,
 } from "./training.ts";
-import { createOwnedPod, evaluatorPodName, isNotFound } from "./names.ts";
+import { createOwnedPod, evaluatorPodName } from "./names.ts";
+import { isNotFound } from "../kube-errors.ts";
 
 /** What evaluator pods share with trainer pods: object storage, the image, the ServiceAccount. */
 export type EvalActivityOptions = Pick<

@@ -6,8 +6,9 @@
 // and its dots become dashes; the hash keeps apart two objects whose names share the prefix,
 // and an object deleted and created again under the same name.
 import { createHash } from "node:crypto";
-import { ApiException, type CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Api, V1Pod } from "@kubernetes/client-node";
 import type { ObjectRef } from "../../workflows/types.ts";
+import { isConflict, refusedOnce, rejectionFailure } from "../kube-errors.ts";
 
 const maxLabel = 63;
 
@@ -35,9 +36,6 @@ export const evaluatorPodName = (o: ObjectRef, attempt: number) => label(o, `eva
 export const workersServiceName = (o: ObjectRef) =>
   label(o, "workers", /^[a-z]/.test(o.name) ? "" : "job-");
 
-export const isConflict = (err: unknown) => err instanceof ApiException && err.code === 409;
-export const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
-
 interface Owned {
   metadata?: { ownerReferences?: { uid: string }[] };
 }
@@ -45,7 +43,9 @@ interface Owned {
 /**
  * Creates an object that `owner` owns. One that already exists is taken as this call's own
  * earlier try only if `owner` owns it; another's is an error naming both (a 409 used to be
- * taken as success whoever's object it was).
+ * taken as success whoever's object it was). That, and a refusal by the API server (Pod
+ * Security, a webhook, a quota, validation), fail the activity without retries
+ * (kube-errors.ts), for the workflow to report.
  */
 export async function createOwned<T extends Owned>(
   what: string,
@@ -54,14 +54,16 @@ export async function createOwned<T extends Owned>(
   read: () => Promise<T>,
 ): Promise<void> {
   try {
-    await create();
+    await refusedOnce(what, create);
   } catch (err) {
     if (!isConflict(err)) throw err;
     const existing = await read();
     if (!existing.metadata?.ownerReferences?.some((r) => r.uid === owner.uid))
-      throw new Error(
-        `${what} already exists and does not belong to ${owner.kind} ${owner.namespace}/${owner.name} (uid ${owner.uid}); delete it or rename the ${owner.kind}`,
-      );
+      throw rejectionFailure({
+        reason: "NameTaken",
+        message: `${what} already exists and does not belong to ${owner.kind} ${owner.namespace}/${owner.name} (uid ${owner.uid}); delete it or rename the ${owner.kind}`,
+        waits: false,
+      });
   }
 }
 

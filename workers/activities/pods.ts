@@ -11,7 +11,7 @@ import {
   type V1Pod,
 } from "@kubernetes/client-node";
 import { trainerExit, type Outcome } from "../../workflows/training-types.ts";
-import { isNotFound } from "./names.ts";
+import { isNotFound } from "../kube-errors.ts";
 
 const isReady = (n: V1Node) =>
   n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;

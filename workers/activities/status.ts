@@ -9,6 +9,7 @@ import {
   type KubeConfig,
 } from "@kubernetes/client-node";
 import { group, version } from "../../crds/common.ts";
+import { apiMessage } from "../kube-errors.ts";
 import { kindInfo } from "../../crds/kinds.ts";
 import type { StatusPatch, StatusWriteResult } from "../../workflows/types.ts";
 
@@ -16,8 +17,7 @@ import type { StatusPatch, StatusWriteResult } from "../../workflows/types.ts";
 export function isGone(err: unknown): boolean {
   if (!(err instanceof ApiException)) return false;
   if (err.code === 404) return true;
-  const body = typeof err.body === "string" ? err.body : JSON.stringify(err.body ?? "");
-  return (err.code === 409 || err.code === 422) && /uid/i.test(body);
+  return (err.code === 409 || err.code === 422) && /uid/i.test(apiMessage(err));
 }
 
 export function statusActivities(kc: KubeConfig) {

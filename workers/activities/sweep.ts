@@ -30,7 +30,8 @@ import { durableCheckpoints, hasResults } from "../eval/checkpoints.ts";
 import { readTrainingJob } from "./eval.ts";
 import type { ObjectStorage } from "./training.ts";
 import { temporalConnectionOptions } from "../temporal-tls.ts";
-import { createOwned, isNotFound } from "./names.ts";
+import { createOwned } from "./names.ts";
+import { isNotFound } from "../kube-errors.ts";
 
 /** The spec's overlap policy in Temporal's words. */
 const overlapOf: Record<EvalSweepSpec["overlapPolicy"], ScheduleOverlapPolicy> = {

@@ -26,13 +26,8 @@ import {
   type WatchReport,
 } from "../../workflows/training-types.ts";
 import { isNewer, progressOfLog } from "./progress.ts";
-import {
-  createOwned,
-  createOwnedPod,
-  isNotFound,
-  trainerPodName,
-  workersServiceName,
-} from "./names.ts";
+import { createOwned, createOwnedPod, trainerPodName, workersServiceName } from "./names.ts";
+import { isNotFound } from "../kube-errors.ts";
 
 export interface TrainingActivityOptions {
   /** Object storage the pods and this worker reach (s3:// checkpoint and data URIs). */
