@@ -6,11 +6,12 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { group, version } from "../crds/common.ts";
 import { ManifestError, readTrainingJob } from "../crds/manifest.ts";
-import type { TrainingJob } from "../crds/trainingjob.ts";
+import type { TrainingJob, TrainingJobStatus } from "../crds/trainingjob.ts";
 import { checkpointFolder, StorageError } from "../workers/checkpoint-folder.ts";
 import { s3ConfigFromEnv } from "../workers/trainer/checkpoint-store.ts";
 import { gatherReport, ReportError, type CheckpointFiles } from "../workers/report/gather.ts";
 import { renderReport } from "../workers/report/render.ts";
+import type { GoodputData } from "../workers/report/goodput.ts";
 
 const usage = `usage: herd report <TrainingJob name> [-n namespace] [-o out.html]
        herd report -f <TrainingJob manifest> [-o out.html]
@@ -18,13 +19,16 @@ const usage = `usage: herd report <TrainingJob name> [-n namespace] [-o out.html
 Writes <name>-report.html unless -o is given. By name, the job is read from the cluster
 that KUBECONFIG (or ~/.kube/config) names.`;
 
-// The TrainingJob's spec.checkpoint.uri, read from the cluster.
-async function checkpointUriFromCluster(name: string, namespace?: string): Promise<string> {
+// The TrainingJob's spec.checkpoint.uri, and its attempts and goodput, read from the cluster.
+async function trainingJobFromCluster(
+  name: string,
+  namespace?: string,
+): Promise<{ uri: string; goodput?: GoodputData }> {
   const { ApiException, CustomObjectsApi, KubeConfig } = await import("@kubernetes/client-node");
   const kc = new KubeConfig();
   kc.loadFromDefault();
   const ns = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
-  let job: { spec?: { checkpoint?: { uri?: unknown } } };
+  let job: { spec?: { checkpoint?: { uri?: unknown } }; status?: TrainingJobStatus };
   try {
     job = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
       group,
@@ -43,7 +47,14 @@ async function checkpointUriFromCluster(name: string, namespace?: string): Promi
   const uri = job.spec?.checkpoint?.uri;
   if (typeof uri !== "string")
     throw new ReportError(`TrainingJob ${ns}/${name} has no spec.checkpoint.uri`);
-  return uri;
+  const s = job.status;
+  return {
+    uri,
+    ...(s?.goodput &&
+      s.startTime && {
+        goodput: { startTime: s.startTime, goodput: s.goodput, attempts: s.attemptHistory ?? [] },
+      }),
+  };
 }
 
 function readManifest(file: string): TrainingJob {
@@ -89,6 +100,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     let name: string;
     let files: CheckpointFiles;
+    let goodput: GoodputData | undefined;
     // s3:// folders are read with this process's endpoint and keys (`herd dev env`).
     const s3 = s3ConfigFromEnv();
     if (values.checkpoints) {
@@ -101,9 +113,11 @@ export async function run(argv: string[]): Promise<number> {
       files = checkpointFolder(job.spec.checkpoint.uri, { base, s3 });
     } else {
       name = positionals[0]!;
-      files = checkpointFolder(await checkpointUriFromCluster(name, values.namespace), { s3 });
+      const job = await trainingJobFromCluster(name, values.namespace);
+      files = checkpointFolder(job.uri, { s3 });
+      goodput = job.goodput;
     }
-    const data = await gatherReport(name, files);
+    const data = { ...(await gatherReport(name, files)), ...(goodput && { goodput }) };
     const out = path.resolve(values.out ?? `${name}-report.html`);
     const tmp = `${out}.tmp-${process.pid}`;
     writeFileSync(tmp, renderReport(data));

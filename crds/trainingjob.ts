@@ -327,6 +327,46 @@ export const trainingJobSpec = validated(trainingJobSpecFields, [
 
 export const trainingJobPhase = z.enum(["Pending", "Running", "Suspended", "Succeeded", "Failed"]);
 
+const seconds = (what: string) => z.number().min(0).describe(what);
+const time = (what: string) => z.string().max(64).describe(`${what} (RFC 3339).`);
+
+/** One ended attempt (workflows/goodput.ts AttemptRecord). */
+const attemptRecord = z
+  .object({
+    attempt: z.int().min(1).describe("The attempt's number."),
+    start: time("When its pods were created"),
+    end: time("When it ended"),
+    outcome: z
+      .string()
+      .max(32)
+      .describe("succeeded, preempted, failed, userError, oomKilled, stuck or suspended."),
+    reason: z.string().max(128).describe("Why, as in the condition and the event."),
+    fromStep: z.int().min(0).describe("The step it resumed from (0: the job's start)."),
+    toStep: z.int().min(0).describe("The last step it made."),
+    stepsLost: z
+      .int()
+      .min(0)
+      .describe("Steps it made after its last durable checkpoint: trained again."),
+    resumeSeconds: seconds(
+      "From the end of the attempt before (the job's start, for the first) to its first step.",
+    ).optional(),
+    checkpointSeconds: seconds(
+      "From the stop request (SIGTERM) to the checkpoint it then wrote being durable.",
+    ).optional(),
+    productiveSeconds: seconds("Time spent on the steps that were kept."),
+  })
+  .describe("An ended attempt.");
+
+const goodput = z
+  .object({
+    ratio: z.number().min(0).max(1).describe("productiveSeconds / wallSeconds."),
+    productiveSeconds: seconds("Time spent on training steps that were kept, all attempts."),
+    wallSeconds: seconds("From startTime to now (or the job's end), less suspendedSeconds."),
+    suspendedSeconds: seconds("Time the job was suspended on purpose."),
+    stepsLost: z.int().min(0).describe("Steps trained again, all attempts."),
+  })
+  .describe("How much of the job's time went into training that was kept.");
+
 export const trainingJobStatus = z
   .object({
     phase: trainingJobPhase
@@ -359,6 +399,12 @@ export const trainingJobStatus = z
     completionTime: z.string().max(64).optional().describe("When the job succeeded or failed."),
     message: workflowStatusFields.message,
     recoveries: workflowStatusFields.recoveries,
+    attemptHistory: z
+      .array(attemptRecord)
+      .max(20)
+      .optional()
+      .describe("The newest ended attempts (at most 20), oldest first."),
+    goodput: goodput.optional(),
   })
   .describe("Observed state, written by the job's workflow only.");
 

@@ -15,7 +15,7 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private shuttingDown = false;
   private readonly baseDelayMs: number;
@@ -47,15 +47,23 @@ export class WorkQueue {
     } else this.queue.push(key);
   }
 
-  /** Adds the key after a delay; an earlier pending delayed add of it wins. */
+  /**
+   * Adds the key after a delay. Of two pending delayed adds of a key the sooner wins: a
+   * reconcile that asks to run again in 250 ms (a workflow being cancelled) must not wait for
+   * the 30 s check an earlier reconcile asked for.
+   */
   addAfter(key: string, delayMs: number): void {
-    if (this.shuttingDown || this.timers.has(key)) return;
+    if (this.shuttingDown) return;
+    const due = Date.now() + delayMs;
+    const pending = this.timers.get(key);
+    if (pending && pending.due <= due) return;
+    if (pending) clearTimeout(pending.timer);
     const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, delayMs);
     timer.unref();
-    this.timers.set(key, timer);
+    this.timers.set(key, { timer, due });
   }
 
   /** After a failure: retry with back-off (5 ms, 10 ms, ... up to maxDelayMs). */
@@ -96,7 +104,7 @@ export class WorkQueue {
 
   shutDown(): void {
     this.shuttingDown = true;
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
     for (const w of this.waiters.splice(0)) w(undefined);
   }

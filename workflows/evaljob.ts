@@ -17,6 +17,7 @@ import type { WorkflowInput, WorkflowState } from "./types.ts";
 import type { Outcome, TrainingActivities } from "./training-types.ts";
 import type { EvalActivities, EvalSummary, ResolvedCheckpoint } from "./eval-types.ts";
 import { backoffSeconds } from "./trainingjob.ts";
+import type { EvalJobStatus } from "../crds/evaljob.ts";
 
 const evaluation = proxyActivities<EvalActivities & Pick<TrainingActivities, "recordEvent">>(
   callOptions("2 minutes"),
@@ -33,7 +34,7 @@ const stuckAfterSeconds = 300;
 
 export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowState> {
   const { object } = input;
-  let phase = "Pending";
+  let phase: NonNullable<EvalJobStatus["phase"]> = "Pending";
   let attempts = 0;
   let preemptions = 0;
   let failures = 0;
@@ -41,7 +42,7 @@ export async function evalJobWorkflow(input: WorkflowInput): Promise<WorkflowSta
   const startTime = new Date().toISOString();
   // An EvalJob's checkpoint and tasks are immutable; a new spec (resources, batch size)
   // applies from the next attempt on.
-  const status = new ObjectStatus(input, [], () => ({
+  const status = new ObjectStatus(input, [], (): EvalJobStatus & { phase: string } => ({
     phase,
     startTime,
     attempts,

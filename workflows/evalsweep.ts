@@ -21,8 +21,9 @@ import {
   workflowInfo,
 } from "@temporalio/workflow";
 import { callOptions, cleanUp, rejectionOf, watchOptions } from "./plumbing.ts";
+import type { EvalSweepStatus } from "../crds/evalsweep.ts";
 import { ObjectStatus } from "./object-status.ts";
-import type { WorkflowState } from "./types.ts";
+import type { Condition, WorkflowState } from "./types.ts";
 import {
   sweepRunSignal,
   type SweepActivities,
@@ -54,15 +55,19 @@ export async function evalSweepWorkflow(input: SweepWorkflowInput): Promise<Work
   const { object, carry } = input;
   const { workflowId, taskQueue } = workflowInfo();
   const reports: SweepRunReport[] = [];
-  let history: SweepHistoryEntry[] = carry?.history ?? [];
-  let lastRunTime = carry?.lastRunTime;
+  // Started again by the operator after Temporal lost the last workflow: its history lives on
+  // in the object's status.
+  const lost = input.recovery?.status as Partial<EvalSweepStatus> | undefined;
+  let history: SweepHistoryEntry[] = carry?.history ?? lost?.history ?? [];
+  let lastRunTime = carry?.lastRunTime ?? lost?.lastRunTime;
   let scheduleId = carry?.scheduleId;
   let nextRunTime: string | undefined;
   const suspended = () => status.spec.suspend === true;
   const status: ObjectStatus = new ObjectStatus(
     input,
-    carry?.conditions ?? [],
-    () => ({
+    carry?.conditions ?? (lost?.conditions as Condition[] | undefined) ?? [],
+    // nextRunTime null removes it (status writes are JSON merge patches): none is due.
+    (): Omit<EvalSweepStatus, "nextRunTime"> & { phase: string; nextRunTime: string | null } => ({
       phase: suspended() ? "Suspended" : "Active",
       ...(scheduleId && { scheduleId }),
       ...(lastRunTime && { lastRunTime }),
@@ -90,10 +95,13 @@ export async function evalSweepWorkflow(input: SweepWorkflowInput): Promise<Work
   try {
     if (!carry) {
       await upsertSchedule();
-      progressing(
-        suspended() ? "Suspended" : "WorkflowStarted",
-        suspended() ? "created suspended; schedule paused" : `schedule ${scheduleId} created`,
-      );
+      const recovered = status.recovered();
+      if (recovered) progressing(input.recovery!.reason, recovered.message);
+      else
+        progressing(
+          suspended() ? "Suspended" : "WorkflowStarted",
+          suspended() ? "created suspended; schedule paused" : `schedule ${scheduleId} created`,
+        );
       if ((await status.write()) === "gone") return await gone();
     }
     for (;;) {

@@ -1,6 +1,7 @@
 // Names and types of the training workflow, its activities and the trainer pods that signal
 // it. Plain data only: bundled into the workflow sandbox.
 import type { ObjectRef, WorkflowInput, Condition, SpecChanged } from "./types.ts";
+import type { GoodputState } from "./goodput.ts";
 
 /** Exit codes of the trainer (workers/trainer/train.ts exitCodes; docs/engine.md). */
 export const trainerExit = { ok: 0, failure: 1, userError: 64, preempted: 75 } as const;
@@ -13,9 +14,19 @@ export const labels = {
   rank: "herd.dev/rank",
 } as const;
 
+/** A step and when rank 0 logged it (RFC 3339, the node's clock). */
+export interface Timed {
+  step: number;
+  time: string;
+}
+
 /** How far rank 0 of an attempt is: its newest step, and its newest durable checkpoint. */
 export interface RankProgress {
   step: number;
+  /** When rank 0 logged that step. */
+  time?: string;
+  /** The oldest step in the part of the log read: an attempt's first report has its start. */
+  first?: Timed;
   loss?: number;
   learningRate?: number;
   tokensPerSecond?: number;
@@ -46,6 +57,11 @@ export interface Outcome {
   reason: string;
   /** Rank 0's last progress, when the watch read some the workflow had not been told. */
   progress?: RankProgress;
+  /**
+   * When the attempt's pods were told to stop (the first DisruptionTarget condition or
+   * deletion the watch saw), for the latency of the checkpoint written on SIGTERM.
+   */
+  stopAt?: string;
 }
 
 export interface AttemptRef {
@@ -118,6 +134,8 @@ export interface TrainingCarry {
   running?: { attempt: number; ranks: number; reports?: number; told?: RankProgress };
   /** A spec change signalled to the last run and not yet applied. */
   pending?: SpecChanged;
+  /** The attempts so far, for goodput (absent in runs started before 2026-12-07). */
+  goodput?: GoodputState;
 }
 
 export interface TrainingWorkflowInput extends WorkflowInput {

@@ -30,6 +30,8 @@ import {
 import { callOptions, cleanUp, refusalWaitSeconds, rejectionOf, watchOptions } from "./plumbing.ts";
 import { ignoreCancellation, ObjectStatus } from "./object-status.ts";
 import type { Condition, Rejection, WorkflowState } from "./types.ts";
+import type { TrainingJobStatus } from "../crds/trainingjob.ts";
+import { freshGoodput, goodputOfStatus, GoodputLedger } from "./goodput.ts";
 import {
   progressSignal,
   type CheckpointInfo,
@@ -114,6 +116,7 @@ export async function trainingJobWorkflow(input: TrainingWorkflowInput): Promise
 function carryOfStatus(s: Record<string, unknown> | undefined): TrainingCarry | undefined {
   if (!s) return undefined;
   const count = (k: string) => (typeof s[k] === "number" ? (s[k] as number) : 0);
+  const startTime = (s.startTime as string | undefined) ?? new Date().toISOString();
   return {
     attempts: count("attempts"),
     preemptions: count("preemptions"),
@@ -121,10 +124,13 @@ function carryOfStatus(s: Record<string, unknown> | undefined): TrainingCarry | 
     step: s.step as number | undefined,
     loss: s.loss as number | undefined,
     lastCheckpoint: s.lastCheckpoint as CheckpointInfo | undefined,
-    startTime: (s.startTime as string | undefined) ?? new Date().toISOString(),
+    startTime,
     conditions: (s.conditions as Condition[] | undefined) ?? [],
+    goodput: goodputOfStatus(s, startTime),
   };
 }
+
+const now = () => new Date().toISOString();
 
 /** How a watch ended: the attempt's outcome, a request to suspend, or a full history. */
 type WatchEnd = Outcome | "suspend" | "continueAsNew";
@@ -133,7 +139,7 @@ type WatchEnd = Outcome | "suspend" | "continueAsNew";
 class TrainingRun {
   private readonly status: ObjectStatus;
   private readonly carry: TrainingCarry | undefined;
-  private phase: string;
+  private phase: NonNullable<TrainingJobStatus["phase"]>;
   private attempts: number;
   private preemptions: number;
   private failures: number;
@@ -145,6 +151,8 @@ class TrainingRun {
   private told: RankProgress | undefined;
   /** Progress reports of the current attempt so far. */
   private reports = 0;
+  /** When the pods were told to stop for a suspension (for the checkpoint's latency). */
+  private stopAt: string | undefined;
   /** Refusals in a row of the next attempt's pods that can pass (a quota). */
   private refusals = 0;
   private step: number | undefined;
@@ -154,6 +162,8 @@ class TrainingRun {
   private tokensSeen: number | undefined;
   private lastCheckpoint: CheckpointInfo | undefined;
   private readonly startTime: string;
+  /** Each attempt's start, end and steps, for status.attemptHistory and status.goodput. */
+  private readonly goodput: GoodputLedger;
   /** Set by the progress signal of older trainer pods; the writer loop below writes it. */
   private progressed = false;
   private finished = false;
@@ -174,6 +184,10 @@ class TrainingRun {
     this.loss = carry?.loss;
     this.lastCheckpoint = carry?.lastCheckpoint;
     this.startTime = carry?.startTime ?? new Date().toISOString();
+    this.goodput = new GoodputLedger(
+      carry?.goodput ?? freshGoodput(this.startTime),
+      this.startTime,
+    );
     setHandler(progress, (p) => {
       if (p.attempt !== this.current || p.rank !== 0) return;
       this.takeProgress(p);
@@ -186,7 +200,8 @@ class TrainingRun {
     return this.input.object;
   }
 
-  private fields() {
+  /** The status fields of a TrainingJob, as its schema (crds/trainingjob.ts) types them. */
+  private fields(): TrainingJobStatus & { phase: TrainingJobStatus["phase"] & string } {
     return {
       phase: this.phase,
       startTime: this.startTime,
@@ -200,6 +215,7 @@ class TrainingRun {
       ...(this.tokensPerSecond !== undefined && { tokensPerSecond: this.tokensPerSecond }),
       ...(this.tokensSeen !== undefined && { tokensSeen: this.tokensSeen }),
       ...(this.lastCheckpoint && { lastCheckpoint: this.lastCheckpoint }),
+      ...this.goodput.status(now()),
     };
   }
 
@@ -212,6 +228,7 @@ class TrainingRun {
       this.tokensPerSecond = p.tokensPerSecond ?? this.tokensPerSecond;
       this.tokensSeen = p.tokensSeen ?? this.tokensSeen;
     }
+    this.goodput.progress(p);
     if (p.checkpoint && (!this.lastCheckpoint || p.checkpoint.step >= this.lastCheckpoint.step))
       this.lastCheckpoint = p.checkpoint;
   }
@@ -272,6 +289,7 @@ class TrainingRun {
         if (end === "continueAsNew") return await this.continueAsNew(true);
         if (end === "suspend") {
           // The pods are deleted with their grace period: SIGTERM makes the trainer checkpoint.
+          this.stopAt = now();
           await training.deleteAttempt(this.object);
           continue;
         }
@@ -332,6 +350,15 @@ class TrainingRun {
     // The SIGTERM checkpoint: pods signalled it before 2026-12-07; now it is read here.
     if (patched("suspend-reads-checkpoint"))
       this.lastCheckpoint = (await training.latestCheckpoint(status.spec)) ?? this.lastCheckpoint;
+    const { stopAt } = this;
+    this.stopAt = undefined;
+    this.goodput.ended(
+      { kind: "suspended", reason: "Suspended", ...(stopAt && { stopAt }) },
+      this.step ?? 0,
+      this.lastCheckpoint,
+      now(),
+    );
+    this.goodput.suspended(now());
     this.phase = "Suspended";
     status.progressing(
       "False",
@@ -343,6 +370,7 @@ class TrainingRun {
     await status.write();
     await condition(() => status.pending !== undefined);
     if (this.applyPending() && !this.suspended()) {
+      this.goodput.resumed(now());
       this.phase = "Running";
       status.progressing("True", "Resumed", "resumed");
       await status.write();
@@ -367,6 +395,7 @@ class TrainingRun {
       return this.refused(refused);
     }
     this.attempts = this.current = attempt;
+    this.goodput.started(attempt, this.lastCheckpoint?.step ?? 0, now());
     this.attemptsThisRun++;
     this.told = undefined;
     this.reports = 0;
@@ -469,6 +498,7 @@ class TrainingRun {
     this.lastCheckpoint = (await training.latestCheckpoint(status.spec)) ?? this.lastCheckpoint;
     if (this.lastCheckpoint && (this.step === undefined || this.lastCheckpoint.step > this.step))
       this.step = this.lastCheckpoint.step;
+    this.goodput.ended(outcome, this.step ?? 0, this.lastCheckpoint, now());
     const what = `attempt ${this.current}: ${outcome.message}`;
 
     switch (outcome.kind) {
@@ -568,6 +598,7 @@ class TrainingRun {
         conditions: status.conditions,
         ...(running && { running }),
         ...(status.pending && { pending: status.pending }),
+        goodput: this.goodput.state,
       },
     });
   }

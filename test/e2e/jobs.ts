@@ -6,6 +6,7 @@ import type { ClusterEnv } from "../api/env.ts";
 import type { Cluster } from "../cluster/harness.ts";
 import type { ObjectStorage } from "../../workers/activities/training.ts";
 import { shakespeare } from "../data/files.ts";
+import type { AttemptRecord, Goodput } from "../../workflows/goodput.ts";
 
 /** The fields of TrainingJob status the tests assert on. */
 export type TrainingStatus = {
@@ -20,6 +21,8 @@ export type TrainingStatus = {
   recoveries?: number;
   lastCheckpoint?: { step: number; uri: string; time: string };
   conditions?: { type: string; status: string; reason: string; message: string }[];
+  attemptHistory?: AttemptRecord[];
+  goodput?: Goodput;
 };
 
 /** A TrainingJob's view, bound to one cluster and namespace. */

@@ -203,6 +203,23 @@ describe("training end to end", () => {
       events.some((e) => e.reason === "PreemptionByScheduler"),
       `events: ${events.map((e) => `${e.reason}: ${e.message}`).join("; ")}`,
     );
+    // Goodput: the preempted attempt lost no step (its SIGTERM checkpoint kept them all) and
+    // says how long that checkpoint took; the next says how long training took to resume.
+    const [first, second] = s.attemptHistory ?? [];
+    const history = JSON.stringify(s.attemptHistory);
+    assert.deepEqual(
+      [first?.outcome, first?.reason, first?.stepsLost, second?.outcome, second?.toStep],
+      ["preempted", "PreemptionByScheduler", 0, "succeeded", 400],
+      history,
+    );
+    assert.equal(second!.fromStep, first!.toStep, history);
+    assert.ok(first!.checkpointSeconds! >= 0 && first!.checkpointSeconds! < 30, history);
+    assert.ok(second!.resumeSeconds! > 0 && second!.resumeSeconds! < 60, history);
+    const g = s.goodput!;
+    assert.ok(g.ratio > 0 && g.ratio <= 1 && g.stepsLost === 0, JSON.stringify(g));
+    assert.ok(
+      Math.abs(first!.productiveSeconds + second!.productiveSeconds - g.productiveSeconds) < 0.01,
+    );
     const local = await uninterrupted400();
     for (const f of ["model.safetensors", "optimizer.safetensors"])
       assert.equal(

@@ -26,6 +26,23 @@ test("an add while the key is processed re-queues it after done, not before", as
   assert.equal(await q.get(), "a");
 });
 
+test("of two delayed adds of a key the sooner wins; one add, not two", async () => {
+  const q = new WorkQueue();
+  q.addAfter("a", 60_000); // the periodic check
+  q.addAfter("a", 20); // a cancellation being polled: must not wait a minute
+  q.addAfter("a", 40); // later than the pending one: ignored
+  const started = Date.now();
+  // The queue's timers do not hold the process open; this one does, meanwhile.
+  const keepAlive = setTimeout(() => {}, 5000);
+  assert.equal(await q.get(), "a");
+  assert.ok(Date.now() - started < 1000, "the 20 ms add ran, not the 60 s one");
+  q.done("a");
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(q.depth, 0, "the replaced and the ignored adds do not run");
+  clearTimeout(keepAlive);
+  q.shutDown();
+});
+
 test("failures back off exponentially per key, and forget resets", () => {
   const q = new WorkQueue({ baseDelayMs: 10, maxDelayMs: 35 });
   assert.equal(q.addRateLimited("x"), 10);

@@ -8,12 +8,35 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { installCrds } from "../../crds/install.ts";
 import { clusterEnv } from "../api/env.ts";
 import { unique } from "../cluster/harness.ts";
 import { herdBin, train, trainingJob } from "./fixture.ts";
+import { freshGoodput, GoodputLedger } from "../../workflows/goodput.ts";
+
+/**
+ * A TrainingJob's status after two attempts at a step a second: 50 steps, its node lost 10
+ * steps after its last checkpoint; then 50 more, done. 100 s of 200 s productive.
+ */
+function twoAttempts() {
+  const at = (s: number) => new Date(Date.UTC(2026, 11, 7, 0, 0, s)).toISOString();
+  const ledger = new GoodputLedger(freshGoodput(at(0)), at(0));
+  ledger.started(1, 0, at(0));
+  ledger.progress({ step: 60, time: at(60), first: { step: 1, time: at(1) } });
+  const ckpt = { step: 50, uri: "/c", time: at(51) };
+  ledger.ended({ kind: "preempted", reason: "NodeLost" }, 60, ckpt, at(70));
+  ledger.started(2, 50, at(100));
+  ledger.progress({ step: 100, time: at(199), first: { step: 51, time: at(150) } });
+  ledger.ended({ kind: "succeeded", reason: "Completed" }, 100, { ...ckpt, step: 100 }, at(200));
+  return { phase: "Succeeded", startTime: at(0), ...ledger.status(at(200)) };
+}
 
 const work = mkdtempSync(path.join(tmpdir(), "herd-report-cli-"));
 test.after(() => rmSync(work, { recursive: true, force: true }));
@@ -60,6 +83,34 @@ test("herd report <name> reads spec.checkpoint.uri from the TrainingJob in the c
     const html = readFileSync(path.join(work, "by-name.html"), "utf8");
     assert.match(html, /<h1>herd report: cli-tiny<\/h1>/);
     assert.match(html, new RegExp(`Checkpoints: ${run} · 4 steps logged · 1 checkpoint present`));
+    assert.doesNotMatch(html, /id="goodput"/); // no status, no attempts
+
+    // Status as a workflow writes it (through the CRD's schema): the attempts are drawn.
+    const status = twoAttempts();
+    await env.kubeconfig.makeApiClient(CustomObjectsApi).patchNamespacedCustomObjectStatus(
+      {
+        group: "herd.dev",
+        version: "v1alpha1",
+        namespace,
+        plural: "trainingjobs",
+        name: "cli-tiny",
+        body: { status },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    assert.equal(report(["cli-tiny", "-n", namespace, "-o", "by-name.html"], kube).status, 0);
+    const drawn = readFileSync(path.join(work, "by-name.html"), "utf8");
+    assert.match(
+      drawn,
+      /Goodput 50\.0 %: 100\.0 s of 3\.3 min went into steps that were kept; 10 steps trained again\./,
+    );
+    assert.deepEqual(
+      [...drawn.matchAll(/data-attempt="(\d+)" data-outcome="(\w+)"/g)].map((m) => [m[1], m[2]]),
+      [
+        ["1", "preempted"],
+        ["2", "succeeded"],
+      ],
+    );
 
     const missing = report(["no-such-job", "-n", namespace], kube);
     assert.equal(missing.status, 64);

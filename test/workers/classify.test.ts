@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
-import { classify, stuckOf } from "../../workers/activities/pods.ts";
+import { classify, stopTimeOf, stuckOf } from "../../workers/activities/pods.ts";
 
 const nodes = new Set(["n1"]);
 
@@ -266,4 +266,23 @@ test("stuck: a blocker that clears starts the clock again; a creating container 
     assert.equal(stuckOf([pending("x", { waiting: reason })], new Map(), 0, 0), undefined, reason);
   for (const reason of ["InvalidImageName", "CreateContainerConfigError", "ErrImageNeverPull"])
     assert.equal(stuckOf([pending("x", { waiting: reason })], new Map(), 0, 0)?.reason, reason);
+});
+
+test("when a pod was told to stop: its DisruptionTarget's time, else its deletion request's", () => {
+  const deleted = new Date("2026-12-07T10:00:30Z");
+  const p: V1Pod = {
+    metadata: { name: "p", deletionTimestamp: deleted, deletionGracePeriodSeconds: 30 },
+    status: { phase: "Running" },
+  };
+  assert.equal(new Date(stopTimeOf(p)!).toISOString(), "2026-12-07T10:00:00.000Z");
+  p.status!.conditions = [
+    {
+      type: "DisruptionTarget",
+      status: "True",
+      reason: "PreemptionByScheduler",
+      lastTransitionTime: new Date("2026-12-07T09:59:58Z"),
+    },
+  ];
+  assert.equal(new Date(stopTimeOf(p)!).toISOString(), "2026-12-07T09:59:58.000Z");
+  assert.equal(stopTimeOf(pod("q", "Running")), undefined);
 });

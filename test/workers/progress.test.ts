@@ -6,10 +6,10 @@ import { isNewer, progressOfLog } from "../../workers/activities/progress.ts";
 
 const line = (o: Record<string, unknown>) => JSON.stringify({ time: "t", ...o });
 
-test("the newest step and checkpoint of a log, other output ignored", () => {
+test("the newest step and checkpoint of a log, with the oldest step's time; other output ignored", () => {
   const log = [
     "herd train: starting",
-    line({ event: "step", step: 1, loss: 10.4, lr: 0.001, tokensPerSecond: 900 }),
+    line({ event: "step", step: 1, loss: 10.4, lr: 0.001, tokensPerSecond: 900, time: "t0" }),
     line({
       event: "checkpoint",
       msg: "checkpoint written",
@@ -18,12 +18,14 @@ test("the newest step and checkpoint of a log, other output ignored", () => {
       time: "t1",
     }),
     "{ not json",
-    line({ event: "step", step: 2, loss: 9.9, lr: 0.002, tokensPerSecond: 1000 }),
+    line({ event: "step", step: 2, loss: 9.9, lr: 0.002, tokensPerSecond: 1000, time: "t2" }),
     line({ event: "info", msg: "eval", step: 2 }),
     "",
   ].join("\n");
   assert.deepEqual(progressOfLog(log), {
+    first: { step: 1, time: "t0" },
     step: 2,
+    time: "t2",
     loss: 9.9,
     learningRate: 0.002,
     tokensPerSecond: 1000,

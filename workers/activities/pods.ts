@@ -23,6 +23,18 @@ export interface Disruption {
 
 const disruptionOf = (pod: V1Pod) =>
   pod.status?.conditions?.find((c) => c.type === "DisruptionTarget" && c.status === "True");
+
+/**
+ * When a pod was told to stop, if it was: its DisruptionTarget condition's time, else the time
+ * of its deletion request (the deletion deadline less the grace period).
+ */
+export function stopTimeOf(pod: V1Pod): number | undefined {
+  const since = disruptionOf(pod)?.lastTransitionTime;
+  if (since) return new Date(since).getTime();
+  const deadline = pod.metadata?.deletionTimestamp;
+  if (!deadline) return undefined;
+  return new Date(deadline).getTime() - (pod.metadata?.deletionGracePeriodSeconds ?? 0) * 1000;
+}
 const terminated = (pod: V1Pod) => pod.status?.containerStatuses?.[0]?.state?.terminated;
 const ended = (pod: V1Pod) => pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
 
@@ -294,10 +306,17 @@ export async function watchPods<T = never>(
   // A watch sees every version of the pods: a DisruptionTarget condition lasts only
   // until the pod is gone, often less than a poll.
   const remembered = new Map<string, Disruption>();
+  // The first time a pod of the set was told to stop (its SIGTERM), for the outcome.
+  let stopAt: number | undefined;
+  const noteStop = (pod: V1Pod) => {
+    const t = stopTimeOf(pod);
+    if (t !== undefined && (stopAt === undefined || t < stopAt)) stopAt = t;
+  };
   const watch = await new Watch(kc).watch(
     `/api/v1/namespaces/${namespace}/pods`,
     { labelSelector: selector },
     (_type: string, pod: V1Pod) => {
+      noteStop(pod);
       const d = disruptionOf(pod);
       if (d && pod.metadata?.name)
         remembered.set(pod.metadata.name, {
@@ -311,6 +330,7 @@ export async function watchPods<T = never>(
   try {
     for (;;) {
       const pods = (await core.listNamespacedPod({ namespace, labelSelector: selector })).items;
+      pods.forEach(noteStop);
       const nodes = (await core.listNode()).items;
       const nodeNames = new Set(nodes.map((n) => n.metadata?.name ?? ""));
       const notReady = new Set(nodes.filter((n) => !isReady(n)).map((n) => n.metadata?.name ?? ""));
@@ -341,7 +361,10 @@ export async function watchPods<T = never>(
         await activitySleep(500);
         continue;
       }
-      if (outcome) return outcome;
+      if (outcome)
+        return stopAt === undefined
+          ? outcome
+          : { ...outcome, stopAt: new Date(stopAt).toISOString() };
       const stuck = stuckOf(pods, blockedSince, Date.now(), w.stuckAfterSeconds);
       if (stuck && !w.stuckReported) return { kind: "stuck", ...stuck };
       const report = await interim?.(pods);

@@ -18,10 +18,13 @@ export function progressOfLog(log: string): RankProgress | undefined {
       continue; // a line of other output that happens to start with a brace
     }
     if (typeof e.step !== "number") continue;
+    const time = typeof e.time === "string" ? e.time : undefined;
     if (e.event === "step" && e.step >= (found?.step ?? -1))
       found = {
         ...found,
+        first: found?.first ?? (time ? { step: e.step, time } : undefined),
         step: e.step,
+        time,
         loss: e.loss as number | undefined,
         learningRate: e.lr as number | undefined,
         tokensPerSecond: e.tokensPerSecond as number | undefined,

@@ -359,7 +359,12 @@ export function trainingActivities(
       if (!a.progressEverySeconds) return watchPods(kc, watch);
       const rank0 = trainerPodName(a.object, a.attempt, 0);
       let next = Date.now() + a.progressEverySeconds * 1000;
+      // While the pods stop, rank 0's log is read every poll: a deleted pod's log goes with it,
+      // and its last steps and its SIGTERM checkpoint are in it.
+      let stoppingLog = "";
       const report = await watchPods(kc, watch, async (pods) => {
+        if (pods.some((p) => p.metadata?.deletionTimestamp))
+          stoppingLog = (await rank0Log(a.object.namespace, rank0)) || stoppingLog;
         if (Date.now() < next) return undefined;
         next = Date.now() + a.progressEverySeconds! * 1000;
         if (!pods.some((p) => p.metadata?.name === rank0 && p.status?.phase === "Running"))
@@ -371,7 +376,7 @@ export function trainingActivities(
       });
       if (report.kind === "progress" || report.kind === "stuck") return report;
       // An ended attempt's last steps (a short one may have made no report at all).
-      const last = progressOfLog(await rank0Log(a.object.namespace, rank0));
+      const last = progressOfLog((await rank0Log(a.object.namespace, rank0)) || stoppingLog);
       return last && isNewer(last, a.told) ? { ...report, progress: last } : report;
     },
 

@@ -6,6 +6,7 @@ import type { ResultsFile } from "../eval/run.ts";
 import { metricsFile, type StepMetrics } from "../trainer/metrics-log.ts";
 import type { TrainerStateFile } from "../trainer/train.ts";
 import type { CheckpointFolder } from "../checkpoint-folder.ts";
+import type { GoodputData } from "./goodput.ts";
 
 /** A problem with the report's input, said in terms of the file or argument at fault. */
 export class ReportError extends Error {
@@ -50,6 +51,8 @@ export interface ReportData {
   evals: EvalSeries[];
   /** Things left out, said on the page. */
   notes: string[];
+  /** The TrainingJob's attempts and goodput, from its status (a report by name only). */
+  goodput?: GoodputData;
 }
 
 const stepDir = /^step-(\d{9})$/;

@@ -3,6 +3,7 @@
 // is plain HTML, readable without the script. Nothing is fetched from the network.
 import { readFileSync } from "node:fs";
 import type { EvalSeries, LossPoint, ReportData } from "./gather.ts";
+import { goodputSection } from "./goodput.ts";
 
 const chartsScript = readFileSync(new URL("./charts.js", import.meta.url), "utf8");
 
@@ -110,6 +111,7 @@ export function renderReport(data: ReportData, generated = new Date()): string {
 <p class="summary"></p>
 <p class="empty" hidden>No loss history (metrics.jsonl) in the checkpoint folder.</p>
 </section>
+${data.goodput ? goodputSection(data.goodput) : ""}
 <section id="evals">
 <h2>Evaluations against training tokens</h2>
 <p class="meta">One chart per task and metric; whiskers are ± one standard error.</p>
