@@ -8,12 +8,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
-  ApiException,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
   type KubernetesObject,
 } from "@kubernetes/client-node";
+import { isNotFound } from "../workers/kube-errors.ts";
 import { Client, Connection } from "@temporalio/client";
 import { destination, pino } from "pino";
 import { parse } from "yaml";
@@ -123,7 +123,7 @@ async function runOnCluster(state: string | undefined, namespace: string): Promi
         status?: Status;
       };
     } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   };

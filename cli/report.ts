@@ -24,7 +24,8 @@ async function trainingJobFromCluster(
   name: string,
   namespace?: string,
 ): Promise<{ uri: string; goodput?: GoodputData }> {
-  const { ApiException, CustomObjectsApi, KubeConfig } = await import("@kubernetes/client-node");
+  const { CustomObjectsApi, KubeConfig } = await import("@kubernetes/client-node");
+  const { isNotFound } = await import("../workers/kube-errors.ts");
   const kc = new KubeConfig();
   kc.loadFromDefault();
   const ns = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
@@ -38,8 +39,7 @@ async function trainingJobFromCluster(
       name,
     })) as typeof job;
   } catch (err) {
-    if (err instanceof ApiException && err.code === 404)
-      throw new ReportError(`TrainingJob ${ns}/${name} not found`);
+    if (isNotFound(err)) throw new ReportError(`TrainingJob ${ns}/${name} not found`);
     throw new ReportError(
       `cannot read TrainingJob ${ns}/${name} from ${kc.getCurrentCluster()?.server ?? "the cluster"}: ${(err as Error).message}`,
     );
