@@ -1,22 +1,51 @@
-// A small S3 client for checkpoint storage: put/get/head/list/delete on one bucket, path-style
-// URLs, AWS Signature Version 4. Written here instead of depending on @aws-sdk/client-s3
-// (about a hundred packages) because checkpoints need only these few calls, and the same
-// code talks to SeaweedFS in tests and to AWS S3 or any S3-compatible store in production.
-import { createHash, createHmac } from "node:crypto";
-import { createReadStream, createWriteStream, mkdirSync, statSync } from "node:fs";
+// Object storage for checkpoints, data shards and eval results: one bucket, through the AWS
+// SDK (@aws-sdk/client-s3, and @aws-sdk/lib-storage for multipart uploads). The same code
+// talks to SeaweedFS in tests and to AWS S3 or any S3-compatible store in production.
+//
+// What the SDK brings that checkpoints of billions of parameters need: multipart uploads (a
+// single PUT stops at 5 GB), in parallel; retries with back-off; the standard credential chain
+// (static keys, session tokens, web identity/IRSA, SSO, container and instance roles);
+// CRC32 checksums on every upload part, checked by the store, and on downloads. Downloads of
+// large objects are ranged GETs in parallel, written in place, each pinned to the ETag the
+// object had when the download began (a replaced object fails the download, it is not mixed).
+import { createReadStream, createWriteStream, mkdirSync } from "node:fs";
+import { open } from "node:fs/promises";
 import path from "node:path";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
 
 export interface S3Config {
-  /** e.g. http://127.0.0.1:8333 or https://s3.eu-west-1.amazonaws.com */
-  endpoint: string;
+  /** e.g. http://127.0.0.1:8333 or https://s3.eu-west-1.amazonaws.com; unset: AWS's own. */
+  endpoint?: string;
   region: string;
   bucket: string;
+  /**
+   * Static keys (with a session token for temporary ones). Unset, the SDK's credential chain
+   * finds them: AWS_* variables, web identity (IRSA: AWS_ROLE_ARN and
+   * AWS_WEB_IDENTITY_TOKEN_FILE), SSO and shared config, container and instance roles.
+   */
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
+}
+
+/** A store at an endpoint of its own, reached with static keys (the local plane's). */
+export type S3KeyConfig = S3Config & {
+  endpoint: string;
   accessKeyId: string;
   secretAccessKey: string;
-}
+};
 
 export interface S3Object {
   key: string;
@@ -24,6 +53,16 @@ export interface S3Object {
   etag: string;
   lastModified: Date;
 }
+
+/** Sizes and parallelism of transfers; tests shrink the part size. */
+export interface TransferOptions {
+  /** Bytes per multipart-upload part and per ranged GET (S3 allows 5 MiB to 5 GiB). */
+  partSize: number;
+  /** Parts in flight at once, per file. */
+  concurrency: number;
+}
+
+export const defaultTransfer: TransferOptions = { partSize: 64 << 20, concurrency: 4 };
 
 /** A storage URI as a local path: undefined for s3:// (object storage), file:// stripped. */
 export function localPathOf(uri: string): string | undefined {
@@ -50,23 +89,35 @@ export class S3Error extends Error {
   }
 }
 
-const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
-const hmac = (key: string | Buffer, data: string) =>
-  createHmac("sha256", key).update(data).digest();
-/** RFC 3986 encoding as SigV4 wants it: everything but unreserved characters. */
-const encode = (s: string) =>
-  encodeURIComponent(s).replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-
-type Body = Uint8Array | string | { stream: Readable; length: number };
+/** Attempts per request (the first and 4 retries, exponential back-off with jitter). */
+const maxAttempts = 5;
 
 export class S3 {
-  constructor(readonly config: S3Config) {
-    if (!/^https?:\/\//.test(config.endpoint)) {
+  readonly client: S3Client;
+
+  constructor(
+    readonly config: S3Config,
+    readonly transfer: TransferOptions = defaultTransfer,
+  ) {
+    if (config.endpoint !== undefined && !/^https?:\/\//.test(config.endpoint))
       throw new Error(`S3 endpoint must be an http(s) URL, got '${config.endpoint}'`);
-    }
+    const keys = config.accessKeyId && config.secretAccessKey;
+    this.client = new S3Client({
+      region: config.region,
+      ...(config.endpoint && { endpoint: config.endpoint, forcePathStyle: true }),
+      ...(keys && {
+        credentials: {
+          accessKeyId: config.accessKeyId!,
+          secretAccessKey: config.secretAccessKey!,
+          ...(config.sessionToken && { sessionToken: config.sessionToken }),
+        },
+      }),
+      maxAttempts,
+      retryMode: "standard",
+      // A connection that does not open in 10 s, or a socket silent for 2 min, fails the try
+      // (and is retried) instead of hanging the checkpoint.
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000 },
+    });
   }
 
   /** From HERD_S3_ENDPOINT, HERD_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION. */
@@ -85,38 +136,118 @@ export class S3 {
     });
   }
 
-  async put(key: string, body: Uint8Array | string): Promise<{ etag: string }> {
-    const res = await this.request("PUT", key, {}, body);
-    return { etag: res.headers.get("etag") ?? "" };
+  private get bucket() {
+    return this.config.bucket;
   }
 
-  /** Uploads a file without reading it into memory (the payload goes unsigned). */
+  /** Runs one SDK call; its error becomes an S3Error naming the call and the key. */
+  private async call<T>(what: string, key: string | undefined, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw asS3Error(err, `S3 ${what} ${key ?? "(bucket)"}`);
+    }
+  }
+
+  async put(key: string, body: Uint8Array | string): Promise<{ etag: string }> {
+    requireKey(key);
+    const r = await this.call("PUT", key, () =>
+      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body })),
+    );
+    return { etag: r.ETag ?? "" };
+  }
+
+  /**
+   * Uploads a file without reading it into memory: one PUT up to the part size, a multipart
+   * upload of parts in parallel above it (a failed upload aborts, leaving no parts behind).
+   */
   async putFile(key: string, file: string): Promise<{ etag: string }> {
-    const length = statSync(file).size;
-    const res = await this.request("PUT", key, {}, { stream: createReadStream(file), length });
-    return { etag: res.headers.get("etag") ?? "" };
+    requireKey(key);
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: key, Body: createReadStream(file) },
+      partSize: this.transfer.partSize,
+      queueSize: this.transfer.concurrency,
+      leavePartsOnError: false,
+    });
+    const r = await this.call("PUT", key, () => upload.done());
+    return { etag: r.ETag ?? "" };
   }
 
   async get(key: string): Promise<Buffer> {
-    const res = await this.request("GET", key);
-    return Buffer.from(await res.arrayBuffer());
+    const r = await this.call("GET", key, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })),
+    );
+    return Buffer.from(await r.Body!.transformToByteArray());
   }
 
+  /**
+   * Downloads an object into `file`: one GET up to the part size, ranged GETs in parallel
+   * above it, each written at its offset and each pinned to the object's ETag.
+   */
   async getFile(key: string, file: string): Promise<void> {
-    const res = await this.request("GET", key);
-    if (!res.body) throw new S3Error(res.status, "EmptyBody", `GET ${key}: no body`);
-    await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(file));
+    const head = await this.head(key);
+    if (!head) throw new S3Error(404, "NoSuchKey", `S3 GET ${key}: NoSuchKey: no such key`);
+    const { partSize, concurrency } = this.transfer;
+    const get = (range?: [number, number]) =>
+      this.call("GET", key, () =>
+        this.client.send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            IfMatch: head.etag,
+            ...(range && { Range: `bytes=${range[0]}-${range[1]}` }),
+          }),
+        ),
+      );
+    if (head.size <= partSize) {
+      const r = await get();
+      await pipeline(r.Body as Readable, createWriteStream(file));
+      return;
+    }
+    const out = await open(file, "w");
+    try {
+      await out.truncate(head.size);
+      const starts = Array.from(
+        { length: Math.ceil(head.size / partSize) },
+        (_, i) => i * partSize,
+      );
+      const next = () => starts.shift();
+      const worker = async () => {
+        for (let start = next(); start !== undefined; start = next()) {
+          const end = Math.min(start + partSize, head.size) - 1;
+          const r = await get([start, end]);
+          let at = start;
+          for await (const chunk of r.Body as Readable) {
+            const b = chunk as Buffer;
+            await out.write(b, 0, b.length, at);
+            at += b.length;
+          }
+          if (at !== end + 1)
+            throw new S3Error(
+              0,
+              "ShortRead",
+              `S3 GET ${key}: bytes ${start}-${end} ended at ${at}`,
+            );
+        }
+      };
+      await Promise.all(Array.from({ length: concurrency }, worker));
+    } finally {
+      await out.close();
+    }
   }
 
   /** The object's size and etag, or undefined when there is no such key. */
   async head(key: string): Promise<S3Object | undefined> {
     try {
-      const res = await this.request("HEAD", key);
+      const r = await this.call("HEAD", key, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key })),
+      );
       return {
         key,
-        size: Number(res.headers.get("content-length") ?? 0),
-        etag: res.headers.get("etag") ?? "",
-        lastModified: new Date(res.headers.get("last-modified") ?? 0),
+        size: r.ContentLength ?? 0,
+        etag: r.ETag ?? "",
+        lastModified: r.LastModified ?? new Date(0),
       };
     } catch (err) {
       if (err instanceof S3Error && err.status === 404) return undefined;
@@ -129,116 +260,68 @@ export class S3 {
     const out: S3Object[] = [];
     let token: string | undefined;
     do {
-      const query: Record<string, string> = { "list-type": "2", prefix };
-      if (token) query["continuation-token"] = token;
-      const xml = await (await this.request("GET", "", query)).text();
-      for (const m of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
-        const field = (name: string) => tag(m[1] ?? "", name) ?? "";
+      const r = await this.call("LIST", prefix, () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ...(token && { ContinuationToken: token }),
+          }),
+        ),
+      );
+      for (const o of r.Contents ?? [])
         out.push({
-          key: field("Key"),
-          size: Number(field("Size")),
-          etag: field("ETag"),
-          lastModified: new Date(field("LastModified")),
+          key: o.Key ?? "",
+          size: o.Size ?? 0,
+          etag: o.ETag ?? "",
+          lastModified: o.LastModified ?? new Date(0),
         });
-      }
-      token = tag(xml, "IsTruncated") === "true" ? tag(xml, "NextContinuationToken") : undefined;
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
     return out;
   }
 
   /** Deletes the key; deleting a missing key is not an error (as in S3). */
   async delete(key: string): Promise<void> {
-    await this.request("DELETE", key);
+    requireKey(key);
+    await this.call("DELETE", key, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
+    );
   }
 
   /** Creates the configured bucket; an existing one that is ours is fine. */
   async createBucket(): Promise<void> {
     try {
-      await this.request("PUT", undefined);
+      await this.call("PUT", undefined, () =>
+        this.client.send(new CreateBucketCommand({ Bucket: this.bucket })),
+      );
     } catch (err) {
-      if (err instanceof S3Error && /BucketAlreadyOwnedByYou|BucketAlreadyExists/.test(err.code)) {
+      if (err instanceof S3Error && /BucketAlreadyOwnedByYou|BucketAlreadyExists/.test(err.code))
         return;
-      }
       throw err;
     }
   }
+}
 
-  /** One signed request; key undefined addresses the bucket itself. */
-  private async request(
-    method: string,
-    key: string | undefined,
-    query: Record<string, string> = {},
-    body?: Body,
-  ): Promise<Response> {
-    if (key !== undefined && key.length === 0 && method !== "GET") {
-      throw new Error("S3 key must not be empty");
-    }
-    const base = new URL(this.config.endpoint);
-    const basePath = base.pathname.replace(/\/$/, "");
-    const objectPath = key ? `/${key.split("/").map(encode).join("/")}` : "";
-    const canonicalUri = `${basePath}/${encode(this.config.bucket)}${objectPath}`;
-    const canonicalQuery = Object.keys(query)
-      .sort()
-      .map((k) => `${encode(k)}=${encode(query[k] ?? "")}`)
-      .join("&");
-    const url = `${base.origin}${canonicalUri}${canonicalQuery ? `?${canonicalQuery}` : ""}`;
+function requireKey(key: string) {
+  if (key.length === 0) throw new Error("S3 key must not be empty");
+}
 
-    const streamed = body !== undefined && typeof body === "object" && "stream" in body;
-    const payload = streamed ? undefined : body;
-    const payloadHash = streamed ? "UNSIGNED-PAYLOAD" : sha256(payload ?? "");
-    const now = new Date()
-      .toISOString()
-      .replace(/[-:]/g, "")
-      .replace(/\.\d{3}/, "");
-    const date = now.slice(0, 8);
-    const headers: Record<string, string> = {
-      host: base.host,
-      "x-amz-content-sha256": payloadHash,
-      "x-amz-date": now,
-    };
-    const signed = Object.keys(headers).sort();
-    const canonicalRequest = [
-      method,
-      canonicalUri,
-      canonicalQuery,
-      signed.map((h) => `${h}:${headers[h]}\n`).join(""),
-      signed.join(";"),
-      payloadHash,
-    ].join("\n");
-    const scope = `${date}/${this.config.region}/s3/aws4_request`;
-    const stringToSign = ["AWS4-HMAC-SHA256", now, scope, sha256(canonicalRequest)].join("\n");
-    let signingKey = hmac(`AWS4${this.config.secretAccessKey}`, date);
-    for (const part of [this.config.region, "s3", "aws4_request"]) {
-      signingKey = hmac(signingKey, part);
-    }
-    const signature = createHmac("sha256", signingKey).update(stringToSign).digest("hex");
-    const sent: Record<string, string> = { ...headers };
-    delete sent.host; // fetch sets Host itself, to the same value
-    const init: RequestInit & { duplex?: "half" } = {
-      method,
-      headers: {
-        ...sent,
-        authorization:
-          `AWS4-HMAC-SHA256 Credential=${this.config.accessKeyId}/${scope}, ` +
-          `SignedHeaders=${signed.join(";")}, Signature=${signature}`,
-      },
-    };
-    if (streamed) {
-      init.body = Readable.toWeb(body.stream) as ReadableStream;
-      (init.headers as Record<string, string>)["content-length"] = String(body.length);
-      init.duplex = "half";
-    } else if (payload !== undefined) {
-      init.body = payload;
-    }
-    const res = await fetch(url, init);
-    if (!res.ok) {
-      const text = method === "HEAD" ? "" : await res.text();
-      const code = tag(text, "Code") ?? `HTTP${res.status}`;
-      const message = tag(text, "Message") ?? res.statusText;
-      throw new S3Error(res.status, code, `S3 ${method} ${key ?? "(bucket)"}: ${code}: ${message}`);
-    }
-    return res;
+/** An SDK error as an S3Error: the HTTP status and S3's error code, the call named. */
+function asS3Error(err: unknown, what: string): Error {
+  if (err instanceof S3Error) return err;
+  if (err instanceof S3ServiceException) {
+    const status = err.$metadata.httpStatusCode ?? 0;
+    // HEAD answers have no body, so no code: the status says it.
+    const code = err.name === "NotFound" || err.name === "Unknown" ? `HTTP${status}` : err.name;
+    return new S3Error(
+      status,
+      code === "HTTP404" ? "NoSuchKey" : code,
+      `${what}: ${code}: ${err.message}`,
+    );
   }
+  const e = err as Error;
+  return new S3Error(0, e.name || "Error", `${what}: ${e.message}`);
 }
 
 /**
@@ -269,16 +352,4 @@ export async function downloadUri(
     mkdirSync(path.dirname(file), { recursive: true });
     await s3.getFile(o.key, file);
   }
-}
-
-function tag(xml: string, name: string): string | undefined {
-  const m = new RegExp(`<${name}>([\\s\\S]*?)</${name}>`).exec(xml);
-  return m?.[1]
-    ?.replace(/&lt;/g, "<")
-    .replace(/&gt;/g, ">")
-    .replace(/&quot;/g, '"')
-    .replace(/&apos;/g, "'")
-    .replace(/&#(\d+);/g, (_m, n: string) => String.fromCharCode(Number(n)))
-    .replace(/&#x([0-9a-f]+);/gi, (_m, n: string) => String.fromCharCode(parseInt(n, 16)))
-    .replace(/&amp;/g, "&");
 }

@@ -21,7 +21,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { S3 } from "../../workers/s3.ts";
-import type { S3Config } from "../../workers/s3.ts";
+import type { S3KeyConfig } from "../../workers/s3.ts";
 import { ensurePki } from "./pki.ts";
 import { freePort, inEphemeralRange, portFree } from "./ports.ts";
 import type { Pki } from "./pki.ts";
@@ -70,7 +70,7 @@ export interface Endpoints {
   apiserver: string;
   temporalAddress: string;
   temporalUi: string;
-  s3: S3Config;
+  s3: S3KeyConfig;
   agent: string;
 }
 
@@ -356,15 +356,17 @@ export async function ensurePorts(dir: string, keepAll: boolean): Promise<Ports>
   return ports;
 }
 
-function readS3Config(dir: string): S3Config {
-  return JSON.parse(readFileSync(path.join(dir, "s3.json"), "utf8")) as S3Config;
+function readS3Config(dir: string): S3KeyConfig {
+  return JSON.parse(readFileSync(path.join(dir, "s3.json"), "utf8")) as S3KeyConfig;
 }
 
 /** Credentials for the S3 gateway: made once per state folder. */
 function ensureS3Credentials(ctx: Ctx): void {
   const file = p(ctx, "s3.json");
-  const old = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as S3Config) : undefined;
-  const config: S3Config = {
+  const old = existsSync(file)
+    ? (JSON.parse(readFileSync(file, "utf8")) as S3KeyConfig)
+    : undefined;
+  const config: S3KeyConfig = {
     endpoint: `http://${loop}:${ctx.ports.s3}`,
     region: "us-east-1",
     bucket: checkpointBucket,

@@ -127,8 +127,15 @@ export function s3ConfigFromEnv(
   const endpoint = env.HERD_S3_ENDPOINT ?? env.AWS_ENDPOINT_URL_S3;
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-  if (!endpoint || !accessKeyId || !secretAccessKey) return undefined;
-  return { endpoint, accessKeyId, secretAccessKey, region: env.AWS_REGION || "us-east-1" };
+  const keys = accessKeyId && secretAccessKey;
+  // Keys of a web identity (IRSA) come through the SDK's credential chain, not from here.
+  if (!endpoint && !keys && !env.AWS_WEB_IDENTITY_TOKEN_FILE) return undefined;
+  return {
+    ...(endpoint && { endpoint }),
+    region: env.AWS_REGION || "us-east-1",
+    ...(keys && { accessKeyId, secretAccessKey }),
+    ...(keys && env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }),
+  };
 }
 
 /**
