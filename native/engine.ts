@@ -150,8 +150,25 @@ export interface Trainer {
   syncHost(): void;
   /** Replaces a whole tensor set; every tensor must be given with its exact size. */
   setTensors(set: Exclude<TensorSet, "grads">, tensors: Record<string, Float32Array>): void;
+  /**
+   * Where each tensor lies, in elements, in every set's buffer: one after the other, in
+   * checkpoint order, so a set's buffer is its safetensors file's data section.
+   */
+  layout(): TensorLayout[];
+  /** Copies `into.length` elements of a set's buffer, from element `offset`, into `into`. */
+  readSet(set: TensorSet, offset: number, into: Float32Array): void;
+  /** Copies `from` into a set's buffer at element `offset` (the device takes it before its next step). */
+  writeSet(set: Exclude<TensorSet, "grads">, offset: number, from: Float32Array): void;
   state(): TrainerState;
   setState(state: Pick<TrainerState, "step" | "tokens" | "adamStep" | "sourceState">): void;
+}
+
+export interface TensorLayout {
+  name: string;
+  shape: number[];
+  /** Elements before it in a set's buffer. */
+  offset: number;
+  size: number;
 }
 
 export interface EngineBinding {

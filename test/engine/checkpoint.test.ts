@@ -20,6 +20,7 @@ import {
   readLatest,
   saveCheckpoint,
   stepName,
+  type VerifiedFiles,
 } from "../../workers/trainer/checkpoint.ts";
 import {
   decodeSafetensors,
@@ -127,8 +128,7 @@ function files(step: number) {
   };
 }
 const required = ["model.safetensors", "trainer.json"];
-const openStep = (f: Map<string, Buffer>) =>
-  JSON.parse(f.get("trainer.json")!.toString()).step as number;
+const openStep = (f: VerifiedFiles) => JSON.parse(f.get("trainer.json")!.toString()).step as number;
 
 test("saving writes step dirs, a manifest, LATEST, and prunes only older checkpoints", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "herd-ckpt-"));
@@ -203,7 +203,7 @@ test("a checkpoint whose files verify but do not parse is skipped like a damaged
       5,
     );
     const warnings: string[] = [];
-    const open = (f: Map<string, Buffer>) => {
+    const open = (f: VerifiedFiles) => {
       decodeSafetensors(f.get("model.safetensors")!, "model.safetensors");
       return openStep(f);
     };

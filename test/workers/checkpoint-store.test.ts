@@ -15,7 +15,7 @@ import {
   readResultsText,
   writeResults,
 } from "../../workers/eval/checkpoints.ts";
-import { loadCheckpoint, stepName } from "../../workers/trainer/checkpoint.ts";
+import { loadCheckpoint, stepName, type VerifiedFiles } from "../../workers/trainer/checkpoint.ts";
 import {
   latestPublished,
   s3Store,
@@ -52,7 +52,7 @@ const files = (step: number) => ({
   "model.safetensors": randomBytes(1000 + step),
   "trainer.json": JSON.stringify({ step }),
 });
-const openStep = (f: Map<string, Buffer>) =>
+const openStep = (f: VerifiedFiles) =>
   (JSON.parse(f.get("trainer.json")!.toString()) as { step: number }).step;
 const keys = async () => (await s3.list(prefix + "/")).map((o) => o.key.slice(prefix.length + 1));
 

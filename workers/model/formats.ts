@@ -22,7 +22,7 @@ import {
 } from "node:fs";
 import path from "node:path";
 import type { ModelConfig } from "../../crds/model.ts";
-import { loadCheckpoint, saveCheckpoint } from "../trainer/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint, type VerifiedFiles } from "../trainer/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors } from "../trainer/safetensors.ts";
 import {
   dequantize,
@@ -140,10 +140,10 @@ function expectShape(name: string, got: number[], want: number[], source: string
 /** A herd checkpoint: `dir` is a step-NNNNNNNNN folder or a run folder with LATEST. */
 export function readHerd(dir: string, warn: (m: string) => void = () => {}): LoadedModel {
   const required = ["model.safetensors", "trainer.json"];
-  const open = (files: Map<string, Buffer>, step: number): LoadedModel => {
+  const open = (files: Pick<VerifiedFiles, "get">, step: number): LoadedModel => {
     let state: { model?: ModelConfig; tokens?: number };
     try {
-      state = JSON.parse(files.get("trainer.json")!.toString("utf8")) as typeof state;
+      state = JSON.parse(files.get("trainer.json").toString("utf8")) as typeof state;
     } catch (err) {
       throw new ModelFormatError(
         `${dir}: trainer.json is not valid JSON (${(err as Error).message})`,
@@ -155,7 +155,7 @@ export function readHerd(dir: string, warn: (m: string) => void = () => {}): Loa
       throw new ModelFormatError(`${dir}: trainer.json tokens is not a token count`);
     const config = checkConfig(state.model, `${dir}/trainer.json`);
     const { tensors } = decodeSafetensors(
-      files.get("model.safetensors")!,
+      files.get("model.safetensors"),
       `${dir}/model.safetensors`,
     );
     expectTensorCount(config, tensors.size, `${dir}/model.safetensors`);
@@ -178,7 +178,7 @@ export function readHerd(dir: string, warn: (m: string) => void = () => {}): Loa
       if (!existsSync(p)) throw new ModelFormatError(`${dir}: ${f} is missing`);
       files.set(f, readFileSync(p));
     }
-    return open(files, Number(m[1]));
+    return open({ get: (name) => files.get(name)! }, Number(m[1]));
   }
   const loaded = loadCheckpoint(dir, required, open, warn);
   if (!loaded) throw new ModelFormatError(`${dir}: no herd checkpoint (step-NNNNNNNNN/) found`);

@@ -37,6 +37,7 @@ import {
   saveCheckpoint,
   stepName,
   verifyCheckpoint,
+  type FileContent,
 } from "./checkpoint.ts";
 
 /**
@@ -109,7 +110,7 @@ export interface CheckpointStore {
    * URI). After claim(), throws StaleAttemptError instead of publishing when another attempt
    * has claimed the folder since.
    */
-  save(step: number, files: Record<string, Uint8Array | string>, keep: number): Promise<string>;
+  save(step: number, files: Record<string, FileContent>, keep: number): Promise<string>;
   /** Claims the folder for `owner`; throws StaleAttemptError when a newer attempt holds it. */
   claim(owner: Owner): Promise<void>;
   /**

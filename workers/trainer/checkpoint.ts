@@ -20,6 +20,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  readSync,
   writeSync,
 } from "node:fs";
 import path from "node:path";
@@ -46,18 +47,58 @@ export interface Manifest {
   files: Record<string, { size: number; sha256: string }>;
 }
 
-const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+/**
+ * A file too large to hold in memory: its bytes as a sequence of chunks, each valid only until
+ * the next is asked for (one buffer, refilled). The model and optimizer files of a run stream
+ * from the engine this way (train.ts), so no file is ever whole in JavaScript; a Node Buffer
+ * stops at 2 GiB for reads and 4 GiB for allocations.
+ */
+export interface StreamedFile {
+  chunks(): Iterable<Uint8Array>;
+}
 
-function writeDurably(file: string, bytes: Uint8Array | string): void {
+/** A checkpoint file's contents: bytes, text, or a stream of chunks. */
+export type FileContent = Uint8Array | string | StreamedFile;
+
+/** Bytes per read when a file is hashed or loaded in pieces. */
+export const chunkBytes = 16 << 20;
+
+const isStreamed = (c: FileContent): c is StreamedFile =>
+  typeof c === "object" && "chunks" in c && typeof c.chunks === "function";
+
+/** Writes the file and fsyncs it; returns its size and SHA-256, hashed as it is written. */
+function writeDurably(file: string, content: FileContent): { size: number; sha256: string } {
+  const chunks = isStreamed(content)
+    ? content.chunks()
+    : [typeof content === "string" ? Buffer.from(content) : content];
+  const hash = createHash("sha256");
+  let size = 0;
   const fd = openSync(file, "w");
   try {
-    const buf = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
-    let at = 0;
-    while (at < buf.length) at += writeSync(fd, buf, at, buf.length - at);
+    for (const chunk of chunks) {
+      hash.update(chunk);
+      let at = 0;
+      while (at < chunk.length) at += writeSync(fd, chunk, at, chunk.length - at);
+      size += chunk.length;
+    }
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
+  return { size, sha256: hash.digest("hex") };
+}
+
+/** The SHA-256 of a file, read in chunks. */
+function sha256OfFile(file: string): string {
+  const hash = createHash("sha256");
+  const buf = Buffer.allocUnsafe(chunkBytes);
+  const fd = openSync(file, "r");
+  try {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
 }
 
 function fsyncDir(dir: string): void {
@@ -96,7 +137,7 @@ export function readLatest(dir: string): number | undefined {
 export function saveCheckpoint(
   dir: string,
   step: number,
-  files: Record<string, Uint8Array | string>,
+  files: Record<string, FileContent>,
   keep: number,
   /** Runs after the checkpoint is durable and before it is published; may throw to stop there. */
   beforePublish: () => void = () => {},
@@ -108,11 +149,8 @@ export function saveCheckpoint(
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   const manifest: Manifest = { format: "herd-checkpoint", version: 1, step, files: {} };
-  for (const [file, content] of Object.entries(files)) {
-    const bytes = typeof content === "string" ? Buffer.from(content) : content;
-    writeDurably(path.join(tmp, file), bytes);
-    manifest.files[file] = { size: bytes.length, sha256: sha256(bytes) };
-  }
+  for (const [file, content] of Object.entries(files))
+    manifest.files[file] = writeDurably(path.join(tmp, file), content);
   writeDurably(path.join(tmp, manifestFile), JSON.stringify(manifest, null, 2) + "\n");
   fsyncDir(tmp);
   // A checkpoint of the same step can exist when a run was cut off after the rename but
@@ -146,8 +184,20 @@ function prune(dir: string, durable: number, keep: number): void {
       rmSync(path.join(dir, name), { recursive: true, force: true });
 }
 
-/** Checks a checkpoint directory against its manifest; returns its files or throws why not. */
-export function verifyCheckpoint(checkpointDir: string, required: string[]): Map<string, Buffer> {
+/**
+ * The files of a checkpoint that verified: where each is, and (for the small ones, or files
+ * under 2 GiB) its bytes. Large files are read in pieces from `path`.
+ */
+export interface VerifiedFiles {
+  path(name: string): string;
+  get(name: string): Buffer;
+}
+
+/**
+ * Checks a checkpoint directory against its manifest (each file's size, and its SHA-256 read
+ * in chunks); returns its files or throws why not.
+ */
+export function verifyCheckpoint(checkpointDir: string, required: string[]): VerifiedFiles {
   const where = path.basename(checkpointDir);
   let manifest: unknown;
   try {
@@ -165,7 +215,7 @@ export function verifyCheckpoint(checkpointDir: string, required: string[]): Map
   for (const name of required)
     if (!(name in m.files))
       throw new CheckpointError(`${where}: ${manifestFile} does not list ${name}`);
-  const files = new Map<string, Buffer>();
+  const names = new Set<string>();
   for (const [name, entry] of Object.entries(m.files)) {
     if (name.includes("/") || name.startsWith("."))
       throw new CheckpointError(
@@ -180,22 +230,26 @@ export function verifyCheckpoint(checkpointDir: string, required: string[]): Map
     )
       throw new CheckpointError(`${where}: ${manifestFile} entry for ${name} lacks size or sha256`);
     const file = path.join(checkpointDir, name);
-    let bytes: Buffer;
+    let sha256: string;
     try {
       if (statSync(file).size !== e.size)
         throw new CheckpointError(
           `${where}/${name}: size ${statSync(file).size}, manifest says ${e.size}`,
         );
-      bytes = readFileSync(file);
+      sha256 = sha256OfFile(file);
     } catch (err) {
       if (err instanceof CheckpointError) throw err;
       throw new CheckpointError(`${where}/${name}: unreadable: ${(err as Error).message}`);
     }
-    if (sha256(bytes) !== e.sha256)
+    if (sha256 !== e.sha256)
       throw new CheckpointError(`${where}/${name}: SHA-256 does not match the manifest`);
-    files.set(name, bytes);
+    names.add(name);
   }
-  return files;
+  const pathOf = (name: string) => {
+    if (!names.has(name)) throw new CheckpointError(`${where}: ${name} is not in the manifest`);
+    return path.join(checkpointDir, name);
+  };
+  return { path: pathOf, get: (name) => readFileSync(pathOf(name)) };
 }
 
 /**
@@ -233,7 +287,7 @@ export interface Loaded<T> {
 export function loadCheckpoint<T>(
   dir: string,
   required: string[],
-  open: (files: Map<string, Buffer>, step: number) => T,
+  open: (files: VerifiedFiles, step: number) => T,
   warn: (message: string) => void,
 ): Loaded<T> | undefined {
   const all = listCheckpoints(dir);

@@ -21,7 +21,21 @@ import {
 } from "../../native/engine.ts";
 import { readDecompressed } from "../compressed.ts";
 import { resolveMixture, s3ObjectClient } from "../shard-store.ts";
-import { CheckpointError, loadCheckpoint, stepName } from "./checkpoint.ts";
+import {
+  CheckpointError,
+  loadCheckpoint,
+  stepName,
+  type FileContent,
+  type VerifiedFiles,
+} from "./checkpoint.ts";
+import {
+  engineSafetensors,
+  modelSets,
+  optimizerSets,
+  readSafetensorsLayout,
+  streamIn,
+  tensorPlaces,
+} from "./engine-checkpoint.ts";
 import {
   folderStore,
   s3ConfigFromEnv,
@@ -33,7 +47,6 @@ import {
 } from "./checkpoint-store.ts";
 import { MetricsLog } from "./metrics-log.ts";
 import { parseEndpoint, resolveHost } from "./rendezvous.ts";
-import { decodeSafetensors, encodeSafetensors, type Tensor } from "./safetensors.ts";
 
 /** Exit codes of the trainer; the training workflow classifies attempts by them. */
 export const exitCodes = {
@@ -363,13 +376,8 @@ function sourceStateForFile(state: string): unknown {
 }
 const sourceStateFromFile = (x: unknown) => (typeof x === "string" ? x : JSON.stringify(x));
 
-function checkpointContents(trainer: Trainer, p: Plan): Record<string, Uint8Array | string> {
+export function checkpointContents(trainer: Trainer, p: Plan): Record<string, FileContent> {
   const s = trainer.state();
-  const params = trainer.tensors("params");
-  const optimizer = [
-    ...trainer.tensors("m").map((t) => ({ ...t, name: `m.${t.name}` })),
-    ...trainer.tensors("v").map((t) => ({ ...t, name: `v.${t.name}` })),
-  ];
   const state: TrainerStateFile = {
     format: "herd-trainer-state",
     version: 1,
@@ -394,44 +402,33 @@ function checkpointContents(trainer: Trainer, p: Plan): Record<string, Uint8Arra
     },
   };
   return {
-    "model.safetensors": encodeSafetensors(params, { format: "herd", kind: "model" }),
-    "optimizer.safetensors": encodeSafetensors(optimizer, { format: "herd", kind: "adamw" }),
+    "model.safetensors": engineSafetensors(trainer, modelSets, { format: "herd", kind: "model" }),
+    "optimizer.safetensors": engineSafetensors(trainer, optimizerSets, {
+      format: "herd",
+      kind: "adamw",
+    }),
     "trainer.json": JSON.stringify(state, null, 2) + "\n",
   };
 }
 
 interface Restored {
-  params: Record<string, Float32Array>;
-  m: Record<string, Float32Array>;
-  v: Record<string, Float32Array>;
   state: TrainerStateFile;
+  /** Streams the checkpoint's tensors into the trainer (after every check has passed). */
+  load(): void;
 }
 
-// Parses and checks a verified checkpoint against the model being trained; throws
-// CheckpointError (a broken file) or UserError (a different job).
-function openCheckpoint(files: Map<string, Buffer>, trainer: Trainer, p: Plan): Restored {
-  const expected = trainer.tensors("params");
-  const pick = (tensors: Map<string, Tensor>, prefix: string, file: string) => {
-    const out: Record<string, Float32Array> = {};
-    for (const t of expected) {
-      const got = tensors.get(prefix + t.name);
-      if (!got) throw new CheckpointError(`${file}: tensor ${prefix}${t.name} is missing`);
-      if (got.shape.join(",") !== t.shape.join(","))
-        throw new CheckpointError(
-          `${file}: tensor ${prefix}${t.name} has shape [${got.shape}], the model needs [${t.shape}]`,
-        );
-      out[t.name] = got.data;
-    }
-    return out;
-  };
-  const model = decodeSafetensors(files.get("model.safetensors")!, "model.safetensors").tensors;
-  const opt = decodeSafetensors(
-    files.get("optimizer.safetensors")!,
-    "optimizer.safetensors",
-  ).tensors;
+// Checks a verified checkpoint against the model being trained, reading only the safetensors
+// headers and trainer.json; throws CheckpointError (a broken file) or UserError (a different
+// job). The tensors are streamed in by the result's load().
+function openCheckpoint(files: VerifiedFiles, trainer: Trainer, p: Plan): Restored {
+  const layout = trainer.layout();
+  const model = files.path("model.safetensors");
+  const optimizer = files.path("optimizer.safetensors");
+  const modelHeader = readSafetensorsLayout(model, "model.safetensors");
+  const optimizerHeader = readSafetensorsLayout(optimizer, "optimizer.safetensors");
   let state: TrainerStateFile;
   try {
-    state = JSON.parse(files.get("trainer.json")!.toString("utf8")) as TrainerStateFile;
+    state = JSON.parse(files.get("trainer.json").toString("utf8")) as TrainerStateFile;
   } catch (err) {
     throw new CheckpointError(`trainer.json is not valid JSON: ${(err as Error).message}`);
   }
@@ -458,11 +455,19 @@ function openCheckpoint(files: Map<string, Buffer>, trainer: Trainer, p: Plan): 
     throw new UserError(
       "the checkpoint was trained with another seqLen, microBatch or global batch",
     );
+  const modelPlaces = tensorPlaces(modelHeader, "model.safetensors", layout, modelSets);
+  const optimizerPlaces = tensorPlaces(
+    optimizerHeader,
+    "optimizer.safetensors",
+    layout,
+    optimizerSets,
+  );
   return {
-    params: pick(model, "", "model.safetensors"),
-    m: pick(opt, "m.", "optimizer.safetensors"),
-    v: pick(opt, "v.", "optimizer.safetensors"),
     state,
+    load() {
+      streamIn(trainer, model, modelPlaces);
+      streamIn(trainer, optimizer, optimizerPlaces);
+    },
   };
 }
 
@@ -779,9 +784,7 @@ async function createAndResume(
     return trainer;
   }
   const r = loaded.value;
-  trainer.setTensors("params", r.params);
-  trainer.setTensors("m", r.m);
-  trainer.setTensors("v", r.v);
+  r.load();
   try {
     trainer.setState({
       step: r.state.step,

@@ -2,6 +2,7 @@
 // Heavy calls (step, forward, lossAndGrads, update) run on Node's worker pool and return
 // Promises; one call at a time per trainer (a second one while busy throws). Tensors cross as
 // copies, named as in the checkpoint (docs/formats.md, "Checkpoints").
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -130,6 +131,9 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                         InstanceMethod("tensors", &TrainerWrap::Tensors),
                         InstanceMethod("syncHost", &TrainerWrap::SyncHost),
                         InstanceMethod("setTensors", &TrainerWrap::SetTensors),
+                        InstanceMethod("layout", &TrainerWrap::Layout),
+                        InstanceMethod("readSet", &TrainerWrap::ReadSet),
+                        InstanceMethod("writeSet", &TrainerWrap::WriteSet),
                         InstanceMethod("state", &TrainerWrap::State),
                         InstanceMethod("setState", &TrainerWrap::SetState)});
   }
@@ -241,6 +245,52 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     return env.Undefined();
   }
 
+  // layout(): [{ name, shape, offset, size }], where each tensor lies (in elements) in every
+  // set's buffer. The tensors follow each other without gaps, in this order, so a set's
+  // buffer is the data section of its safetensors file as it is.
+  Napi::Value Layout(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const auto& t : trainer_->model().tensors()) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", t.name);
+      Napi::Array shape = Napi::Array::New(env);
+      for (uint32_t k = 0; k < t.shape.size(); k++) shape.Set(k, double(t.shape[k]));
+      o.Set("shape", shape);
+      o.Set("offset", double(t.offset));
+      o.Set("size", double(t.size));
+      out.Set(i++, o);
+    }
+    return out;
+  }
+
+  // readSet(which, offset, into) and writeSet(which, offset, from): into.length (from.length)
+  // elements of a set's buffer from element `offset` on, copied out of or into the engine. A
+  // checkpoint streams its sets through one chunk-sized array this way: no file, and no whole
+  // tensor, is ever held in JavaScript. writeSet's changes reach the device before its next
+  // step (as setTensors's do).
+  Napi::Value ReadSet(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    const std::vector<float>& buffer = bufferNamed(env, info[0], true);
+    auto [offset, chunk] = rangeOf(info, buffer.size(), "readSet(which, offset, into: Float32Array)");
+    onDevice(env, [&] { trainer_->sync_host(); });  // a copy only when a step ran since
+    std::memcpy(chunk.Data(), buffer.data() + offset, chunk.ElementLength() * sizeof(float));
+    return env.Undefined();
+  }
+
+  Napi::Value WriteSet(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    std::vector<float>& buffer = bufferNamed(env, info[0], false);
+    auto [offset, chunk] = rangeOf(info, buffer.size(), "writeSet(which, offset, from: Float32Array)");
+    onDevice(env, [&] { trainer_->sync_host(); });  // the rest of the mirror stays current
+    std::memcpy(buffer.data() + offset, chunk.Data(), chunk.ElementLength() * sizeof(float));
+    trainer_->host_changed();
+    return env.Undefined();
+  }
+
   // state(): where training stands, for the checkpoint's trainer state.
   Napi::Value State(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -277,6 +327,22 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     trainer_->optimizer().step_count = adam;
     trainer_->host_changed();
     return env.Undefined();
+  }
+
+  // The (offset, array) arguments of readSet and writeSet, checked against a buffer of `size`.
+  static std::pair<size_t, Napi::Float32Array> rangeOf(const Napi::CallbackInfo& info, size_t size,
+                                                       const char* usage) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsTypedArray() ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(env, usage);
+    double at = info[1].As<Napi::Number>().DoubleValue();
+    auto chunk = info[2].As<Napi::Float32Array>();
+    if (!(at >= 0) || at != std::floor(at) || at + double(chunk.ElementLength()) > double(size))
+      throw Napi::RangeError::New(env, std::string(usage) + ": elements " + std::to_string(at) + " + " +
+                                           std::to_string(chunk.ElementLength()) + " lie outside the set's " +
+                                           std::to_string(size));
+    return {size_t(at), chunk};
   }
 
   std::vector<float>& bufferNamed(Napi::Env env, const Napi::Value& which, bool allow_grads) {
