@@ -11,12 +11,10 @@ import { test } from "node:test";
 import { engine, type Trainer } from "../../native/engine.ts";
 import { saveCheckpoint, verifyCheckpoint } from "../../workers/trainer/checkpoint.ts";
 import {
+  engineCheckpointReader,
   engineSafetensors,
   modelSets,
   optimizerSets,
-  readSafetensorsLayout,
-  streamIn,
-  tensorPlaces,
 } from "../../workers/trainer/engine-checkpoint.ts";
 import { encodeSafetensors } from "../../workers/trainer/safetensors.ts";
 import { trainerOptions } from "./fixtures.ts";
@@ -90,17 +88,7 @@ test("saved through the checkpoint protocol and streamed back, every set is the 
     const files = verifyCheckpoint(written, ["model.safetensors", "optimizer.safetensors"]);
     const b = engine.createTrainer(trainerOptions({ seed: 99 }));
     assert.notEqual(setHash(b, "params"), setHash(a, "params"));
-    const layout = b.layout();
-    for (const [name, sets] of [
-      ["model.safetensors", modelSets],
-      ["optimizer.safetensors", optimizerSets],
-    ] as const)
-      streamIn(
-        b,
-        files.path(name),
-        tensorPlaces(readSafetensorsLayout(files.path(name), name), name, layout, sets),
-        333,
-      );
+    engineCheckpointReader(files, b, 333)();
     for (const set of ["params", "m", "v"] as const) assert.equal(setHash(b, set), setHash(a, set));
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -147,16 +135,7 @@ test(
           t.writeSet(set, at, zeros);
       assert.notEqual(setHash(t, "params"), before.params);
       const files = verifyCheckpoint(written, ["model.safetensors", "optimizer.safetensors"]);
-      const layout = t.layout();
-      for (const [name, sets] of [
-        ["model.safetensors", modelSets],
-        ["optimizer.safetensors", optimizerSets],
-      ] as const)
-        streamIn(
-          t,
-          files.path(name),
-          tensorPlaces(readSafetensorsLayout(files.path(name), name), name, layout, sets),
-        );
+      engineCheckpointReader(files, t)();
       assert.deepEqual(
         { params: setHash(t, "params"), m: setHash(t, "m"), v: setHash(t, "v") },
         before,

@@ -7,7 +7,12 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import path from "node:path";
 import type { TensorLayout, Trainer } from "../../native/engine.ts";
-import { CheckpointError, chunkBytes, type StreamedFile } from "./checkpoint.ts";
+import {
+  CheckpointError,
+  chunkBytes,
+  type StreamedFile,
+  type VerifiedFiles,
+} from "./checkpoint.ts";
 import {
   parseSafetensorsHeader,
   safetensorsHeader,
@@ -116,4 +121,29 @@ export function streamIn(
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Checks a verified checkpoint's model.safetensors and optimizer.safetensors against the
+ * trainer's model (headers only: every tensor there, with its shape; throws CheckpointError or
+ * SafetensorsError naming what is wrong), and returns the function that streams them in.
+ */
+export function engineCheckpointReader(
+  files: Pick<VerifiedFiles, "path">,
+  trainer: Trainer,
+  chunkElements = chunkBytes / 4,
+): () => void {
+  const layout = trainer.layout();
+  const reads = (
+    [
+      ["model.safetensors", modelSets],
+      ["optimizer.safetensors", optimizerSets],
+    ] as const
+  ).map(([name, sets]) => {
+    const file = files.path(name);
+    return { file, places: tensorPlaces(readSafetensorsLayout(file, name), name, layout, sets) };
+  });
+  return () => {
+    for (const r of reads) streamIn(trainer, r.file, r.places, chunkElements);
+  };
 }

@@ -29,12 +29,10 @@ import {
   type VerifiedFiles,
 } from "./checkpoint.ts";
 import {
+  engineCheckpointReader,
   engineSafetensors,
   modelSets,
   optimizerSets,
-  readSafetensorsLayout,
-  streamIn,
-  tensorPlaces,
 } from "./engine-checkpoint.ts";
 import {
   folderStore,
@@ -417,15 +415,10 @@ interface Restored {
   load(): void;
 }
 
-// Checks a verified checkpoint against the model being trained, reading only the safetensors
-// headers and trainer.json; throws CheckpointError (a broken file) or UserError (a different
-// job). The tensors are streamed in by the result's load().
+// Checks a verified checkpoint against the model being trained, reading trainer.json and the
+// safetensors headers only; throws UserError (a different job), CheckpointError or
+// SafetensorsError (a broken file). The tensors are streamed in by the result's load().
 function openCheckpoint(files: VerifiedFiles, trainer: Trainer, p: Plan): Restored {
-  const layout = trainer.layout();
-  const model = files.path("model.safetensors");
-  const optimizer = files.path("optimizer.safetensors");
-  const modelHeader = readSafetensorsLayout(model, "model.safetensors");
-  const optimizerHeader = readSafetensorsLayout(optimizer, "optimizer.safetensors");
   let state: TrainerStateFile;
   try {
     state = JSON.parse(files.get("trainer.json").toString("utf8")) as TrainerStateFile;
@@ -455,20 +448,7 @@ function openCheckpoint(files: VerifiedFiles, trainer: Trainer, p: Plan): Restor
     throw new UserError(
       "the checkpoint was trained with another seqLen, microBatch or global batch",
     );
-  const modelPlaces = tensorPlaces(modelHeader, "model.safetensors", layout, modelSets);
-  const optimizerPlaces = tensorPlaces(
-    optimizerHeader,
-    "optimizer.safetensors",
-    layout,
-    optimizerSets,
-  );
-  return {
-    state,
-    load() {
-      streamIn(trainer, model, modelPlaces);
-      streamIn(trainer, optimizer, optimizerPlaces);
-    },
-  };
+  return { state, load: engineCheckpointReader(files, trainer) };
 }
 
 // ---- logging -------------------------------------------------------------------------------

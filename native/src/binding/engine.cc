@@ -204,11 +204,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
     for (const auto& t : trainer_->model().tensors()) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", t.name);
-      Napi::Array shape = Napi::Array::New(env);
-      for (uint32_t k = 0; k < t.shape.size(); k++) shape.Set(k, double(t.shape[k]));
-      o.Set("shape", shape);
+      Napi::Object o = describe(env, t);
       auto data = Napi::Float32Array::New(env, t.size);
       std::memcpy(data.Data(), buffer.data() + t.offset, t.size * sizeof(float));
       o.Set("data", data);
@@ -253,11 +249,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
     for (const auto& t : trainer_->model().tensors()) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", t.name);
-      Napi::Array shape = Napi::Array::New(env);
-      for (uint32_t k = 0; k < t.shape.size(); k++) shape.Set(k, double(t.shape[k]));
-      o.Set("shape", shape);
+      Napi::Object o = describe(env, t);
       o.Set("offset", double(t.offset));
       o.Set("size", double(t.size));
       out.Set(i++, o);
@@ -327,6 +319,17 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     trainer_->optimizer().step_count = adam;
     trainer_->host_changed();
     return env.Undefined();
+  }
+
+  // { name, shape } of a tensor, for tensors() and layout().
+  template <class T>
+  static Napi::Object describe(Napi::Env env, const T& t) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", t.name);
+    Napi::Array shape = Napi::Array::New(env);
+    for (uint32_t k = 0; k < t.shape.size(); k++) shape.Set(k, double(t.shape[k]));
+    o.Set("shape", shape);
+    return o;
   }
 
   // The (offset, array) arguments of readSet and writeSet, checked against a buffer of `size`.
