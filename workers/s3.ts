@@ -25,6 +25,12 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 
+// Under Node 20 the SDK warns, once per process, that its releases after January 2027 will
+// need Node 22. herd pins a release that supports Node 20 (package.json), so the warning would
+// only clutter every CLI run and pod log; upgrading the SDK past that means moving to Node 22
+// first (docs/architecture.md).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 export interface S3Config {
   /** e.g. http://127.0.0.1:8333 or https://s3.eu-west-1.amazonaws.com; unset: AWS's own. */
   endpoint?: string;
