@@ -30,7 +30,7 @@ import {
   modelSets,
   optimizerSets,
 } from "../workers/trainer/engine-checkpoint.ts";
-import { trainerOptions } from "../test/engine/fixtures.ts";
+import { largeModelOptions } from "../test/engine/fixtures.ts";
 
 const { values } = parseArgs({
   options: {
@@ -42,17 +42,7 @@ const dim = 1024;
 // A layer has 4·dim² attention and 3·dim·ffn feed-forward weights (ffn = 2.75·dim).
 const perLayer = 4 * dim * dim + 3 * dim * 2816;
 const layers = Math.max(1, Math.round((Number(values.millions) * 1e6) / perLayer));
-const options = trainerOptions({ microBatch: 1, accumSteps: 1, seqLen: 8, threads: 2 });
-options.model = {
-  ...options.model,
-  dim,
-  nLayers: layers,
-  nHeads: 16,
-  nKvHeads: 16,
-  ffnHidden: 2816,
-  maxSeqLen: 8,
-};
-const trainer = engine.createTrainer(options);
+const trainer = engine.createTrainer(largeModelOptions(dim, layers));
 const parameters = trainer.layout().reduce((n, t) => n + t.size, 0);
 const bytes = parameters * 4 * 3; // params, m and v
 const dir = mkdtempSync(path.join(values.dir!, "herd-bench-ckpt-"));

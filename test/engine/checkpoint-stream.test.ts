@@ -17,7 +17,7 @@ import {
   optimizerSets,
 } from "../../workers/trainer/engine-checkpoint.ts";
 import { encodeSafetensors } from "../../workers/trainer/safetensors.ts";
-import { trainerOptions } from "./fixtures.ts";
+import { largeModelOptions, trainerOptions } from "./fixtures.ts";
 
 /** A streamed file's bytes; each chunk is copied before the next is asked for (it is reused). */
 const bytesOf = (f: { chunks(): Iterable<Uint8Array> }) => {
@@ -101,18 +101,7 @@ test(
   async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "herd-big-"));
     try {
-      const big = trainerOptions({ microBatch: 1, accumSteps: 1, seqLen: 8, threads: 2 });
-      big.model = {
-        ...big.model,
-        dim: 2048,
-        nLayers: 12,
-        nHeads: 16,
-        nKvHeads: 16,
-        ffnHidden: 5632,
-        vocabSize: 256,
-        maxSeqLen: 8,
-      };
-      const t = engine.createTrainer(big);
+      const t = engine.createTrainer(largeModelOptions(2048, 12));
       const parameters = t.layout().reduce((n, x) => n + x.size, 0);
       assert.ok(parameters * 8 > 4 * 2 ** 30, `${parameters} parameters: m and v past 4 GiB`);
       const before = { params: setHash(t, "params"), m: setHash(t, "m"), v: setHash(t, "v") };

@@ -44,6 +44,26 @@ export function trainerOptions(overrides: Partial<TrainerOptions> = {}): Trainer
   };
 }
 
+/**
+ * A large model for checkpoint scale (16 heads, byte vocabulary, 8-token rows, one row a
+ * step): its size is in its weights, which training this short does not need to be good.
+ */
+export function largeModelOptions(dim: number, nLayers: number): TrainerOptions {
+  const o = trainerOptions({ microBatch: 1, accumSteps: 1, seqLen: 8, threads: 2 });
+  return {
+    ...o,
+    model: {
+      ...o.model,
+      dim,
+      nLayers,
+      nHeads: 16,
+      nKvHeads: 16,
+      ffnHidden: dim * 2.75,
+      maxSeqLen: 8,
+    },
+  };
+}
+
 export interface TinyJob {
   steps?: number;
   globalBatchTokens?: number;
