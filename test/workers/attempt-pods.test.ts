@@ -6,7 +6,9 @@ import { test } from "node:test";
 import { trainingJob } from "../../crds/trainingjob.ts";
 import {
   attemptPods,
+  objectStorageEnv,
   trainerOptionsFromEnv,
+  type ObjectStorage,
   type TrainingActivityOptions,
 } from "../../workers/activities/training.ts";
 import { trainingJobObject } from "../crds/cases.ts";
@@ -137,6 +139,10 @@ test("evaluator pods run as trainer pods do: account, image, pull secrets, restr
   assert.deepEqual(env.get("AWS_SECRET_ACCESS_KEY")?.valueFrom, {
     secretKeyRef: { name: "s3-trainers", key: "AWS_SECRET_ACCESS_KEY" },
   });
+  // Temporary keys work too: the Secret's session token, if it holds one.
+  assert.deepEqual(env.get("AWS_SESSION_TOKEN")?.valueFrom, {
+    secretKeyRef: { name: "s3-trainers", key: "AWS_SESSION_TOKEN", optional: true },
+  });
   assert.ok(!JSON.stringify(pod).includes("worker-secret"), "the worker's key leaked");
   const job = JSON.parse(env.get("HERD_EVAL_JOB")!.value!) as { spec: { checkpoint: unknown } };
   assert.deepEqual(job.spec.checkpoint, { uri: "s3://ckpt/tj/step-000000100", format: "herd" });
@@ -171,4 +177,20 @@ test("spec.resources.ephemeralStorage: the scratch volume's sizeLimit and the co
   const ev = evaluator({ resources: { ephemeralStorage: "8Gi" } }, base).spec!;
   assert.deepEqual(ev.volumes, [{ name: "scratch", emptyDir: { sizeLimit: "8Gi" } }]);
   assert.equal(ev.containers[0]!.resources?.limits?.["ephemeral-storage"], "8Gi");
+});
+
+test("object storage in pods: keys only when there are some; none at all leaves the pod's own chain", () => {
+  const names = (config: ObjectStorage["config"]) =>
+    objectStorageEnv({ config }).map((e) => `${e.name}=${e.value ?? ""}`);
+  assert.deepEqual(
+    names({ endpoint: "http://s3:8333", region: "r", accessKeyId: "k", secretAccessKey: "s" }),
+    [
+      "HERD_S3_ENDPOINT=http://s3:8333",
+      "AWS_REGION=r",
+      "AWS_ACCESS_KEY_ID=k",
+      "AWS_SECRET_ACCESS_KEY=s",
+    ],
+  );
+  // AWS's own endpoint, an IAM role for the service account: region only.
+  assert.deepEqual(names({ region: "eu-west-1" }), ["AWS_REGION=eu-west-1"]);
 });

@@ -59,21 +59,37 @@ export function objectStorageFromEnv(
   return { config, credentialsSecret: env.HERD_S3_CREDENTIALS_SECRET || undefined };
 }
 
-/** The pod env that gives a trainer or evaluator the same object storage as the worker. */
+/**
+ * The pod env that gives a trainer or evaluator the same object storage as the worker: the
+ * endpoint (unset for AWS's own) and region, and the keys from the Secret (a session token
+ * too, when the Secret has one), or else the worker's own keys when it has any (the local
+ * plane); with neither, the pod's own credential chain (an IAM role for its service account).
+ */
 export function objectStorageEnv(s: ObjectStorage | undefined): V1EnvVar[] {
   if (!s) return [];
-  const secret = (key: string): V1EnvVar =>
-    s.credentialsSecret
-      ? { name: key, valueFrom: { secretKeyRef: { name: s.credentialsSecret, key } } }
-      : {
-          name: key,
-          value: key === "AWS_ACCESS_KEY_ID" ? s.config.accessKeyId : s.config.secretAccessKey,
-        };
+  const { endpoint, region, accessKeyId, secretAccessKey, sessionToken } = s.config;
+  const fromSecret = (key: string, optional = false): V1EnvVar => ({
+    name: key,
+    valueFrom: {
+      secretKeyRef: { name: s.credentialsSecret!, key, ...(optional && { optional: true }) },
+    },
+  });
+  const value = (name: string, v: string | undefined): V1EnvVar[] =>
+    v ? [{ name, value: v }] : [];
   return [
-    { name: "HERD_S3_ENDPOINT", value: s.config.endpoint },
-    { name: "AWS_REGION", value: s.config.region },
-    secret("AWS_ACCESS_KEY_ID"),
-    secret("AWS_SECRET_ACCESS_KEY"),
+    ...value("HERD_S3_ENDPOINT", endpoint),
+    { name: "AWS_REGION", value: region },
+    ...(s.credentialsSecret
+      ? [
+          fromSecret("AWS_ACCESS_KEY_ID"),
+          fromSecret("AWS_SECRET_ACCESS_KEY"),
+          fromSecret("AWS_SESSION_TOKEN", true),
+        ]
+      : [
+          ...value("AWS_ACCESS_KEY_ID", accessKeyId),
+          ...value("AWS_SECRET_ACCESS_KEY", secretAccessKey),
+          ...value("AWS_SESSION_TOKEN", sessionToken),
+        ]),
   ];
 }
 

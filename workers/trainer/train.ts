@@ -166,7 +166,7 @@ function checkpointStore(uri: string): CheckpointStore {
   const config = s3ConfigFromEnv();
   if (!config)
     throw new UserError(
-      `spec.checkpoint.uri: ${uri} is object storage, but HERD_S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not all set`,
+      `spec.checkpoint.uri: ${uri} is object storage, but none is configured: set HERD_S3_ENDPOINT and the keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), or run with a web identity (IRSA)`,
     );
   return s3Store(uri, stagingDirFor(uri), config);
 }
@@ -213,7 +213,7 @@ export async function resolveData(job: TrainingJob, manifestDir: string): Promis
   const s3 = s3ConfigFromEnv();
   if (uris.some((u) => u.uri.startsWith("s3://")) && !s3)
     throw new UserError(
-      "spec.data.sources: s3:// shards need HERD_S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+      "spec.data.sources: s3:// shards need object storage: set HERD_S3_ENDPOINT and the keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), or run with a web identity (IRSA)",
     );
   let resolved: Awaited<ReturnType<typeof resolveMixture>>;
   let vocabSize: number;
