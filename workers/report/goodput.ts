@@ -2,6 +2,7 @@
 // ended, the goodput figure, and a table of every attempt (status.attemptHistory and
 // status.goodput, workflows/goodput.ts). Drawn here as static SVG: it needs no script.
 import type { AttemptRecord, Goodput } from "../../workflows/goodput.ts";
+import { escapeHtml } from "./html.ts";
 
 export interface GoodputData {
   /** status.startTime: where the time axis begins. */
@@ -16,8 +17,6 @@ const colours: Record<string, string> = {
   suspended: "#9aa3b5",
 };
 const colourOf = (outcome: string) => colours[outcome] ?? "#c8443a";
-
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const duration = (s: number | undefined) =>
   s === undefined
@@ -42,8 +41,8 @@ function timeline(d: GoodputData): string {
       w = Math.max(1, x(a.end) - x0);
     const tip = `attempt ${a.attempt}: ${a.outcome} (${a.reason}), steps ${a.fromStep}→${a.toStep}, ${a.stepsLost} lost`;
     return (
-      `<g class="attempt" data-attempt="${a.attempt}" data-outcome="${escape(a.outcome)}">` +
-      `<rect x="${x0.toFixed(1)}" y="${top}" width="${w.toFixed(1)}" height="${lane}" fill="${colourOf(a.outcome)}"><title>${escape(tip)}</title></rect>` +
+      `<g class="attempt" data-attempt="${a.attempt}" data-outcome="${escapeHtml(a.outcome)}">` +
+      `<rect x="${x0.toFixed(1)}" y="${top}" width="${w.toFixed(1)}" height="${lane}" fill="${colourOf(a.outcome)}"><title>${escapeHtml(tip)}</title></rect>` +
       (w > 24
         ? `<text x="${(x0 + 4).toFixed(1)}" y="${top + 17}" fill="#fff">${a.attempt}</text>`
         : "") +
@@ -56,7 +55,7 @@ function timeline(d: GoodputData): string {
     `<line class="frame" x1="${left}" x2="${width - left}" y1="${top + lane + 2}" y2="${top + lane + 2}"/>` +
     bars.join("") +
     `<text class="tick" x="${left}" y="${top + lane + 16}">0</text>` +
-    `<text class="tick" x="${width - left}" y="${top + lane + 16}" text-anchor="end">${escape(duration(total))}</text>` +
+    `<text class="tick" x="${width - left}" y="${top + lane + 16}" text-anchor="end">${escapeHtml(duration(total))}</text>` +
     `</svg>`
   );
 }
@@ -85,7 +84,7 @@ function table(attempts: AttemptRecord[]): string {
       duration(a.checkpointSeconds),
       duration(a.productiveSeconds),
     ]
-      .map((c) => `<td>${escape(c)}</td>`)
+      .map((c) => `<td>${escapeHtml(c)}</td>`)
       .join(""),
   );
   return `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr></thead>
@@ -105,7 +104,7 @@ export function goodputSection(d: GoodputData): string {
     .join(" ");
   return `<section id="goodput">
 <h2>Attempts and goodput</h2>
-<p class="summary">${escape(summary)}</p>
+<p class="summary">${escapeHtml(summary)}</p>
 ${d.attempts.length > 0 ? `${timeline(d)}<p class="meta">${legend}; gaps are time with no attempt running.</p>${table(d.attempts)}` : "<p>No attempt has ended yet.</p>"}
 </section>`;
 }

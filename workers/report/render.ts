@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import type { EvalSeries, LossPoint, ReportData } from "./gather.ts";
 import { goodputSection } from "./goodput.ts";
+import { escapeHtml } from "./html.ts";
 
 const chartsScript = readFileSync(new URL("./charts.js", import.meta.url), "utf8");
 
@@ -27,12 +28,6 @@ export function lossForPage(
   }
   return { points, meanOf };
 }
-
-const escapeHtml = (s: string) =>
-  s.replace(
-    /[&<>"']/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
-  );
 
 // JSON inside <script>: "<" escaped so no string in the data can close the element.
 const scriptJson = (x: unknown) => JSON.stringify(x).replace(/</g, "\\u003c");
