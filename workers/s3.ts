@@ -189,10 +189,11 @@ export class S3 {
 
   /**
    * Downloads an object into `file`: one GET up to the part size, ranged GETs in parallel
-   * above it, each written at its offset and each pinned to the object's ETag.
+   * above it, each written at its offset and each pinned to the object's ETag. `known`, the
+   * object as a list or head just returned it, saves asking for its size and ETag again.
    */
-  async getFile(key: string, file: string): Promise<void> {
-    const head = await this.head(key);
+  async getFile(key: string, file: string, known?: Pick<S3Object, "size" | "etag">): Promise<void> {
+    const head = known ?? (await this.head(key));
     if (!head) throw new S3Error(404, "NoSuchKey", `S3 GET ${key}: NoSuchKey: no such key`);
     const { partSize, concurrency } = this.transfer;
     const get = (range?: [number, number]) =>
@@ -344,8 +345,9 @@ export async function downloadUri(
   const s3 = new S3({ ...config, bucket });
   const name = key.replace(/\/+$/, "");
   mkdirSync(path.dirname(dest), { recursive: true });
-  if (name !== "" && (await s3.head(name))) {
-    await s3.getFile(name, dest);
+  const single = name === "" ? undefined : await s3.head(name);
+  if (single) {
+    await s3.getFile(name, dest, single);
     return;
   }
   const prefix = name === "" ? "" : `${name}/`;
@@ -356,6 +358,6 @@ export async function downloadUri(
     if (rel === "" || rel.endsWith("/") || rel.split("/").includes("..")) continue;
     const file = path.join(dest, rel);
     mkdirSync(path.dirname(file), { recursive: true });
-    await s3.getFile(o.key, file);
+    await s3.getFile(o.key, file, o);
   }
 }

@@ -253,7 +253,7 @@ export function s3Store(
     for (const o of objects) {
       const file = o.key.slice(prefix.length + name.length + 1);
       if (file.includes("/") || file.startsWith(".")) continue;
-      await s3.getFile(o.key, path.join(dir, file));
+      await s3.getFile(o.key, path.join(dir, file), o);
     }
     try {
       verifyCheckpoint(dir, []);
@@ -272,8 +272,9 @@ export function s3Store(
       // The staging folder mirrors S3 for this run only: what an earlier pod left is stale.
       rmSync(stagingDir, { recursive: true, force: true });
       mkdirSync(stagingDir, { recursive: true });
-      if (await s3.head(prefix + metricsFile))
-        await s3.getFile(prefix + metricsFile, path.join(stagingDir, metricsFile));
+      const metrics = await s3.head(prefix + metricsFile);
+      if (metrics)
+        await s3.getFile(prefix + metricsFile, path.join(stagingDir, metricsFile), metrics);
       const latest = await s3Latest(s3, prefix);
       const candidates = resumeCandidates(
         latest.step,
