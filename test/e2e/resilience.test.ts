@@ -17,7 +17,7 @@ import { Client, Connection } from "@temporalio/client";
 import { cluster, createNamespace, testNode, unique, type Cluster } from "../cluster/harness.ts";
 import { applyCrds, createObject, waitFor } from "../api/helpers.ts";
 import type { ClusterEnv } from "../api/env.ts";
-import { tinyTrainingJob, trainingJobs } from "./jobs.ts";
+import { ended, tinyTrainingJob, trainingJobs } from "./jobs.ts";
 import { freePort } from "../cluster/ports.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -119,7 +119,8 @@ const steadyJob = (name: string, steps: number) =>
     retry: { failureLimit: 3, backoffSeconds: 1 },
   });
 
-const statusOf = (name: string) => trainingJobs(env, c.core, namespace).statusOf(name);
+const jobs = () => trainingJobs(env, c.core, namespace);
+const statusOf = (name: string) => jobs().statusOf(name);
 
 /** Waits until status.step has moved `by` steps past `from`: the job is alive end to end. */
 async function progressed(name: string, from: number, by = 20): Promise<number> {
@@ -166,14 +167,7 @@ test("killing the operator, the worker and the Temporal server mid-run: the job 
     await startTemporal(); // the same database file: every workflow's history is still there
     await progressed("steady", step);
 
-    const s = await waitFor(
-      "steady: Succeeded",
-      async () => {
-        const s = await statusOf("steady");
-        return s.phase === "Succeeded" || s.phase === "Failed" ? s : undefined;
-      },
-      300_000,
-    );
+    const s = await jobs().until("steady", "ended", ended, 300_000);
     assert.equal(s.phase, "Succeeded", s.message);
     assert.equal(s.step, 6000);
     assert.deepEqual([s.attempts, s.preemptions, s.failures], [1, 0, 0]);
@@ -215,20 +209,13 @@ test("a workflow terminated outside herd mid-run: the operator starts it again; 
   } finally {
     await connection.close();
   }
-  const s = await waitFor(
-    "orphan: Succeeded",
-    async () => {
-      const s = await statusOf("orphan");
-      return s.phase === "Succeeded" || s.phase === "Failed" ? s : undefined;
-    },
-    300_000,
-  );
+  const s = await jobs().until("orphan", "ended", ended, 300_000);
   assert.equal(s.phase, "Succeeded", s.message);
   assert.equal(s.step, 3000);
   assert.equal(s.recoveries, 1);
   // The lost workflow's attempt, then the one the new workflow started after deleting its pod.
   assert.deepEqual([s.attempts, s.preemptions, s.failures], [2, 0, 0]);
-  const events = await trainingJobs(env, c.core, namespace).eventsOf("orphan");
+  const events = await jobs().eventsOf("orphan");
   assert.ok(
     events.some((e) => e.reason === "WorkflowTerminated" && e.type === "Warning"),
     events.map((e) => e.reason).join(", "),
