@@ -188,9 +188,10 @@ test("killing the operator, the worker and the Temporal server mid-run: the job 
       /^herd_worker_attempt_outcomes_total\{kind="TrainingJob",outcome="succeeded",reason="[^"]+"\} [1-9]$/m,
       metrics,
     );
+    // Each watch returns at every status report, so how many ended depends on the machine's pace.
     assert.match(
       metrics,
-      /^herd_worker_activities_total\{activity="watchAttempt",result="ok"\} [1-9]$/m,
+      /^herd_worker_activities_total\{activity="watchAttempt",result="ok"\} [1-9]\d*$/m,
     );
   } finally {
     watch.abort();
