@@ -12,6 +12,7 @@ import {
 } from "./common.ts";
 import { immutable, validated } from "./rules.ts";
 import { tokenizerSpecChecked } from "./trainingjob.ts";
+import { evalTasks, metricName } from "./evaltask.ts";
 
 export const checkpointFormat = z
   .enum(["herd", "safetensors", "gguf", "llama2c"])
@@ -55,59 +56,6 @@ export const checkpointRefChecked = validated(checkpointRef, [
     check: (c) => c.trainingJob === undefined || c.format === "herd",
   },
 ]);
-
-export const evalTask = z
-  .object({
-    name: z
-      .string()
-      .min(1)
-      .max(63)
-      .regex(/^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$/, "must be lower case letters, digits, - and _")
-      .describe("Task name, unique in the job, e.g. hellaswag, piqa, wikitext."),
-    type: z
-      .enum(["multipleChoice", "perplexity"])
-      .describe(
-        "multipleChoice: pick the choice with the highest log-likelihood (reports acc and acc_norm, the latter normalised by the choice's length in bytes); perplexity: token-level perplexity of held-out text.",
-      ),
-    uri: storageUri.describe(
-      "Task data: JSONL of {context, choices, label} for multipleChoice; a text file or token shards for perplexity.",
-    ),
-    numFewShot: z
-      .int()
-      .min(0)
-      .max(64)
-      .default(0)
-      .describe(
-        "Examples from the task's training split prepended to each question; 0 is zero-shot.",
-      ),
-    limit: z
-      .int()
-      .positive()
-      .optional()
-      .describe("Evaluate only the first this many examples (all when omitted)."),
-    seed: z.int().min(0).default(1234).describe("Seed for choosing the few-shot examples."),
-  })
-  .describe("One evaluation task.");
-
-export const evalTaskChecked = validated(evalTask, [
-  {
-    rule: "self.type == 'multipleChoice' || self.numFewShot == 0",
-    message: "numFewShot applies to multipleChoice tasks only",
-    fieldPath: ".numFewShot",
-    check: (t) => t.type === "multipleChoice" || t.numFewShot === 0,
-  },
-]);
-
-export const evalTasks = validated(
-  z.array(evalTaskChecked).min(1).max(32).describe("Tasks to evaluate, each scored separately."),
-  [
-    {
-      rule: "self.all(t, self.exists_one(u, u.name == t.name))",
-      message: "task names must be unique",
-      check: (ts) => new Set(ts.map((t) => t.name)).size === ts.length,
-    },
-  ],
-);
 
 /** Everything an EvalJob needs besides the checkpoint: also the EvalSweep's template. */
 const evalJobSettings = {
@@ -158,11 +106,9 @@ export const evalJobSpec = validated(evalJobSpecFields, [
 
 export const metricResult = z
   .object({
-    name: z
-      .enum(["acc", "acc_norm", "acc_per_token", "perplexity", "byte_perplexity", "bits_per_byte"])
-      .describe(
-        "acc, acc_norm, acc_per_token (multiple choice); perplexity, byte_perplexity, bits_per_byte (perplexity tasks).",
-      ),
+    name: metricName.describe(
+      "acc, acc_norm, acc_per_token, acc_uncond, mc2, pct_stereotype, likelihood_diff (multiple choice; for a task with groups, the macro average over them); perplexity, byte_perplexity, bits_per_byte (perplexity tasks).",
+    ),
     value: z.number().describe("The metric over the evaluated examples."),
     stderr: z
       .number()

@@ -251,6 +251,41 @@ export const invalidCases: InvalidCase[] = [
     field: /spec\.tasks(\[0\]|\.0)\.numFewShot/,
   },
   {
+    name: "a perplexity task without data",
+    make: ej((s) => delete s.tasks[1].uri),
+    field: /spec\.tasks(\[1\]|\.1)\.uri.*perplexity task needs uri/,
+  },
+  {
+    name: "few-shot for a perplexity task",
+    make: ej((s) => (s.tasks[1].numFewShot = 2)),
+    field: /spec\.tasks(\[1\]|\.1)\.numFewShot/,
+  },
+  {
+    name: "a task defined inline and in a file",
+    make: ej(
+      (s) =>
+        (s.tasks[0] = {
+          name: "mine",
+          uri: "rows.jsonl",
+          definitionUri: "mine.yaml",
+          definition: { context: "{{q}}", choices: ["{{c}}"], label: "{{l}}" },
+        }),
+    ),
+    field: /spec\.tasks(\[0\]|\.0)\.definitionUri.*at most one/,
+  },
+  {
+    name: "a task definition with an unknown scoring",
+    make: ej(
+      (s) =>
+        (s.tasks[0] = {
+          name: "mine",
+          uri: "rows.jsonl",
+          definition: { context: "x", choices: ["a", "b"], label: "0", scoring: "sideways" },
+        }),
+    ),
+    field: /spec\.tasks(\[0\]|\.0)\.definition\.scoring/,
+  },
+  {
     name: "zero limit",
     make: ej((s) => (s.tasks[0].limit = 0)),
     field: /spec\.tasks(\[0\]|\.0)\.limit/,

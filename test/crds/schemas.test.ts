@@ -12,7 +12,8 @@ import { evalJobObject, evalSweepObject, invalidCases, trainingJobObject } from 
 test("the valid objects of each kind parse, with defaults filled", () => {
   const ej = evalJob.parse(evalJobObject());
   assert.equal(ej.spec.checkpoint.format, "herd");
-  assert.equal(ej.spec.tasks[0]!.numFewShot, 0);
+  assert.equal(ej.spec.tasks[0]!.seed, 1234);
+  assert.equal(ej.spec.tasks[0]!.numFewShot, undefined, "the task's own default applies");
   const es = evalSweep.parse(evalSweepObject());
   assert.deepEqual(
     [es.spec.overlapPolicy, es.spec.catchupWindow, es.spec.historyLimit],

@@ -12,14 +12,14 @@ import { tensorShapes, writeHerd } from "../../workers/model/formats.ts";
 import { openModel } from "../../workers/eval/open.ts";
 import { runEvalLocal, type ResultsFile } from "../../workers/eval/run.ts";
 import {
-  evalMultipleChoice,
   evalPerplexity,
   fewShotIndices,
   meanStderr,
-  promptFor,
   readMultipleChoice,
   TaskError,
 } from "../../workers/eval/tasks.ts";
+import { evalMultipleChoice, promptFor } from "../../workers/eval/choices.ts";
+import { registry } from "../../workers/eval/registry.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const config: ModelConfig = {
@@ -262,6 +262,75 @@ spec:
       runEvalLocal({ manifest: path.join(dir, "job.yaml") }),
       /for --local give spec.checkpoint.uri/,
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("runEvalLocal: registry tasks and groups need no uri; custom tasks come inline or from a file", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "herd-evaljob-"));
+  try {
+    tinyCheckpoint(dir);
+    const rows = [
+      { q: "Sky is", opts: ["blue", "green"], gold: "A", kind: "x" },
+      { q: "Grass is", opts: ["red", "green"], gold: "B", kind: "y" },
+      { q: "Snow is", opts: ["white", "black"], gold: "A", kind: "x" },
+    ];
+    writeFileSync(path.join(dir, "rows.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"));
+    writeFileSync(
+      path.join(dir, "colors.yaml"),
+      "data: rows.jsonl\ncontext: 'Q: {{q}}\\nA:'\nchoices: ['{{opts}}']\nlabel: '{{gold}}'\nlabelIn: [A, B]\ngroup: '{{kind}}'\nmetrics: [acc]\n",
+    );
+    writeFileSync(
+      path.join(dir, "job.yaml"),
+      `apiVersion: herd.dev/v1alpha1
+kind: EvalJob
+metadata: { name: suite }
+spec:
+  checkpoint: { uri: run, format: herd }
+  tokenizer: { type: bytes }
+  tasks:
+    - { name: common-sense, limit: 2 }
+    - { name: mmlu, limit: 1, numFewShot: 1 }
+    - name: inline
+      uri: rows.jsonl
+      numFewShot: 1
+      definition: { context: "{{q}}", choices: ["{{opts}}"], label: "{{gold}}", labelIn: [A, B] }
+    - { name: fromfile, definitionUri: colors.yaml }
+  batchSize: 4
+`,
+    );
+    const r = await runEvalLocal({ manifest: path.join(dir, "job.yaml"), threads: 1 });
+    const byName = Object.fromEntries(r.tasks.map((t) => [t.task, t]));
+    assert.deepEqual(Object.keys(byName), [
+      ...registry().groups["common-sense"]!,
+      "mmlu",
+      "inline",
+      "fromfile",
+    ]);
+    assert.deepEqual(
+      byName.boolq!.metrics.map((m) => m.name),
+      ["acc", "acc_uncond"],
+    );
+    assert.equal(byName.piqa!.examples, 2);
+    assert.equal(byName.mmlu!.examples, 57);
+    assert.equal(byName.mmlu!.groups!.length, 57);
+    assert.equal(byName.mmlu!.numFewShot, 1);
+    // the macro average is the mean of the subjects' accuracies
+    const mean = byName.mmlu!.groups!.reduce((a, g) => a + g.metrics[0]!.value, 0) / 57;
+    assert.ok(Math.abs(byName.mmlu!.metrics[0]!.value - mean) < 1e-12);
+    assert.deepEqual(
+      [byName.inline!.examples, byName.inline!.metrics.map((m) => m.name)],
+      [3, ["acc", "acc_norm"]],
+    );
+    assert.deepEqual(
+      byName.fromfile!.groups!.map((g) => [g.group, g.examples]),
+      [
+        ["x", 2],
+        ["y", 1],
+      ],
+    );
+    assert.ok(byName.arc_easy!.uri.endsWith("data/eval/arc-easy-test.jsonl.gz"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

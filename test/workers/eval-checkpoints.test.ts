@@ -14,7 +14,7 @@ import {
   resultsUriOf,
 } from "../../workers/eval/checkpoints.ts";
 import { scheduleSpecOf } from "../../workers/activities/sweep.ts";
-import { relativePaths } from "../../workers/activities/eval.ts";
+import { relativePaths, unknownTasks } from "../../workers/activities/eval.ts";
 import { evalJobSpec } from "../../crds/evaljob.ts";
 import { mergeHistory } from "../../workflows/evalsweep.ts";
 import { evalSweepSpec } from "../../crds/evalsweep.ts";
@@ -120,5 +120,27 @@ test("on the cluster an EvalJob's paths must be absolute: each relative one is n
     relativePaths(spec("m.gguf", "data/t.txt")),
     "spec.checkpoint.uri: m.gguf, spec.tasks[0].uri: data/t.txt: a relative path; " +
       "on the cluster give an absolute path, file:///… or s3://…",
+  );
+});
+
+test("an EvalJob naming no data and no registry task fails before any pod, with the registry's names", () => {
+  const spec = (tasks: object[]) =>
+    evalJobSpec.parse({ checkpoint: { uri: "/m.gguf", format: "gguf" }, tasks });
+  assert.equal(
+    unknownTasks(
+      spec([
+        { name: "llama-paper", limit: 10 },
+        { name: "wiki", type: "perplexity", uri: "/w.txt" },
+      ]),
+    ),
+    undefined,
+  );
+  assert.match(
+    unknownTasks(spec([{ name: "arc_challenge" }]))!,
+    /^spec\.tasks: task arc_challenge: no uri, and herd's registry has no such task or group \(tasks: .*arc_easy.*; groups: .*llama-paper/,
+  );
+  assert.match(
+    unknownTasks(spec([{ name: "common-sense" }, { name: "boolq" }]))!,
+    /boolq is listed twice/,
   );
 });

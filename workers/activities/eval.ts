@@ -16,6 +16,8 @@ import {
   type Resolution,
 } from "../../workflows/eval-types.ts";
 import type { ResultsFile } from "../eval/run.ts";
+import { expandGroups, runnableTask } from "../eval/registry.ts";
+import { TaskError } from "../eval/tasks.ts";
 import {
   CheckpointResolutionError,
   readResultsText,
@@ -178,7 +180,10 @@ export function relativePaths(s: EvalJobSpec): string | undefined {
   const fields = [
     ...(s.checkpoint.uri ? [["spec.checkpoint.uri", s.checkpoint.uri]] : []),
     ...(s.tokenizer?.uri ? [["spec.tokenizer.uri", s.tokenizer.uri]] : []),
-    ...s.tasks.map((t, i) => [`spec.tasks[${i}].uri`, t.uri]),
+    ...s.tasks.flatMap((t, i) => [
+      ...(t.uri ? [[`spec.tasks[${i}].uri`, t.uri]] : []),
+      ...(t.definitionUri ? [[`spec.tasks[${i}].definitionUri`, t.definitionUri]] : []),
+    ]),
   ].filter(([, uri]) => relative(uri!));
   if (fields.length === 0) return undefined;
   return (
@@ -187,14 +192,25 @@ export function relativePaths(s: EvalJobSpec): string | undefined {
   );
 }
 
+/** A task that names no data and is not in herd's registry, or a group listing a task twice. */
+export function unknownTasks(s: EvalJobSpec): string | undefined {
+  try {
+    for (const t of expandGroups(s.tasks)) if (!t.uri && !t.definitionUri) runnableTask(t);
+  } catch (err) {
+    if (err instanceof TaskError) return `spec.tasks: ${err.message}`;
+    throw err;
+  }
+  return undefined;
+}
+
 export function evalActivities(kc: KubeConfig, opts: EvalActivityOptions = {}): EvalActivities {
   const core = kc.makeApiClient(CoreV1Api);
   const storage = { s3: opts.s3?.config };
   return {
     async resolveCheckpoint({ object, spec }): Promise<Resolution> {
       const s = spec as unknown as EvalJobSpec;
-      const relative = relativePaths(s);
-      if (relative) return { error: relative };
+      const problem = relativePaths(s) ?? unknownTasks(s);
+      if (problem) return { error: problem };
       if (s.checkpoint.uri)
         return {
           checkpoint: {

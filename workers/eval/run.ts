@@ -11,7 +11,17 @@ import { downloadUri, S3Error } from "../s3.ts";
 import { s3ConfigFromEnv, stagingDirFor } from "../trainer/checkpoint-store.ts";
 import { writeResults } from "./checkpoints.ts";
 import { openModel, type TokenizerChoice } from "./open.ts";
-import { evalMultipleChoice, evalPerplexity, readMultipleChoice, type Metric } from "./tasks.ts";
+import {
+  evalMultipleChoice,
+  herdFormatScoring,
+  scoringOf,
+  type ChoiceItem,
+  type ChoicePrediction,
+  type GroupResult,
+} from "./choices.ts";
+import { readChoiceItems } from "./documents.ts";
+import { expandGroups, readDefinition, runnableTask, type RunnableTask } from "./registry.ts";
+import { evalPerplexity, readMultipleChoice, type Metric, type TaskOutcome } from "./tasks.ts";
 
 export class EvalUserError extends Error {
   override name = "EvalUserError";
@@ -33,9 +43,11 @@ export interface TaskResultFile {
   examples: number;
   numFewShot: number;
   metrics: Metric[];
+  /** Tasks with groups (MMLU's subjects, CrowS-Pairs' bias types): each group's metrics. */
+  groups?: GroupResult[];
   seconds: number;
   /** Multiple-choice tasks: per item, the choice each metric picked and the label. */
-  predictions?: { acc: number; accNorm: number; accPerToken: number; label: number }[];
+  predictions?: ChoicePrediction[];
   /** Perplexity tasks: tokens scored and bytes of text. */
   tokens?: number;
   bytes?: number;
@@ -112,13 +124,23 @@ async function evaluate(
   // The checkpoint as the results name it: the URI for object storage, else the local path.
   const checkpointUri = uri.startsWith("s3://") ? uri : localPath(uri, base);
   // Every task's data is there before the model loads: a missing file fails at once, named.
-  const taskFiles: string[] = [];
-  for (const [i, task] of spec.tasks.entries()) {
-    const field = `spec.tasks[${i}].uri`;
-    const file = await fetchInput(task.uri, base, field, staging);
-    if (!existsSync(file))
-      throw new EvalUserError(`${field} (task ${task.name}): ${file} does not exist`);
-    taskFiles.push(file);
+  const tasks: { task: RunnableTask; file: string; fewShotFile?: string }[] = [];
+  for (const t of expandGroups(spec.tasks)) {
+    const field = (f: string) => `task ${t.name}: ${f}`;
+    const fileDefinition = t.definitionUri
+      ? readDefinition(await fetchInput(t.definitionUri, base, field("definitionUri"), staging))
+      : undefined;
+    const task = runnableTask(t, fileDefinition);
+    const fetchData = async (uri: string, f: string) => {
+      const file = await fetchInput(uri, base, field(f), staging);
+      if (!existsSync(file)) throw new EvalUserError(`${field(f)}: ${file} does not exist`);
+      return file;
+    };
+    tasks.push({
+      task,
+      file: await fetchData(task.uri, "uri"),
+      ...(task.fewShotUri && { fewShotFile: await fetchData(task.fewShotUri, "fewShot.data") }),
+    });
   }
   let tokenizer: TokenizerChoice | undefined;
   if (spec.tokenizer?.type === "bytes") tokenizer = { type: "bytes" };
@@ -140,46 +162,25 @@ async function evaluate(
   log(
     `loaded ${ckpt} (${m.loaded.format}, ${m.tokenizer.kind} tokenizer) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
   );
-  const tasks: TaskResultFile[] = [];
-  for (const [i, task] of spec.tasks.entries()) {
-    const uri = taskFiles[i]!;
-    const limit = o.limit ?? task.limit;
+  const results: TaskResultFile[] = [];
+  for (const { task, file, fewShotFile } of tasks) {
     const started = Date.now();
-    let outcome: Awaited<ReturnType<typeof evalMultipleChoice>> & {
-      tokens?: number;
-      bytes?: number;
-    };
-    if (task.type === "multipleChoice") {
-      const items = readMultipleChoice(uri, limit);
-      outcome = await evalMultipleChoice(m, items, {
-        numFewShot: task.numFewShot,
-        seed: task.seed,
-        batchSize: spec.batchSize,
-        progress: (done) => log(`${task.name}: ${done}/${items.length}`),
-      });
-    } else {
-      let text = readTextDecompressed(uri);
-      // a perplexity task's limit counts lines of the text
-      if (limit !== undefined) text = text.split("\n").slice(0, limit).join("\n");
-      outcome = await evalPerplexity(m, text, {});
-    }
+    const limit = o.limit ?? task.limit;
+    const outcome = await runTask(m, task, file, fewShotFile, limit, spec.batchSize, log);
     const result: TaskResultFile = {
       task: task.name,
       type: task.type,
       uri: task.uri,
-      examples: outcome.examples,
       numFewShot: task.numFewShot,
-      metrics: outcome.metrics,
+      ...outcome,
       seconds: (Date.now() - started) / 1000,
-      ...(outcome.predictions ? { predictions: outcome.predictions } : {}),
-      ...(outcome.tokens !== undefined ? { tokens: outcome.tokens, bytes: outcome.bytes } : {}),
     };
     log(
       `${task.name}: ${result.metrics.map((x) => `${x.name} ${x.value.toFixed(4)}${x.stderr !== undefined ? ` ± ${x.stderr.toFixed(4)}` : ""}`).join(", ")} (${result.examples} examples, ${result.seconds.toFixed(1)} s)`,
     );
-    tasks.push(result);
+    results.push(result);
   }
-  const results: ResultsFile = {
+  const file: ResultsFile = {
     format: "herd-eval-results",
     version: 1,
     job: job.metadata.name,
@@ -191,11 +192,11 @@ async function evaluate(
     },
     model: { ...m.loaded.config },
     tokenizer: m.tokenizer.kind,
-    tasks,
+    tasks: results,
     startTime,
     completionTime: new Date().toISOString(),
   };
-  const text = JSON.stringify(results, null, 2) + "\n";
+  const text = JSON.stringify(file, null, 2) + "\n";
   let out: string;
   if (o.out) {
     out = o.out;
@@ -203,8 +204,44 @@ async function evaluate(
     writeFileSync(tmp, text);
     renameSync(tmp, out);
   } else {
-    out = await writeResults(checkpointUri, results.job, text, { s3: s3ConfigFromEnv() });
+    out = await writeResults(checkpointUri, file.job, text, { s3: s3ConfigFromEnv() });
   }
   log(`results: ${out}`);
-  return results;
+  return file;
+}
+
+/** One task on the loaded model: multiple choice (herd's JSONL or a definition's), or perplexity. */
+async function runTask(
+  m: ReturnType<typeof openModel>,
+  task: RunnableTask,
+  file: string,
+  fewShotFile: string | undefined,
+  limit: number | undefined,
+  batchSize: number,
+  log: (line: string) => void,
+): Promise<
+  TaskOutcome & {
+    groups?: GroupResult[];
+    predictions?: ChoicePrediction[];
+    tokens?: number;
+    bytes?: number;
+  }
+> {
+  if (task.type === "perplexity") {
+    let text = readTextDecompressed(file);
+    // a perplexity task's limit counts lines of the text
+    if (limit !== undefined) text = text.split("\n").slice(0, limit).join("\n");
+    const { examples, metrics, tokens, bytes } = await evalPerplexity(m, text, {});
+    return { examples, metrics, tokens, bytes };
+  }
+  const d = task.definition;
+  const items: ChoiceItem[] = d ? readChoiceItems(d, file, limit) : readMultipleChoice(file, limit);
+  const pool = d && fewShotFile ? readChoiceItems(d, fewShotFile) : undefined;
+  return evalMultipleChoice(m, items, {
+    numFewShot: task.numFewShot,
+    seed: task.seed,
+    batchSize,
+    scoring: d ? scoringOf(d, pool) : herdFormatScoring,
+    progress: (done) => log(`${task.name}: ${done}/${items.length}`),
+  });
 }

@@ -1,15 +1,12 @@
 // Evaluation tasks on a loaded model, as in the LLaMA paper's zero- and few-shot evaluations
-// and lm-evaluation-harness's conventions:
+// and lm-evaluation-harness's conventions: what every task shares (herd's multiple-choice
+// JSONL, few-shot draws, means with standard errors, the context/continuation split), and
+// perplexity. Multiple-choice scoring is choices.ts; the registry's tasks, registry.ts.
 //
-// multiple choice (the JSONL format of data/README.md): each choice is scored as
-//   the log-likelihood of " " + choice given the context; acc picks the highest sum, acc_norm
-//   the highest sum divided by the choice's length in characters; standard errors are the
-//   sample standard deviation over items / √n. Few-shot prompts prepend k solved examples
-//   (context + " " + correct choice), drawn from the other items with a fixed seed, separated
-//   by a blank line.
 // perplexity (a text file): rolling windows over its tokens; per-token perplexity, and the
 //   same likelihood per UTF-8 byte (byte perplexity, bits per byte), which compares models
 //   with different tokenizers.
+import type { MetricName } from "../../crds/evaltask.ts";
 import type { Inference } from "../../native/inference.ts";
 import { readTextDecompressed } from "../compressed.ts";
 import { Rng } from "./rng.ts";
@@ -26,7 +23,7 @@ export interface MultipleChoiceItem {
 }
 
 export interface Metric {
-  name: "acc" | "acc_norm" | "acc_per_token" | "perplexity" | "bits_per_byte" | "byte_perplexity";
+  name: MetricName;
   value: number;
   stderr?: number;
 }
@@ -34,8 +31,6 @@ export interface Metric {
 export interface TaskOutcome {
   examples: number;
   metrics: Metric[];
-  /** Per item: the chosen index by acc and by acc_norm (multiple choice). */
-  predictions?: { acc: number; accNorm: number; accPerToken: number; label: number }[];
 }
 
 /** Reads the first `limit` items of a multiple-choice JSONL file, checking every field. */
@@ -77,25 +72,27 @@ export function meanStderr(xs: number[]): { value: number; stderr: number } {
   return { value: mean, stderr: Math.sqrt(variance / n) };
 }
 
-/** The few-shot examples for item i: k other items, chosen by (seed, i) alone. */
-export function fewShotIndices(n: number, i: number, k: number, seed: number): number[] {
+/**
+ * k distinct indices below n, never `exclude`, drawn by (seed, stream) alone: item i's
+ * few-shot examples are fewShotIndices(n, i, k, seed).
+ */
+export function fewShotIndices(
+  n: number,
+  exclude: number,
+  k: number,
+  seed: number,
+  stream = exclude,
+): number[] {
   if (k === 0) return [];
-  if (k > n - 1) throw new TaskError(`numFewShot ${k} needs more than ${n} items`);
-  const rng = new Rng(seed * 1_000_003 + i);
+  const available = exclude >= 0 && exclude < n ? n - 1 : n;
+  if (k > available) throw new TaskError(`numFewShot ${k} needs more than ${n} items`);
+  const rng = new Rng(seed * 1_000_003 + stream);
   const picked = new Set<number>();
   while (picked.size < k) {
     const j = rng.below(n);
-    if (j !== i) picked.add(j);
+    if (j !== exclude) picked.add(j);
   }
   return [...picked];
-}
-
-export function promptFor(items: MultipleChoiceItem[], i: number, k: number, seed: number): string {
-  const shots = fewShotIndices(items.length, i, k, seed).map((j) => {
-    const ex = items[j]!;
-    return ex.context + " " + ex.choices[ex.label];
-  });
-  return [...shots, items[i]!.context].join("\n\n");
 }
 
 export interface EvalModel {
@@ -104,10 +101,12 @@ export interface EvalModel {
   maxSeqLen: number;
 }
 
-// lm-evaluation-harness's split: trailing spaces of the context move to the continuation;
-// the continuation's tokens are what encode(context + continuation) has beyond
-// encode(context)'s length.
-async function encodePair(t: TextTokenizer, context: string, continuation: string) {
+/**
+ * lm-evaluation-harness's split: trailing spaces of the context move to the continuation;
+ * the continuation's tokens are what encode(context + continuation) has beyond
+ * encode(context)'s length.
+ */
+export async function encodePair(t: TextTokenizer, context: string, continuation: string) {
   const trimmed = context.trimEnd();
   if (trimmed.length < context.length) {
     continuation = context.slice(trimmed.length) + continuation;
@@ -126,59 +125,20 @@ async function encodePair(t: TextTokenizer, context: string, continuation: strin
   return { context: contextIds, continuation: whole.subarray(ctx.length) };
 }
 
-export async function evalMultipleChoice(
-  m: EvalModel,
-  items: MultipleChoiceItem[],
-  options: {
-    numFewShot: number;
-    seed: number;
-    batchSize: number;
-    progress?: (done: number) => void;
-  },
-): Promise<TaskOutcome> {
-  const acc: number[] = [];
-  const accNorm: number[] = [];
-  const accPerToken: number[] = [];
-  const predictions: TaskOutcome["predictions"] = [];
-  for (let start = 0; start < items.length; start += options.batchSize) {
-    const batch = items.slice(start, start + options.batchSize);
-    const requests = [];
-    for (const [b, item] of batch.entries()) {
-      const prompt = promptFor(items, start + b, options.numFewShot, options.seed);
-      for (const choice of item.choices) {
-        const pair = await encodePair(m.tokenizer, prompt, " " + choice);
-        if (pair.continuation.length === 0)
-          throw new TaskError(`item ${start + b}: choice ${JSON.stringify(choice)} has no tokens`);
-        requests.push(pair);
-      }
-    }
-    const scores = await m.inference.score(requests);
-    let at = 0;
-    for (const item of batch) {
-      const scored = item.choices.map(() => scores[at++]!);
-      const ll = scored.map((r) => r.logprob);
-      const norm = ll.map((x, c) => x / Array.from(item.choices[c]!).length);
-      const perToken = scored.map((r) => r.logprob / r.tokens);
-      const argmax = (xs: number[]) => xs.reduce((best, x, j) => (x > xs[best]! ? j : best), 0);
-      const a = argmax(ll),
-        an = argmax(norm),
-        ap = argmax(perToken);
-      acc.push(a === item.label ? 1 : 0);
-      accNorm.push(an === item.label ? 1 : 0);
-      accPerToken.push(ap === item.label ? 1 : 0);
-      predictions.push({ acc: a, accNorm: an, accPerToken: ap, label: item.label });
-    }
-    options.progress?.(Math.min(items.length, start + options.batchSize));
-  }
+/**
+ * A continuation longer than the model's window keeps its last maxSeqLen − 1 tokens, as
+ * lm-evaluation-harness does; the tokens dropped become context (the engine then drops
+ * context on the left to fit).
+ */
+export function fitWindow(
+  pair: { context: Int32Array; continuation: Int32Array },
+  maxSeqLen: number,
+) {
+  const drop = pair.continuation.length - (maxSeqLen - 1);
+  if (drop <= 0) return pair;
   return {
-    examples: items.length,
-    metrics: [
-      { name: "acc", ...meanStderr(acc) },
-      { name: "acc_norm", ...meanStderr(accNorm) },
-      // normalised by the continuation's token count, as llama.cpp's perplexity tool scores
-      { name: "acc_per_token", ...meanStderr(accPerToken) },
-    ],
-    predictions,
+    context: Int32Array.from([...pair.context, ...pair.continuation.subarray(0, drop)]),
+    continuation: pair.continuation.subarray(drop),
   };
 }
 
