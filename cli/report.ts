@@ -1,7 +1,7 @@
 // `herd report`: one self-contained HTML page with a TrainingJob's loss curve and every eval
 // metric against training tokens (docs/eval.md, "Report"). The job comes from the cluster
 // (by name), from a manifest (-f) or straight from a checkpoint folder (--checkpoints).
-import { writeFileSync, renameSync } from "node:fs";
+import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { group, version } from "../crds/common.ts";
@@ -10,12 +10,15 @@ import type { TrainingJob, TrainingJobStatus } from "../crds/trainingjob.ts";
 import { checkpointFolder, StorageError } from "../workers/checkpoint-folder.ts";
 import { s3ConfigFromEnv } from "../workers/trainer/checkpoint-store.ts";
 import { gatherReport, ReportError, type CheckpointFiles } from "../workers/report/gather.ts";
-import { renderReport } from "../workers/report/render.ts";
+import { renderReport, renderResultsPage } from "../workers/report/render.ts";
+import { resultsTable } from "../workers/report/paper-table.ts";
+import type { ResultsFile } from "../workers/eval/run.ts";
 import type { GoodputData } from "../workers/report/goodput.ts";
 
 const usage = `usage: herd report <TrainingJob name> [-n namespace] [-o out.html]
        herd report -f <TrainingJob manifest> [-o out.html]
        herd report --checkpoints <dir|s3://bucket/prefix> [--name title] [-o out.html]
+       herd report --results <results.json> [--results …] [--name title] [-o out.html]
 Writes <name>-report.html unless -o is given. By name, the job is read from the cluster
 that KUBECONFIG (or ~/.kube/config) names.`;
 
@@ -75,6 +78,7 @@ export async function run(argv: string[]): Promise<number> {
       options: {
         file: { type: "string", short: "f" },
         checkpoints: { type: "string" },
+        results: { type: "string", multiple: true },
         name: { type: "string" },
         namespace: { type: "string", short: "n" },
         out: { type: "string", short: "o" },
@@ -90,13 +94,14 @@ export async function run(argv: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  const sources = [positionals.length > 0, !!values.file, !!values.checkpoints];
+  const sources = [positionals.length > 0, !!values.file, !!values.checkpoints, !!values.results];
   if (positionals.length > 1 || sources.filter(Boolean).length !== 1) {
     console.error(
-      `herd report: give one of a TrainingJob name, -f <manifest> or --checkpoints <dir>\n${usage}`,
+      `herd report: give one of a TrainingJob name, -f <manifest>, --checkpoints <dir> or --results <file>\n${usage}`,
     );
     return 64;
   }
+  if (values.results) return resultsReport(values.results, values.name, values.out);
   try {
     let name: string;
     let files: CheckpointFiles;
@@ -134,4 +139,34 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/** `--results`: results files (herd eval --local --out) side by side, a row each. */
+function resultsReport(files: string[], title = "eval results", out?: string): number {
+  const rows: { label: string; results: ResultsFile }[] = [];
+  for (const file of files) {
+    let results: ResultsFile;
+    try {
+      results = JSON.parse(readFileSync(file, "utf8")) as ResultsFile;
+    } catch (err) {
+      console.error(`herd report: cannot read ${file}: ${(err as Error).message}`);
+      return 64;
+    }
+    if (results.format !== "herd-eval-results") {
+      console.error(`herd report: ${file} is not a herd results file (format ${results.format})`);
+      return 64;
+    }
+    const step = results.checkpoint.step !== undefined ? ` step ${results.checkpoint.step}` : "";
+    rows.push({
+      label: `${path.basename(results.checkpoint.uri)}${step} (${results.job})`,
+      results,
+    });
+  }
+  const table = resultsTable(rows);
+  const dest = path.resolve(out ?? "eval-report.html");
+  const tmp = `${dest}.tmp-${process.pid}`;
+  writeFileSync(tmp, renderResultsPage(title, table));
+  renameSync(tmp, dest);
+  console.log(`herd report: ${dest} (${rows.length} rows, ${table.columns.length} tasks)`);
+  return 0;
 }

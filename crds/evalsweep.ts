@@ -79,6 +79,14 @@ const evalSweepSpecFields = z
     catchupWindow: duration
       .default("10m")
       .describe("Runs missed while the scheduler was down are made up only within this window."),
+    retries: z
+      .int()
+      .min(0)
+      .max(10)
+      .default(2)
+      .describe(
+        "Times a checkpoint's EvalJob that failed is deleted and created again, at the sweep's next runs, before the checkpoint is given up (delete its EvalJob to try again).",
+      ),
     historyLimit: z
       .int()
       .min(1)

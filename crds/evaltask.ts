@@ -20,14 +20,19 @@ export const choiceMetric = z.enum([
   "likelihood_diff",
 ]);
 
+export const generationMetric = z.enum(["exact_match", "f1", "maj1_at_k"]);
+
+export const taskMetric = z.enum([...choiceMetric.options, ...generationMetric.options]);
+
 export const metricName = z.enum([
-  ...choiceMetric.options,
+  ...taskMetric.options,
   "perplexity",
   "byte_perplexity",
   "bits_per_byte",
 ]);
 
 export type ChoiceMetric = z.infer<typeof choiceMetric>;
+export type GenerationMetric = z.infer<typeof generationMetric>;
 export type MetricName = z.infer<typeof metricName>;
 
 export const taskDefinition = z
@@ -50,10 +55,10 @@ export const taskDefinition = z
       .optional()
       .describe("A named step in code for data that templates cannot join (WinoGender)."),
     scoring: z
-      .enum(["choices", "partial"])
+      .enum(["choices", "partial", "generate"])
       .default("choices")
       .describe(
-        "choices: score each choice as a continuation of the context; partial: each choice fills the blank of the context and the rest of the sentence is scored (WinoGrande's partial scoring).",
+        "choices: score each choice as a continuation of the context; partial: each choice fills the blank of the context and the rest of the sentence is scored (WinoGrande's partial scoring); generate: the model writes an answer, compared with the gold answers.",
       ),
     preamble: template
       .optional()
@@ -63,8 +68,11 @@ export const taskDefinition = z
       .array(template)
       .min(1)
       .max(64)
+      .optional()
       .describe("One template per choice, or one template that yields the list of choices."),
-    label: template.describe("The gold answer: an index, or a value mapped by labelMap/labelIn."),
+    label: template
+      .optional()
+      .describe("The gold answer: an index, or a value mapped by labelMap/labelIn."),
     labelMap: z
       .record(z.string(), z.int().min(0))
       .optional()
@@ -111,14 +119,76 @@ export const taskDefinition = z
       .describe(
         "The LLaMA paper's normalisation: acc_uncond ranks choices by log P(choice|context) − log P(choice|this), e.g. 'Answer:'.",
       ),
+    answers: template
+      .optional()
+      .describe("generate: the gold answers, a list or one text (any of them counts)."),
+    target: template
+      .optional()
+      .describe("generate: a solved few-shot example's answer (GSM8k's worked solution)."),
+    until: z
+      .array(z.string().min(1).max(32))
+      .max(8)
+      .default(["\n\n"])
+      .describe("generate: the answer ends before the first of these strings."),
+    maxNewTokens: z.int().min(1).max(4096).default(256).describe("generate: the longest answer."),
+    extract: z
+      .string()
+      .max(256)
+      .optional()
+      .describe(
+        "generate: a regular expression whose first group is the answer, applied to the output and to the gold answers alike (GSM8k: '#### (-?[0-9.,]+)'); without a match, the last number when normalize is number, else the whole text.",
+      ),
+    normalize: z
+      .enum(["squad", "number"])
+      .default("squad")
+      .describe(
+        "generate: squad lowercases and drops punctuation, articles and extra spaces (NQ, TriviaQA); number drops commas, $ and trailing zeros (GSM8k).",
+      ),
+    samples: z
+      .int()
+      .min(1)
+      .max(128)
+      .default(1)
+      .describe("generate: answers drawn per question; maj1_at_k votes among them."),
+    temperature: z
+      .number()
+      .min(0)
+      .max(4)
+      .default(0)
+      .describe("generate: 0 is greedy; samples > 1 needs a temperature above 0."),
     metrics: z
-      .array(choiceMetric)
+      .array(taskMetric)
       .min(1)
       .max(8)
       .default(["acc", "acc_norm"])
       .describe("The metrics reported (see choiceMetric in docs/api.md)."),
   })
   .describe("How a file's rows become scored questions (the schema of data/eval/tasks.yaml).");
+
+const generating = ["exact_match", "f1", "maj1_at_k"];
+
+export const taskDefinitionChecked = validated(taskDefinition, [
+  {
+    rule: "self.scoring == 'generate' ? has(self.answers) : (has(self.choices) && has(self.label))",
+    message: "a generate task needs answers; a choice task needs choices and label",
+    check: (d) =>
+      d.scoring === "generate"
+        ? d.answers !== undefined
+        : d.choices !== undefined && d.label !== undefined,
+  },
+  {
+    rule: "self.metrics.all(m, (m in ['exact_match', 'f1', 'maj1_at_k']) == (self.scoring == 'generate'))",
+    message: "exact_match, f1 and maj1_at_k are the metrics of generate tasks, and only they",
+    fieldPath: ".metrics",
+    check: (d) => d.metrics.every((m) => generating.includes(m) === (d.scoring === "generate")),
+  },
+  {
+    rule: "self.samples == 1 || self.temperature > 0.0",
+    message: "samples above 1 need a temperature above 0 (greedy answers are all the same)",
+    fieldPath: ".temperature",
+    check: (d) => d.samples === 1 || d.temperature > 0,
+  },
+]);
 
 export type TaskDefinition = z.infer<typeof taskDefinition>;
 
@@ -143,7 +213,7 @@ export const evalTask = z
       .describe(
         "Task data: JSONL (rows of {context, choices, label} unless a definition says otherwise) for multipleChoice; a text file for perplexity. A registry task's own data when omitted.",
       ),
-    definition: taskDefinition
+    definition: taskDefinitionChecked
       .optional()
       .describe("A custom multiple-choice task, declared inline."),
     definitionUri: storageUri

@@ -29,6 +29,11 @@ export interface GenerateOptions {
   seed?: number;
   /** Stop after emitting one of these (it is included in the output). */
   stop?: Int32Array;
+  /**
+   * Stop once the output ends with one of these token sequences (included). An early exit
+   * only: a stop string can tokenize otherwise in context, so cut the decoded text as well.
+   */
+  stopSequences?: Int32Array[];
 }
 
 export interface TensorShape {
@@ -51,6 +56,14 @@ export interface Inference {
   ): Promise<{ nll: number; tokens: number }>;
   /** New tokens after the prompt. */
   generate(prompt: Int32Array, options: GenerateOptions): Promise<Int32Array>;
+  /**
+   * `samples` outputs of one prompt, computed once (maj1@k); the random stream runs on from
+   * one sample to the next, so the set depends on the seed alone.
+   */
+  generateSamples(
+    prompt: Int32Array,
+    options: GenerateOptions & { samples: number },
+  ): Promise<Int32Array[]>;
   /** Logits [n, vocab] of every position, fed through the KV cache `chunk` tokens at a time. */
   logits(tokens: Int32Array, chunk: number): Promise<Float32Array>;
 }

@@ -12,6 +12,9 @@ export const evalLabels = {
   sweep: "herd.dev/evalsweep",
 } as const;
 
+/** Annotation on a sweep's EvalJob: which creation of it this is (1 at first, +1 per retry). */
+export const sweepAttemptAnnotation = "herd.dev/sweep-attempt";
+
 /** The checkpoint an EvalJob evaluates, as resolved from spec.checkpoint. */
 export interface ResolvedCheckpoint {
   /** A local path or an s3:// URI. */

@@ -27,7 +27,11 @@ import type { Operator } from "../../operator/operator.ts";
 import { stepName } from "../../workers/trainer/checkpoint.ts";
 import { resultsUriOf } from "../../workers/eval/checkpoints.ts";
 import type { ResultsFile } from "../../workers/eval/run.ts";
-import { scheduleIdOf, type SweepHistoryEntry } from "../../workflows/eval-types.ts";
+import {
+  scheduleIdOf,
+  sweepEvalJobName,
+  type SweepHistoryEntry,
+} from "../../workflows/eval-types.ts";
 import { workflowIdOf } from "../../workflows/types.ts";
 import { checkpointFolder } from "../../workers/checkpoint-folder.ts";
 import { gatherReport } from "../../workers/report/gather.ts";
@@ -402,6 +406,56 @@ describe("EvalSweep", () => {
         existsSync(resultsUriOf(path.join(work, training, stepName(e.step)), e.evalJob)),
         `results of step ${e.step}`,
       );
+    await deleteObject(h.env, "TrainingJob", h.namespace, training);
+  });
+});
+
+describe("a sweep's failed EvalJob", () => {
+  test("is created again at the next run and succeeds once its input is there; registry tasks run in the pod", async () => {
+    const training = "retried";
+    await createObject(h.env, h.namespace, trainingJob(training, 10, 10, 1));
+    const t = await until("TrainingJob", training, "Succeeded", ended);
+    assert.equal(t.phase, "Succeeded", t.message);
+    // The task file is not there yet: the first EvalJob fails (bad input, not retried by
+    // itself); the sweep creates it again at a later run, once the file exists.
+    const late = path.join(work, "late-lines.jsonl");
+    const sweep = {
+      apiVersion: "herd.dev/v1alpha1",
+      kind: "EvalSweep",
+      metadata: { name: "retry" },
+      spec: {
+        trainingJob: { name: training },
+        schedule: { interval: "5s" },
+        template: {
+          spec: {
+            tasks: [
+              { name: "lines", type: "multipleChoice", uri: late, limit: 8 },
+              { name: "winogrande", limit: 4 },
+            ],
+            resources: placement(),
+          },
+        },
+      },
+    };
+    await createObject(h.env, h.namespace, sweep);
+    const job = sweepEvalJobName("retry", 10);
+    const failed = await until("EvalJob", job, "Failed", (s) => s.phase === "Failed");
+    assert.match(failed.message ?? "", /late-lines\.jsonl does not exist/);
+    writeFileSync(late, readFileSync(choices));
+    const s = await until("EvalSweep", "retry", "step 10", (x) => (x.history?.length ?? 0) >= 1);
+    assert.deepEqual(
+      s.history!.map((e) => e.step),
+      [10],
+    );
+    // the registry task ran in the evaluator pod, from herd's own data
+    assert.ok(s.history![0]!.metrics.some((m) => m.task === "winogrande" && m.metric === "acc"));
+    const o = (await getObject(h.env, "EvalJob", h.namespace, job)) as {
+      metadata: { annotations?: Record<string, string> };
+      status?: Status;
+    };
+    assert.equal(o.metadata.annotations?.["herd.dev/sweep-attempt"], "2");
+    assert.equal(o.status?.phase, "Succeeded");
+    await deleteObject(h.env, "EvalSweep", h.namespace, "retry");
     await deleteObject(h.env, "TrainingJob", h.namespace, training);
   });
 });

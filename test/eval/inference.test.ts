@@ -90,7 +90,7 @@ for (const variant of [
   });
 }
 
-test("scoring equals the summed log-softmax of the full forward, with shared contexts", async () => {
+test("scoring equals the summed log-softmax of the full forward, with shared contexts and prefixes", async () => {
   const { trainer, inf } = pair(base, 11);
   const V = base.vocabSize;
   const context = randomTokens(9, V, 5);
@@ -99,6 +99,14 @@ test("scoring equals the summed log-softmax of the full forward, with shared con
   // a different context in between, then the first again
   requests.push({ context: randomTokens(3, V, 9), continuation: randomTokens(2, V, 10) });
   requests.push({ context, continuation: choices[0]! });
+  // contexts that share only a beginning with the one before: the next question after the
+  // same few-shot prompt, and a context that is the start of the previous one
+  requests.push({
+    context: Int32Array.from([...context.subarray(0, 6), ...randomTokens(5, V, 11)]),
+    continuation: randomTokens(3, V, 12),
+  });
+  requests.push({ context: context.subarray(0, 4), continuation: randomTokens(2, V, 13) });
+  requests.push({ context: context.subarray(0, 5), continuation: randomTokens(2, V, 14) });
   const results = await inf.score(requests);
   for (const [i, r] of requests.entries()) {
     const all = Int32Array.from([...r.context, ...r.continuation]);
@@ -179,6 +187,31 @@ test("generation: greedy is the arg-max chain; sampling is reproducible from its
   // stop tokens end generation and are included
   const stop = await inf.generate(prompt, { maxNewTokens: 8, stop: Int32Array.of(greedy[2]!) });
   assert.deepEqual([...stop], [...greedy].slice(0, [...greedy].indexOf(greedy[2]!) + 1));
+  // a stop sequence ends generation once the output ends with it
+  const seq = await inf.generate(prompt, {
+    maxNewTokens: 8,
+    stopSequences: [Int32Array.of(999999), greedy.slice(3, 5)],
+  });
+  const g = [...greedy];
+  const end = g.findIndex((_, i) => i >= 1 && g[i - 1] === g[3] && g[i] === g[4]) + 1;
+  assert.ok(end >= 2 && end <= 5);
+  assert.deepEqual([...seq], g.slice(0, end));
+});
+
+test("samples: one prompt, k outputs; the first is generate's, the set depends on the seed alone", async () => {
+  const { inf } = pair(base, 17);
+  const prompt = randomTokens(6, base.vocabSize, 8);
+  const o = { maxNewTokens: 10, temperature: 1.2, seed: 9 };
+  const k = await inf.generateSamples(prompt, { ...o, samples: 4 });
+  assert.equal(k.length, 4);
+  assert.deepEqual(k[0], await inf.generate(prompt, o));
+  assert.deepEqual(k, await inf.generateSamples(prompt, { ...o, samples: 4 }));
+  assert.ok(new Set(k.map((x) => x.join())).size > 1, "samples differ");
+  // greedy samples are all the greedy output: each starts again from the prompt's cache
+  const g = await inf.generateSamples(prompt, { maxNewTokens: 10, samples: 3 });
+  const greedy = await inf.generate(prompt, { maxNewTokens: 10 });
+  assert.deepEqual(g, [greedy, greedy, greedy]);
+  await assert.rejects(inf.generateSamples(prompt, { samples: 0 }), /samples must be at least 1/);
 });
 
 test("bad input is rejected with a clear error", async () => {

@@ -15,7 +15,7 @@ import {
   scoringOf,
   type ChoiceItem,
 } from "../../workers/eval/choices.ts";
-import { readChoiceItems } from "../../workers/eval/documents.ts";
+import { readChoiceItems, readGenerationItems } from "../../workers/eval/documents.ts";
 import {
   evalDataDir,
   expandGroups,
@@ -51,7 +51,20 @@ test("every registry task reads all its rows into items whose label is one of it
     crows_pairs: [1508, 9],
     winogender: [720, 3],
   };
-  assert.deepEqual(Object.keys(registry().tasks).sort(), Object.keys(expected).sort());
+  const generative = { nq_open: 3610, triviaqa: 7993, gsm8k: 1319, gsm8k_maj1_at_8: 1319 };
+  assert.deepEqual(
+    Object.keys(registry().tasks).sort(),
+    [...Object.keys(expected), ...Object.keys(generative)].sort(),
+  );
+  for (const [name, count] of Object.entries(generative)) {
+    const t = task(name);
+    const items = readGenerationItems(t.definition!, t.uri);
+    assert.equal(items.length, count, name);
+    assert.ok(
+      items.every((x) => x.answers.length > 0 && x.answers.every((a) => a !== "")),
+      name,
+    );
+  }
   for (const [name, [count, groups]] of Object.entries(expected)) {
     const items = itemsOf(name);
     assert.equal(items.length, count, name);
@@ -293,9 +306,12 @@ test("bad definitions and names fail with a message naming the task, file and li
     writeFileSync(yaml, "context: '{{q}}'\nchoices: ['{{c}}']\nscoring: sideways\n");
     assert.throws(
       () => readDefinition(yaml),
-      (e: Error) =>
-        e.message.includes(yaml) && /label/.test(e.message) && /scoring/.test(e.message),
+      (e: Error) => e.message.includes(yaml) && /at scoring/.test(e.message),
     );
+    writeFileSync(yaml, "context: '{{q}}'\nchoices: ['{{c}}']\n");
+    assert.throws(() => readDefinition(yaml), /a choice task needs choices and label/);
+    writeFileSync(yaml, "context: '{{q}}'\nscoring: generate\nanswers: '{{a}}'\nsamples: 4\n");
+    assert.throws(() => readDefinition(yaml), /exact_match, f1 and maj1_at_k are the metrics/);
     // groups expand in place, a task twice is an error
     assert.deepEqual(
       expandGroups([{ name: "common-sense", seed: 1, limit: 5 }]).map((t) => [t.name, t.limit]),

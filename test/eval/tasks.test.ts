@@ -297,6 +297,10 @@ spec:
       numFewShot: 1
       definition: { context: "{{q}}", choices: ["{{opts}}"], label: "{{gold}}", labelIn: [A, B] }
     - { name: fromfile, definitionUri: colors.yaml }
+    - name: qa
+      uri: rows.jsonl
+      definition:
+        { scoring: generate, context: "{{q}}", answers: "{{opts}}", maxNewTokens: 4, until: ["."], metrics: [exact_match, f1] }
   batchSize: 4
 `,
     );
@@ -307,7 +311,17 @@ spec:
       "mmlu",
       "inline",
       "fromfile",
+      "qa",
     ]);
+    // a generate task on the engine: an output per question, at most one character per token
+    const qa = byName.qa!;
+    assert.deepEqual(
+      qa.metrics.map((x) => x.name),
+      ["exact_match", "f1"],
+    );
+    assert.equal(qa.generations!.length, 3);
+    for (const g of qa.generations!)
+      assert.ok(Array.from(g.output).length <= 4 && !g.output.includes("."), g.output);
     assert.deepEqual(
       byName.boolq!.metrics.map((m) => m.name),
       ["acc", "acc_uncond"],

@@ -136,7 +136,7 @@ test("bad input exits 64 with an error naming the problem", () => {
     readFileSync(manifest, "utf8").replace("uri: run,", "uri: s3://bucket/runs/tiny,"),
   );
   const cases: [string[], RegExp][] = [
-    [[], /give one of a TrainingJob name, -f <manifest> or --checkpoints <dir>/],
+    [[], /give one of a TrainingJob name, -f <manifest>, --checkpoints <dir> or --results <file>/],
     [["a", "-f", manifest], /give one of/],
     [["--checkpoints", path.join(work, "nope")], /checkpoint folder .*\/nope does not exist/],
     [["--checkpoints", manifest], /cli-tiny\.yaml is not a folder/],

@@ -21,6 +21,7 @@ import type { ObjectRef } from "../../workflows/types.ts";
 import {
   evalLabels,
   scheduleIdOf,
+  sweepAttemptAnnotation,
   sweepEvalJobName,
   type SweepActivities,
   type SweepHistoryEntry,
@@ -31,7 +32,7 @@ import { readTrainingJob } from "./eval.ts";
 import type { ObjectStorage } from "./training.ts";
 import { temporalConnectionOptions } from "../temporal-tls.ts";
 import { createOwned } from "./names.ts";
-import { isNotFound } from "../kube-errors.ts";
+import { isNotFound, rejectionFailure } from "../kube-errors.ts";
 
 /** The spec's overlap policy in Temporal's words. */
 const overlapOf: Record<EvalSweepSpec["overlapPolicy"], ScheduleOverlapPolicy> = {
@@ -58,8 +59,36 @@ export interface SweepActivityOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+type EvalJobRef = { group: string; version: string; namespace: string; plural: string };
+type EvalJobObject = {
+  metadata?: { annotations?: Record<string, string> };
+  status?: EvalJobStatus;
+};
+
 export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): SweepActivities {
   const custom = kc.makeApiClient(CustomObjectsApi);
+
+  const readEvalJob = async (ref: EvalJobRef, name: string) => {
+    try {
+      return (await custom.getNamespacedCustomObject({ ...ref, name })) as EvalJobObject;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  };
+
+  /** Deletes an EvalJob and waits until it is gone (its finalizer ends its workflow first). */
+  const deleteAndWait = async (ref: EvalJobRef, name: string) => {
+    try {
+      await custom.deleteNamespacedCustomObject({ ...ref, name });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    while (await readEvalJob(ref, name)) {
+      heartbeat("deleting the failed EvalJob");
+      await activitySleep(500);
+    }
+  };
   let client: Promise<Client> | undefined;
   const temporal = () =>
     (client ??= Connection.connect(temporalConnectionOptions(opts.temporalAddress, opts.env)).then(
@@ -144,6 +173,21 @@ export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): Swe
     async ensureEvalJob({ sweep, spec, step }) {
       const s = spec as unknown as EvalSweepSpec;
       const name = sweepEvalJobName(sweep.name, step);
+      const ref = { group, version, namespace: sweep.namespace, plural: "evaljobs" };
+      // A failed EvalJob is created again while retries last; then the checkpoint is given up.
+      const existing = await readEvalJob(ref, name);
+      let attempt = 1;
+      if (existing?.status?.phase === "Failed") {
+        const failed = Number(existing.metadata?.annotations?.[sweepAttemptAnnotation] ?? "1");
+        if (failed > s.retries)
+          throw rejectionFailure({
+            reason: "RetriesExhausted",
+            message: `EvalJob ${name} failed ${failed} time(s) (${existing.status.message ?? "no message"}); spec.retries is ${s.retries}, so step ${step} is not evaluated again: delete the EvalJob to try once more`,
+            waits: false,
+          });
+        await deleteAndWait(ref, name);
+        attempt = failed + 1;
+      }
       const body = {
         apiVersion,
         kind: "EvalJob",
@@ -151,9 +195,10 @@ export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): Swe
           name,
           namespace: sweep.namespace,
           labels: { ...s.template.metadata?.labels, [evalLabels.sweep]: sweep.name.slice(0, 63) },
-          ...(s.template.metadata?.annotations && {
-            annotations: s.template.metadata.annotations,
-          }),
+          annotations: {
+            ...s.template.metadata?.annotations,
+            [sweepAttemptAnnotation]: String(attempt),
+          },
           // Deleting the sweep deletes its EvalJobs; their results files stay.
           ownerReferences: [
             { apiVersion, kind: "EvalSweep", name: sweep.name, uid: sweep.uid, controller: true },
@@ -164,7 +209,6 @@ export function sweepActivities(kc: KubeConfig, opts: SweepActivityOptions): Swe
           checkpoint: { trainingJob: { name: s.trainingJob.name, step }, format: "herd" },
         },
       };
-      const ref = { group, version, namespace: sweep.namespace, plural: "evaljobs" };
       await createOwned(
         `EvalJob ${sweep.namespace}/${name}`,
         sweep,

@@ -13,9 +13,9 @@
 // rest of the sentence after it instead. Few-shot examples are solved items joined by the
 // few-shot delimiter after the task's preamble. Items with groups (MMLU's subjects) get
 // per-group metrics and, as the task's metric, their macro average or the mean over items.
-import type { ChoiceMetric, TaskDefinition } from "../../crds/evaltask.ts";
-import { encodePair, fewShotIndices, fitWindow, meanStderr, TaskError } from "./tasks.ts";
-import type { EvalModel, Metric, MultipleChoiceItem } from "./tasks.ts";
+import { choiceMetric, type ChoiceMetric, type TaskDefinition } from "../../crds/evaltask.ts";
+import { aggregate, encodePair, fitWindow, shotsFor, TaskError } from "./tasks.ts";
+import type { EvalModel, FewShotSource, GroupResult, Metric, MultipleChoiceItem } from "./tasks.ts";
 
 export interface ChoiceItem extends MultipleChoiceItem {
   /** Text before the few-shot examples (MMLU's subject line). */
@@ -27,16 +27,10 @@ export interface ChoiceItem extends MultipleChoiceItem {
 
 export type ChoiceScoring = Pick<
   TaskDefinition,
-  | "scoring"
-  | "blank"
-  | "targetDelimiter"
-  | "fewShotDelimiter"
-  | "unconditionalContext"
-  | "metrics"
-  | "average"
+  "scoring" | "blank" | "targetDelimiter" | "fewShotDelimiter" | "unconditionalContext" | "average"
 > & {
-  /** Where examples come from (default: the other items) and how they are picked. */
-  fewShot: { pool?: ChoiceItem[]; sampler: "random" | "first"; sameGroup: boolean };
+  metrics: ChoiceMetric[];
+  fewShot: FewShotSource<ChoiceItem>;
 };
 
 /** herd's own JSONL format ({context, choices, label}): lm-evaluation-harness's defaults. */
@@ -57,12 +51,6 @@ export interface ChoicePrediction {
   label: number;
 }
 
-export interface GroupResult {
-  group: string;
-  examples: number;
-  metrics: Metric[];
-}
-
 export interface ChoiceOutcome {
   examples: number;
   metrics: Metric[];
@@ -77,29 +65,6 @@ function solved(item: ChoiceItem, s: ChoiceScoring): string {
   return item.context + s.targetDelimiter + gold;
 }
 
-/** The few-shot examples of items[i]: from the pool (or the other items), by (seed, i). */
-export function shotsFor(
-  items: ChoiceItem[],
-  i: number,
-  k: number,
-  seed: number,
-  s: ChoiceScoring,
-): ChoiceItem[] {
-  if (k === 0) return [];
-  const { pool, sampler, sameGroup } = s.fewShot;
-  if (!pool && !sameGroup && sampler === "random")
-    return fewShotIndices(items.length, i, k, seed).map((j) => items[j]!);
-  const candidates = (pool ?? items).filter(
-    (x) => x !== items[i] && (!sameGroup || x.group === items[i]!.group),
-  );
-  if (candidates.length < k)
-    throw new TaskError(
-      `numFewShot ${k}: only ${candidates.length} examples${sameGroup ? ` in group ${items[i]!.group}` : ""}`,
-    );
-  if (sampler === "first") return candidates.slice(0, k);
-  return fewShotIndices(candidates.length, -1, k, seed, i).map((j) => candidates[j]!);
-}
-
 /** Everything before the item's own context: its preamble and solved examples. */
 export function promptPrefix(
   items: ChoiceItem[],
@@ -108,7 +73,9 @@ export function promptPrefix(
   seed: number,
   s: ChoiceScoring,
 ): string {
-  const shots = shotsFor(items, i, k, seed, s).map((x) => solved(x, s) + s.fewShotDelimiter);
+  const shots = shotsFor(items, i, k, seed, s.fewShot).map(
+    (x) => solved(x, s) + s.fewShotDelimiter,
+  );
   return (items[i]!.preamble ?? "") + shots.join("");
 }
 
@@ -161,36 +128,6 @@ function itemMetrics(
       label: item.label,
     },
   };
-}
-
-/** Means of per-item values: over all items, or the macro average of per-group means. */
-function aggregate(
-  names: ChoiceMetric[],
-  values: Record<ChoiceMetric, number>[],
-  groups: (string | undefined)[],
-  average: ChoiceScoring["average"],
-): { metrics: Metric[]; groups?: GroupResult[] } {
-  const metricsOf = (rows: Record<ChoiceMetric, number>[]): Metric[] =>
-    names.map((name) => ({ name, ...meanStderr(rows.map((r) => r[name])) }));
-  if (groups.every((g) => g === undefined)) return { metrics: metricsOf(values) };
-  const byGroup = new Map<string, Record<ChoiceMetric, number>[]>();
-  for (const [i, g] of groups.entries()) {
-    const key = g ?? "";
-    if (!byGroup.has(key)) byGroup.set(key, []);
-    byGroup.get(key)!.push(values[i]!);
-  }
-  const perGroup = [...byGroup.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([group, rows]) => ({ group, examples: rows.length, metrics: metricsOf(rows) }));
-  if (average === "items") return { metrics: metricsOf(values), groups: perGroup };
-  // The macro average, and its standard error as the mean of independent group means.
-  const macro = names.map((name, m) => {
-    const ms = perGroup.map((g) => g.metrics[m]!);
-    const value = ms.reduce((a, x) => a + x.value, 0) / ms.length;
-    const stderr = Math.sqrt(ms.reduce((a, x) => a + (x.stderr ?? 0) ** 2, 0)) / ms.length;
-    return { name, value, stderr };
-  });
-  return { metrics: macro, groups: perGroup };
 }
 
 export async function evalMultipleChoice(
@@ -274,7 +211,7 @@ export function scoringOf(d: TaskDefinition, pool?: ChoiceItem[]): ChoiceScoring
     targetDelimiter: d.targetDelimiter,
     fewShotDelimiter: d.fewShotDelimiter,
     ...(d.unconditionalContext !== undefined && { unconditionalContext: d.unconditionalContext }),
-    metrics: d.metrics,
+    metrics: d.metrics.filter((x): x is ChoiceMetric => choiceMetric.safeParse(x).success),
     average: d.average,
     fewShot: {
       ...(pool && { pool }),

@@ -88,7 +88,7 @@ function winogender(docs: Document[], file: string): Document[] {
 
 /** The gold choice's index, from the label value and labelMap or labelIn. */
 function labelOf(d: TaskDefinition, row: Record<string, unknown>, choices: string[]): number {
-  const v = render(d.label, row);
+  const v = render(d.label!, row);
   let label: number;
   if (d.labelMap) {
     const key = String(v);
@@ -109,8 +109,8 @@ function labelOf(d: TaskDefinition, row: Record<string, unknown>, choices: strin
   return label;
 }
 
-function itemOf(d: TaskDefinition, row: Record<string, unknown>): ChoiceItem {
-  const choices = renderList(d.choices, row);
+function choiceItemOf(d: TaskDefinition, row: Record<string, unknown>): ChoiceItem {
+  const choices = renderList(d.choices!, row);
   if (choices.length < 2) throw new TemplateError("fewer than two choices");
   const item: ChoiceItem = {
     context: renderText(d.context, row),
@@ -130,11 +130,39 @@ function itemOf(d: TaskDefinition, row: Record<string, unknown>): ChoiceItem {
   return item;
 }
 
+/** A question the model answers in its own words, with the answers that count. */
+export interface GenerationItem {
+  context: string;
+  preamble?: string;
+  /** A solved example's answer, when the item is a few-shot example. */
+  target: string;
+  answers: string[];
+  group?: string;
+}
+
+function generationItemOf(d: TaskDefinition, row: Record<string, unknown>): GenerationItem {
+  const answers = renderList([d.answers!], row);
+  if (answers.length === 0) throw new TemplateError("no gold answers");
+  const item: GenerationItem = {
+    context: renderText(d.context, row),
+    target: d.target ? renderText(d.target, row) : answers[0]!,
+    answers,
+  };
+  if (d.preamble) item.preamble = renderText(d.preamble, row);
+  if (d.group) item.group = renderText(d.group, row);
+  return item;
+}
+
 /**
  * The items of a file under a definition: the first `limit`, or with groups, as
  * lm-evaluation-harness limits each subtask, the first `limit` of each group.
  */
-export function readChoiceItems(d: TaskDefinition, file: string, limit?: number): ChoiceItem[] {
+function readItems<T extends { group?: string }>(
+  d: TaskDefinition,
+  file: string,
+  limit: number | undefined,
+  itemOf: (d: TaskDefinition, row: Record<string, unknown>) => T,
+): T[] {
   let docs = readRows(file);
   if (d.prepare === "winogender") docs = winogender(docs, file);
   if (d.explode) docs = explode(docs, d.explode);
@@ -158,3 +186,9 @@ export function readChoiceItems(d: TaskDefinition, file: string, limit?: number)
   if (items.length === 0) throw new TaskError(`${file}: no items`);
   return items;
 }
+
+export const readChoiceItems = (d: TaskDefinition, file: string, limit?: number) =>
+  readItems(d, file, limit, choiceItemOf);
+
+export const readGenerationItems = (d: TaskDefinition, file: string, limit?: number) =>
+  readItems(d, file, limit, generationItemOf);

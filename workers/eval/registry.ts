@@ -5,7 +5,11 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
-import { taskDefinition, type EvalTask, type TaskDefinition } from "../../crds/evaltask.ts";
+import {
+  taskDefinitionChecked as taskDefinition,
+  type EvalTask,
+  type TaskDefinition,
+} from "../../crds/evaltask.ts";
 import { TaskError } from "./tasks.ts";
 
 /** Where the registry's data files live, in a checkout and in herd's image alike. */

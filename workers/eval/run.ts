@@ -17,11 +17,17 @@ import {
   scoringOf,
   type ChoiceItem,
   type ChoicePrediction,
-  type GroupResult,
 } from "./choices.ts";
-import { readChoiceItems } from "./documents.ts";
+import { readChoiceItems, readGenerationItems } from "./documents.ts";
+import { evalGeneration, generationSettingsOf, type Generation } from "./generation.ts";
 import { expandGroups, readDefinition, runnableTask, type RunnableTask } from "./registry.ts";
-import { evalPerplexity, readMultipleChoice, type Metric, type TaskOutcome } from "./tasks.ts";
+import {
+  evalPerplexity,
+  readMultipleChoice,
+  type GroupResult,
+  type Metric,
+  type TaskOutcome,
+} from "./tasks.ts";
 
 export class EvalUserError extends Error {
   override name = "EvalUserError";
@@ -48,6 +54,8 @@ export interface TaskResultFile {
   seconds: number;
   /** Multiple-choice tasks: per item, the choice each metric picked and the label. */
   predictions?: ChoicePrediction[];
+  /** Generative tasks: per item, the first output and every sample's answer. */
+  generations?: Generation[];
   /** Perplexity tasks: tokens scored and bytes of text. */
   tokens?: number;
   bytes?: number;
@@ -223,6 +231,7 @@ async function runTask(
   TaskOutcome & {
     groups?: GroupResult[];
     predictions?: ChoicePrediction[];
+    generations?: Generation[];
     tokens?: number;
     bytes?: number;
   }
@@ -235,6 +244,17 @@ async function runTask(
     return { examples, metrics, tokens, bytes };
   }
   const d = task.definition;
+  const progress = (done: number, of: number) => log(`${task.name}: ${done}/${of}`);
+  if (d?.scoring === "generate") {
+    const items = readGenerationItems(d, file, limit);
+    const pool = fewShotFile ? readGenerationItems(d, fewShotFile) : undefined;
+    return evalGeneration(m, items, {
+      numFewShot: task.numFewShot,
+      seed: task.seed,
+      settings: generationSettingsOf(d, pool),
+      progress: (done) => progress(done, items.length),
+    });
+  }
   const items: ChoiceItem[] = d ? readChoiceItems(d, file, limit) : readMultipleChoice(file, limit);
   const pool = d && fewShotFile ? readChoiceItems(d, fewShotFile) : undefined;
   return evalMultipleChoice(m, items, {
@@ -242,6 +262,6 @@ async function runTask(
     seed: task.seed,
     batchSize,
     scoring: d ? scoringOf(d, pool) : herdFormatScoring,
-    progress: (done) => log(`${task.name}: ${done}/${items.length}`),
+    progress: (done) => progress(done, items.length),
   });
 }

@@ -28,6 +28,12 @@ export interface Metric {
   stderr?: number;
 }
 
+export interface GroupResult {
+  group: string;
+  examples: number;
+  metrics: Metric[];
+}
+
 export interface TaskOutcome {
   examples: number;
   metrics: Metric[];
@@ -93,6 +99,65 @@ export function fewShotIndices(
     if (j !== exclude) picked.add(j);
   }
   return [...picked];
+}
+
+/** Where few-shot examples come from (default: the task's other items) and how they are picked. */
+export interface FewShotSource<T> {
+  pool?: T[];
+  sampler: "random" | "first";
+  sameGroup: boolean;
+}
+
+/** The few-shot examples of items[i]: from the pool (or the other items), by (seed, i). */
+export function shotsFor<T extends { group?: string }>(
+  items: T[],
+  i: number,
+  k: number,
+  seed: number,
+  { pool, sampler, sameGroup }: FewShotSource<T>,
+): T[] {
+  if (k === 0) return [];
+  if (!pool && !sameGroup && sampler === "random")
+    return fewShotIndices(items.length, i, k, seed).map((j) => items[j]!);
+  const candidates = (pool ?? items).filter(
+    (x) => x !== items[i] && (!sameGroup || x.group === items[i]!.group),
+  );
+  if (candidates.length < k)
+    throw new TaskError(
+      `numFewShot ${k}: only ${candidates.length} examples${sameGroup ? ` in group ${items[i]!.group}` : ""}`,
+    );
+  if (sampler === "first") return candidates.slice(0, k);
+  return fewShotIndices(candidates.length, -1, k, seed, i).map((j) => candidates[j]!);
+}
+
+/** Means of per-item values: over all items, or the macro average of per-group means. */
+export function aggregate<M extends MetricName>(
+  names: M[],
+  values: Record<M, number>[],
+  groups: (string | undefined)[],
+  average: "groups" | "items",
+): { metrics: Metric[]; groups?: GroupResult[] } {
+  const metricsOf = (rows: Record<M, number>[]): Metric[] =>
+    names.map((name) => ({ name, ...meanStderr(rows.map((r) => r[name])) }));
+  if (groups.every((g) => g === undefined)) return { metrics: metricsOf(values) };
+  const byGroup = new Map<string, Record<M, number>[]>();
+  for (const [i, g] of groups.entries()) {
+    const key = g ?? "";
+    if (!byGroup.has(key)) byGroup.set(key, []);
+    byGroup.get(key)!.push(values[i]!);
+  }
+  const perGroup = [...byGroup.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([group, rows]) => ({ group, examples: rows.length, metrics: metricsOf(rows) }));
+  if (average === "items") return { metrics: metricsOf(values), groups: perGroup };
+  // The macro average, and its standard error as the mean of independent group means.
+  const macro = names.map((name, m) => {
+    const ms = perGroup.map((g) => g.metrics[m]!);
+    const value = ms.reduce((a, x) => a + x.value, 0) / ms.length;
+    const stderr = Math.sqrt(ms.reduce((a, x) => a + (x.stderr ?? 0) ** 2, 0)) / ms.length;
+    return { name, value, stderr };
+  });
+  return { metrics: macro, groups: perGroup };
 }
 
 export interface EvalModel {

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import type { EvalSeries, LossPoint, ReportData } from "./gather.ts";
 import { goodputSection } from "./goodput.ts";
 import { escapeHtml } from "./html.ts";
+import { checkpointTable, paperTableHtml, type PaperTable } from "./paper-table.ts";
 
 const chartsScript = readFileSync(new URL("./charts.js", import.meta.url), "utf8");
 
@@ -73,7 +74,39 @@ svg .err { stroke: #2f6fd6; stroke-width: 1.2; }
 #error { color: #b00020; white-space: pre-wrap; }
 table { border-collapse: collapse; margin-top: 8px; font-size: 13px; }
 th, td { border: 1px solid #dde1ea; padding: 3px 8px; text-align: right; } th { background: #f3f5f9; }
+table.paper th small { font-weight: normal; color: #555; } table.paper tbody th { text-align: left; }
 `;
+
+const paperSection = (table: string) =>
+  table
+    ? `<section id="paper">
+<h2>Results as the LLaMA paper tabulates them</h2>
+<p class="meta">Each task's headline metric (acc_uncond, else acc_norm, else its first), in percent for rates, ± one standard error.</p>
+${table}
+</section>`
+    : "";
+
+/** A page of results files side by side (`herd report --results`): the paper's table alone. */
+export function renderResultsPage(
+  title: string,
+  table: PaperTable,
+  generated = new Date(),
+): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>herd report: ${escapeHtml(title)}</title>
+<style>${css}</style>
+</head>
+<body>
+<h1>herd report: ${escapeHtml(title)}</h1>
+<p class="meta">${table.rows.length} results file(s) · generated ${generated.toISOString()}</p>
+${paperSection(paperTableHtml(table))}
+</body>
+</html>
+`;
+}
 
 /** The report page. */
 export function renderReport(data: ReportData, generated = new Date()): string {
@@ -107,6 +140,7 @@ export function renderReport(data: ReportData, generated = new Date()): string {
 <p class="empty" hidden>No loss history (metrics.jsonl) in the checkpoint folder.</p>
 </section>
 ${data.goodput ? goodputSection(data.goodput) : ""}
+${paperSection(paperTableHtml(checkpointTable(data.evals)))}
 <section id="evals">
 <h2>Evaluations against training tokens</h2>
 <p class="meta">One chart per task and metric; whiskers are ± one standard error.</p>

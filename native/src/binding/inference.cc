@@ -49,6 +49,7 @@ class InferenceWrap : public Napi::ObjectWrap<InferenceWrap> {
                         InstanceMethod("score", &InferenceWrap::Score),
                         InstanceMethod("perplexity", &InferenceWrap::Perplexity),
                         InstanceMethod("generate", &InferenceWrap::Generate),
+                        InstanceMethod("generateSamples", &InferenceWrap::GenerateSamples),
                         InstanceMethod("logits", &InferenceWrap::Logits)});
   }
 
@@ -199,23 +200,54 @@ class InferenceWrap : public Napi::ObjectWrap<InferenceWrap> {
         });
   }
 
-  // generate(prompt, { maxNewTokens, temperature, topP, seed, stop }) -> Promise<Int32Array>
-  Napi::Value Generate(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() != 2 || !info[1].IsObject())
-      throw Napi::TypeError::New(env, "generate(prompt: Int32Array, options)");
-    auto prompt = tokensOf(env, info[0], "generate: prompt");
-    Napi::Object o = info[1].As<Napi::Object>();
+  static herd::SampleOptions sampleOptions(Napi::Env env, Napi::Object o) {
     herd::SampleOptions so;
     so.max_new_tokens = intOf(o, "maxNewTokens", "options", 64);
     so.temperature = numberOf(o, "temperature", "options", 0);
     so.top_p = numberOf(o, "topP", "options", 1.0);
     so.seed = uint64_t(numberOf(o, "seed", "options", 0));
+    so.samples = intOf(o, "samples", "options", 1);
     if (!o.Get("stop").IsUndefined()) so.stop = tokensOf(env, o.Get("stop"), "options.stop");
+    if (!o.Get("stopSequences").IsUndefined()) {
+      if (!o.Get("stopSequences").IsArray())
+        throw Napi::TypeError::New(env, "options.stopSequences must be an array of Int32Array");
+      Napi::Array seqs = o.Get("stopSequences").As<Napi::Array>();
+      for (uint32_t i = 0; i < seqs.Length(); i++)
+        so.stop_sequences.push_back(tokensOf(env, seqs.Get(i), "options.stopSequences[i]"));
+    }
+    return so;
+  }
+
+  // generate(prompt, { maxNewTokens, temperature, topP, seed, stop, stopSequences })
+  //   -> Promise<Int32Array>
+  Napi::Value Generate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 2 || !info[1].IsObject())
+      throw Napi::TypeError::New(env, "generate(prompt: Int32Array, options)");
+    auto prompt = tokensOf(env, info[0], "generate: prompt");
+    herd::SampleOptions so = sampleOptions(env, info[1].As<Napi::Object>());
     Inference* inf = inference_.get();
     return async<std::vector<int32_t>>(
         env, [inf, prompt, so]() { return inf->generate(prompt, so); },
         [](Napi::Env e, std::vector<int32_t>& r) -> Napi::Value { return herd::to_int32_array(e, r); });
+  }
+
+  // generateSamples(prompt, { …generate's options, samples }) -> Promise<Int32Array[]>: the
+  // prompt computed once, `samples` outputs drawn from it
+  Napi::Value GenerateSamples(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 2 || !info[1].IsObject())
+      throw Napi::TypeError::New(env, "generateSamples(prompt: Int32Array, options)");
+    auto prompt = tokensOf(env, info[0], "generateSamples: prompt");
+    herd::SampleOptions so = sampleOptions(env, info[1].As<Napi::Object>());
+    Inference* inf = inference_.get();
+    return async<std::vector<std::vector<int32_t>>>(
+        env, [inf, prompt, so]() { return inf->generate_samples(prompt, so); },
+        [](Napi::Env e, std::vector<std::vector<int32_t>>& r) -> Napi::Value {
+          Napi::Array a = Napi::Array::New(e, r.size());
+          for (size_t i = 0; i < r.size(); i++) a.Set(uint32_t(i), herd::to_int32_array(e, r[i]));
+          return a;
+        });
   }
 
   // logits(tokens, chunk) -> Promise<Float32Array [n, vocab]> through the cache, chunk at a time

@@ -191,13 +191,15 @@ std::vector<ScoreResult> Inference::score(const std::vector<ScoreRequest>& reque
     ScoreResult& out = results[i];
     out.truncated = int(r.context.size()) - keep;
     std::vector<int32_t> prefix(r.context.end() - keep, r.context.end() - 1);
-    if (prefix == cached && s.length >= int(prefix.size())) {
-      s.truncate(int(prefix.size()));
-    } else {
-      s.truncate(0);
-      if (!prefix.empty()) forward(s, prefix.data(), int(prefix.size()), int(prefix.size()), logits);
-      cached = prefix;
-    }
+    // The cache keeps what this context shares with the previous one from the start (all of
+    // it for another choice of the same question; the preamble and few-shot examples for the
+    // next question of an MMLU subject): only the rest is computed.
+    const size_t shared = size_t(
+        std::mismatch(prefix.begin(), prefix.end(), cached.begin(), cached.end()).first - prefix.begin());
+    s.truncate(int(shared));
+    if (shared < prefix.size())
+      forward(s, prefix.data() + shared, int(prefix.size() - shared), int(prefix.size() - shared), logits);
+    cached = prefix;
     // [last context token, continuation[0..m−2]] predicts continuation[0..m−1]
     std::vector<int32_t> feed;
     feed.push_back(r.context.back());
@@ -281,24 +283,49 @@ int32_t sample_token(const float* z, int V, double temperature, double top_p,
   return order[keep - 1];
 }
 
+// Whether `out` now ends with the stop token or one of the stop sequences.
+static bool stops(const std::vector<int32_t>& out, const SampleOptions& o) {
+  if (std::find(o.stop.begin(), o.stop.end(), out.back()) != o.stop.end()) return true;
+  for (const auto& seq : o.stop_sequences)
+    if (!seq.empty() && seq.size() <= out.size() &&
+        std::equal(seq.begin(), seq.end(), out.end() - std::ptrdiff_t(seq.size())))
+      return true;
+  return false;
+}
+
 std::vector<int32_t> Inference::generate(const std::vector<int32_t>& prompt, const SampleOptions& o) {
+  SampleOptions one = o;
+  one.samples = 1;
+  return generate_samples(prompt, one)[0];
+}
+
+std::vector<std::vector<int32_t>> Inference::generate_samples(const std::vector<int32_t>& prompt,
+                                                              const SampleOptions& o) {
   use_threads();
   if (prompt.empty()) throw std::invalid_argument("generate: the prompt is empty");
   if (o.temperature < 0 || o.top_p <= 0 || o.top_p > 1)
     throw std::invalid_argument("generate: temperature must be ≥ 0 and topP in (0, 1]");
+  if (o.samples < 1) throw std::invalid_argument("generate: samples must be at least 1");
   Session s(config_, 0);
-  std::vector<float> logits;
-  forward(s, prompt.data(), int(prompt.size()), int(prompt.size()) - 1, logits);
-  std::vector<int32_t> out;
+  std::vector<float> prompt_logits, logits;
+  forward(s, prompt.data(), int(prompt.size()), int(prompt.size()) - 1, prompt_logits);
+  const int prompt_length = s.length;
+  std::vector<std::vector<int32_t>> outputs;
   uint64_t rng_state = o.seed;
-  for (int i = 0; i < o.max_new_tokens; i++) {
-    const int32_t next = sample_token(logits.data(), config_.vocab_size, o.temperature, o.top_p, rng_state);
-    out.push_back(next);
-    if (std::find(o.stop.begin(), o.stop.end(), next) != o.stop.end()) break;
-    if (s.length >= config_.max_seq_len || i + 1 == o.max_new_tokens) break;
-    forward(s, &next, 1, 0, logits);
+  for (int k = 0; k < o.samples; k++) {
+    s.truncate(prompt_length);
+    logits = prompt_logits;
+    std::vector<int32_t> out;
+    for (int i = 0; i < o.max_new_tokens; i++) {
+      const int32_t next = sample_token(logits.data(), config_.vocab_size, o.temperature, o.top_p, rng_state);
+      out.push_back(next);
+      if (stops(out, o)) break;
+      if (s.length >= config_.max_seq_len || i + 1 == o.max_new_tokens) break;
+      forward(s, &next, 1, 0, logits);
+    }
+    outputs.push_back(std::move(out));
   }
-  return out;
+  return outputs;
 }
 
 std::vector<float> Inference::logits_by_chunks(const std::vector<int32_t>& tokens, int chunk) {

@@ -54,6 +54,10 @@ struct SampleOptions {
   double top_p = 1.0;      // nucleus: smallest set of tokens whose probability reaches top_p
   uint64_t seed = 0;
   std::vector<int32_t> stop;  // stop after emitting any of these
+  // Stop once the output ends with one of these token sequences (a stop string's tokens);
+  // callers still cut the decoded text at the string, this only saves the tokens after it.
+  std::vector<std::vector<int32_t>> stop_sequences;
+  int samples = 1;  // outputs drawn after one prefill of the prompt (maj1@k)
 };
 
 struct PerplexityResult {
@@ -75,8 +79,9 @@ class Inference {
   void forward(Session& s, const int32_t* tokens, int n, int first_logit_row,
                std::vector<float>& logits);
 
-  // Scores each request; requests whose context equals the previous one's reuse its cache, so
-  // a multiple-choice item's context is computed once for all its choices.
+  // Scores each request; a request reuses the cache of the previous one's context as far as
+  // the two agree from the start, so a multiple-choice item's context is computed once for all
+  // its choices, and questions after the same few-shot prompt share it.
   std::vector<ScoreResult> score(const std::vector<ScoreRequest>& requests);
 
   // Rolling-window perplexity: windows of `window` tokens advancing by `stride` (≤ window);
@@ -85,6 +90,12 @@ class Inference {
 
   // Appends the prompt, then samples up to max_new_tokens; returns the new tokens.
   std::vector<int32_t> generate(const std::vector<int32_t>& prompt, const SampleOptions& o);
+
+  // o.samples outputs of the prompt, which is computed once: each sample decodes from the
+  // prompt's cache (truncated back to it) and its last logits. The random stream runs on
+  // from one sample to the next, so the whole set depends on the seed alone.
+  std::vector<std::vector<int32_t>> generate_samples(const std::vector<int32_t>& prompt,
+                                                     const SampleOptions& o);
 
   // Logits of every position of `tokens`, fed through the cache `chunk` tokens at a time
   // (chunk 1: one token per call; chunk ≥ n: one prefill). For tests.
