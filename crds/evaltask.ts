@@ -20,7 +20,13 @@ export const choiceMetric = z.enum([
   "likelihood_diff",
 ]);
 
-export const generationMetric = z.enum(["exact_match", "f1", "maj1_at_k"]);
+export const generationMetric = z.enum([
+  "exact_match",
+  "f1",
+  "maj1_at_k",
+  "pass_at_1",
+  "pass_at_k",
+]);
 
 export const taskMetric = z.enum([...choiceMetric.options, ...generationMetric.options]);
 
@@ -144,6 +150,11 @@ export const taskDefinition = z
       .describe(
         "generate: squad lowercases and drops punctuation, articles and extra spaces (NQ, TriviaQA); number drops commas, $ and trailing zeros (GSM8k).",
       ),
+    program: template
+      .optional()
+      .describe(
+        "generate, code tasks: the program that tests an answer, {{output}} being the answer (HumanEval: prompt + output + its tests); it runs in a sandbox, and passes when it exits 0.",
+      ),
     samples: z
       .int()
       .min(1)
@@ -165,7 +176,7 @@ export const taskDefinition = z
   })
   .describe("How a file's rows become scored questions (the schema of data/eval/tasks.yaml).");
 
-const generating = ["exact_match", "f1", "maj1_at_k"];
+const generating: string[] = generationMetric.options;
 
 export const taskDefinitionChecked = validated(taskDefinition, [
   {
@@ -177,10 +188,18 @@ export const taskDefinitionChecked = validated(taskDefinition, [
         : d.choices !== undefined && d.label !== undefined,
   },
   {
-    rule: "self.metrics.all(m, (m in ['exact_match', 'f1', 'maj1_at_k']) == (self.scoring == 'generate'))",
-    message: "exact_match, f1 and maj1_at_k are the metrics of generate tasks, and only they",
+    rule: "self.metrics.all(m, (m in ['exact_match', 'f1', 'maj1_at_k', 'pass_at_1', 'pass_at_k']) == (self.scoring == 'generate'))",
+    message:
+      "exact_match, f1, maj1_at_k, pass_at_1 and pass_at_k are the metrics of generate tasks, and only they",
     fieldPath: ".metrics",
     check: (d) => d.metrics.every((m) => generating.includes(m) === (d.scoring === "generate")),
+  },
+  {
+    rule: "has(self.program) == self.metrics.exists(m, m in ['pass_at_1', 'pass_at_k'])",
+    message: "pass_at_1 and pass_at_k need program, and program needs one of them",
+    fieldPath: ".program",
+    check: (d) =>
+      (d.program !== undefined) === d.metrics.some((m) => m === "pass_at_1" || m === "pass_at_k"),
   },
   {
     rule: "self.samples == 1 || self.temperature > 0.0",

@@ -51,7 +51,14 @@ test("every registry task reads all its rows into items whose label is one of it
     crows_pairs: [1508, 9],
     winogender: [720, 3],
   };
-  const generative = { nq_open: 3610, triviaqa: 7993, gsm8k: 1319, gsm8k_maj1_at_8: 1319 };
+  const generative = {
+    nq_open: 3610,
+    triviaqa: 7993,
+    gsm8k: 1319,
+    gsm8k_maj1_at_8: 1319,
+    humaneval: 164,
+    mbpp: 500,
+  };
   assert.deepEqual(
     Object.keys(registry().tasks).sort(),
     [...Object.keys(expected), ...Object.keys(generative)].sort(),
@@ -311,7 +318,10 @@ test("bad definitions and names fail with a message naming the task, file and li
     writeFileSync(yaml, "context: '{{q}}'\nchoices: ['{{c}}']\n");
     assert.throws(() => readDefinition(yaml), /a choice task needs choices and label/);
     writeFileSync(yaml, "context: '{{q}}'\nscoring: generate\nanswers: '{{a}}'\nsamples: 4\n");
-    assert.throws(() => readDefinition(yaml), /exact_match, f1 and maj1_at_k are the metrics/);
+    assert.throws(
+      () => readDefinition(yaml),
+      /exact_match, f1, maj1_at_k, pass_at_1 and pass_at_k are the metrics/,
+    );
     // groups expand in place, a task twice is an error
     assert.deepEqual(
       expandGroups([{ name: "common-sense", seed: 1, limit: 5 }]).map((t) => [t.name, t.limit]),

@@ -138,7 +138,12 @@ export interface GenerationItem {
   target: string;
   answers: string[];
   group?: string;
+  /** Code tasks: the program that tests an answer, `outputSlot` where the answer goes. */
+  program?: string;
 }
+
+/** Stands for the model's answer in a rendered program until the answer is known. */
+export const outputSlot = "\u0000output\u0000";
 
 function generationItemOf(d: TaskDefinition, row: Record<string, unknown>): GenerationItem {
   const answers = renderList([d.answers!], row);
@@ -150,6 +155,7 @@ function generationItemOf(d: TaskDefinition, row: Record<string, unknown>): Gene
   };
   if (d.preamble) item.preamble = renderText(d.preamble, row);
   if (d.group) item.group = renderText(d.group, row);
+  if (d.program) item.program = renderText(d.program, { ...row, output: outputSlot });
   return item;
 }
 

@@ -5,13 +5,16 @@
 //   exact_match  the (first) answer equals a gold answer
 //   f1           the best token-overlap F1 with a gold answer (SQuAD's)
 //   maj1_at_k    the most frequent of the k answers equals a gold answer (Minerva's maj1@k)
+//   pass_at_1, pass_at_k  code tasks: the definition's program, the output in it, runs in the
+//                sandbox (sandbox.ts); the Codex paper's unbiased estimate from the k samples
 import {
   generationMetric,
   type GenerationMetric,
   type TaskDefinition,
 } from "../../crds/evaltask.ts";
 import { continuationText } from "../model/tokenizers.ts";
-import type { GenerationItem } from "./documents.ts";
+import { outputSlot, type GenerationItem } from "./documents.ts";
+import { passAtK, runPython } from "./sandbox.ts";
 import {
   aggregate,
   shotsFor,
@@ -147,6 +150,8 @@ export interface Generation {
   output: string;
   /** The answers of all samples, normalised. */
   answers: string[];
+  /** Code tasks: how many samples' programs passed. */
+  passed?: number;
 }
 
 export interface GenerationOutcome {
@@ -210,12 +215,22 @@ export async function evalGeneration(
     const answers = outputs.map((o) => answerOf(o, s));
     const golds = item.answers.map((g) => answerOf(g, s));
     const right = (a: string) => (golds.includes(a) ? 1 : 0);
+    let passed: number | undefined;
+    if (item.program) {
+      passed = 0;
+      for (const o of outputs)
+        if ((await runPython(item.program.replace(outputSlot, () => o))).outcome === "passed")
+          passed++;
+    }
+    const n = outputs.length;
     values.push({
       exact_match: right(answers[0]!),
       f1: Math.max(...golds.map((g) => tokenF1(answers[0]!, g))),
       maj1_at_k: right(majority(answers)),
+      pass_at_1: passed === undefined ? NaN : passAtK(n, passed, 1),
+      pass_at_k: passed === undefined ? NaN : passAtK(n, passed, n),
     });
-    generations.push({ output: outputs[0]!, answers });
+    generations.push({ output: outputs[0]!, answers, ...(passed !== undefined && { passed }) });
     if ((i + 1) % 10 === 0 || i + 1 === items.length) options.progress?.(i + 1);
   }
   const result = aggregate(

@@ -6,7 +6,8 @@
 //   {{question.stem}}       a field of a field ("Answer Key": names may hold spaces)
 //   {{choices[0]}}          an element of a list
 //   {{question.choices[].text}}  a field of every element of a list
-//   {{subject|words}}       a filter: words ("_" → " "), trim, keys, values, split:REGEX
+//   {{subject|words}}       a filter: words ("_" → " "), trim, keys, values, lines (a list
+//                           joined by newlines), split:REGEX
 //
 // A template that is one {{…}} and nothing else yields the value as it is (a list, a number);
 // any other template yields text, and every value in it must be text, a number or a boolean.
@@ -22,6 +23,10 @@ const filters: Record<string, (v: Value, arg: string | undefined, expr: string) 
   trim: (v, _a, e) => text(v, e).trim(),
   keys: (v, _a, e) => Object.keys(object(v, e)),
   values: (v, _a, e) => Object.values(object(v, e)),
+  lines: (v, _a, e) => {
+    if (!Array.isArray(v)) throw new TemplateError(`{{${e}}}: not a list`);
+    return v.map((x) => text(x, e)).join("\n");
+  },
   split: (v, arg, e) =>
     text(v, e)
       .split(new RegExp(arg ?? "\\s+"))
