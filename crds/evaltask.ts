@@ -145,10 +145,10 @@ export const taskDefinition = z
         "generate: a regular expression whose first group is the answer, applied to the output and to the gold answers alike (GSM8k: '#### (-?[0-9.,]+)'); without a match, the last number when normalize is number, else the whole text.",
       ),
     normalize: z
-      .enum(["squad", "number"])
+      .enum(["squad", "number", "math"])
       .default("squad")
       .describe(
-        "generate: squad lowercases and drops punctuation, articles and extra spaces (NQ, TriviaQA); number drops commas, $ and trailing zeros (GSM8k).",
+        "generate: squad lowercases and drops punctuation, articles and extra spaces (NQ, TriviaQA); number drops commas, $ and trailing zeros (GSM8k); math takes the last \\boxed{} and normalises LaTeX as Hendrycks et al. (MATH).",
       ),
     program: template
       .optional()

@@ -17,6 +17,7 @@ import {
   normalizeText,
   tokenF1,
 } from "../../workers/eval/generation.ts";
+import { lastBoxed, normalizeMath } from "../../workers/eval/math-answers.ts";
 import { runnableTask } from "../../workers/eval/registry.ts";
 import type { EvalModel } from "../../workers/eval/tasks.ts";
 import { bytesTokenizer } from "../../workers/model/tokenizers.ts";
@@ -118,4 +119,35 @@ test("GSM8k's prompt: eight solved training problems, then the question; the gol
     items.map((x) => answerOf(x.answers[0]!, s)),
     ["18", "3"],
   );
+});
+
+test("MATH: the last \\boxed{} with nested braces; Hendrycks' normalisation makes equal forms equal", () => {
+  assert.equal(lastBoxed("so $\\boxed{2}$ and then $\\boxed{\\frac{1}{2}}$."), "\\frac{1}{2}");
+  assert.equal(
+    lastBoxed("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}"),
+    "\\left( 3, \\frac{\\pi}{2} \\right)",
+  );
+  assert.equal(lastBoxed("the answer is \\boxed 5$"), "5");
+  assert.equal(lastBoxed("no box here"), undefined);
+  const same = (a: string, b: string) =>
+    assert.equal(normalizeMath(a), normalizeMath(b), `${a} ≡ ${b}`);
+  same("\\dfrac{1}{2}", "\\frac12");
+  same("1/2", "\\frac{1}{2}");
+  same("0.5", "\\frac{1}{2}");
+  same("10^\\circ", "10");
+  same("\\$18.", "18");
+  same("x = 5", "5");
+  same("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})");
+  same("\\text{(C)}", "(C)");
+  same("\\sqrt2", "\\sqrt{2}");
+  assert.notEqual(normalizeMath("\\frac{1}{3}"), normalizeMath("\\frac{1}{2}"));
+  const t = runnableTask({ name: "math", seed: 1 });
+  const items = readGenerationItems(t.definition!, t.uri);
+  assert.equal(items.length, 5000);
+  assert.equal(new Set(items.map((x) => x.group)).size, 7);
+  const s = generationSettingsOf(t.definition!);
+  const empty = items.filter((x) => answerOf(x.answers[0]!, s) === "");
+  assert.deepEqual(empty.length, 0, "every gold solution has a boxed answer");
+  // a model's solution in the same words as the gold one scores as right
+  assert.equal(answerOf(items[0]!.answers[0]!, s), "2");
 });

@@ -56,6 +56,7 @@ test("every registry task reads all its rows into items whose label is one of it
     triviaqa: 7993,
     gsm8k: 1319,
     gsm8k_maj1_at_8: 1319,
+    math: 5000,
     humaneval: 164,
     mbpp: 500,
   };

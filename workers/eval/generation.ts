@@ -14,6 +14,7 @@ import {
 } from "../../crds/evaltask.ts";
 import { continuationText } from "../model/tokenizers.ts";
 import { outputSlot, type GenerationItem } from "./documents.ts";
+import { lastBoxed, normalizeMath } from "./math-answers.ts";
 import { passAtK, runPython } from "./sandbox.ts";
 import {
   aggregate,
@@ -81,11 +82,16 @@ export function normalizeNumber(s: string): string {
 
 const lastNumber = /-?\d[\d,]*(?:\.\d+)?/g;
 
-/** The answer in a text: the extract pattern's first group, else the last number or the text. */
+/**
+ * The answer in a text: MATH's last \boxed{}; else the extract pattern's first group, else the
+ * last number (normalize: number) or the text.
+ */
 export function answerOf(
   text: string,
   s: Pick<GenerationSettings, "extract" | "normalize">,
 ): string {
+  // no box, no answer (as Hendrycks et al. score it): "" equals no gold answer
+  if (s.normalize === "math") return normalizeMath(lastBoxed(text) ?? "");
   const m = s.extract ? new RegExp(s.extract).exec(text) : null;
   let answer = m ? (m[1] ?? m[0]) : text;
   if (!m && s.normalize === "number") answer = text.match(lastNumber)?.at(-1) ?? text;
