@@ -18,7 +18,7 @@ import path from "node:path";
 import { openModel } from "../workers/eval/open.ts";
 import type { ResultsFile } from "../workers/eval/run.ts";
 import { evalMultipleChoice } from "../workers/eval/choices.ts";
-import { readMultipleChoice } from "../workers/eval/tasks.ts";
+import { readMultipleChoice } from "../workers/eval/documents.ts";
 import { llamaCppBin, smollm2Path } from "../workers/model/smollm2.ts";
 import { evalFile } from "../test/data/files.ts";
 import { perplexityMultipleChoice, startServer } from "./llama-cpp.ts";

@@ -13,7 +13,7 @@ import {
   readDecompressed,
   uncompressedName,
 } from "../../workers/compressed.ts";
-import { readMultipleChoice } from "../../workers/eval/tasks.ts";
+import { readMultipleChoice } from "../../workers/eval/documents.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "herd-compressed-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -11,14 +11,9 @@ import { randomMatrix } from "../../native/reference.ts";
 import { tensorShapes, writeHerd } from "../../workers/model/formats.ts";
 import { openModel } from "../../workers/eval/open.ts";
 import { runEvalLocal, type ResultsFile } from "../../workers/eval/run.ts";
-import {
-  evalPerplexity,
-  fewShotIndices,
-  meanStderr,
-  readMultipleChoice,
-  TaskError,
-} from "../../workers/eval/tasks.ts";
+import { evalPerplexity, fewShotIndices, meanStderr, TaskError } from "../../workers/eval/tasks.ts";
 import { evalMultipleChoice, promptFor } from "../../workers/eval/choices.ts";
+import { readMultipleChoice } from "../../workers/eval/documents.ts";
 import { registry } from "../../workers/eval/registry.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");

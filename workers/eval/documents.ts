@@ -5,7 +5,7 @@ import path from "node:path";
 import type { TaskDefinition } from "../../crds/evaltask.ts";
 import { readTextDecompressed } from "../compressed.ts";
 import type { ChoiceItem } from "./choices.ts";
-import { TaskError } from "./tasks.ts";
+import { TaskError, type MultipleChoiceItem } from "./tasks.ts";
 import { render, renderList, renderText, TemplateError } from "./templates.ts";
 
 interface Document {
@@ -29,6 +29,27 @@ function readRows(file: string): Document[] {
     docs.push({ row: row as Record<string, unknown>, where });
   }
   return docs;
+}
+
+/** Reads the first `limit` items of herd's multiple-choice JSONL, checking every field. */
+export function readMultipleChoice(file: string, limit?: number): MultipleChoiceItem[] {
+  const items: MultipleChoiceItem[] = [];
+  for (const { row: o, where } of readRows(file)) {
+    if (limit !== undefined && items.length >= limit) break;
+    if (typeof o.context !== "string") throw new TaskError(`${where}: context must be a string`);
+    if (
+      !Array.isArray(o.choices) ||
+      o.choices.length < 2 ||
+      !o.choices.every((c) => typeof c === "string")
+    )
+      throw new TaskError(`${where}: choices must be an array of at least two strings`);
+    const label = o.label as number;
+    if (!Number.isInteger(label) || label < 0 || label >= o.choices.length)
+      throw new TaskError(`${where}: label must be an index into choices`);
+    items.push({ context: o.context, choices: o.choices as string[], label });
+  }
+  if (items.length === 0) throw new TaskError(`${file}: no items`);
+  return items;
 }
 
 /** One document per position of the parallel lists in `fields` (RACE: one per question). */

@@ -18,16 +18,10 @@ import {
   type ChoiceItem,
   type ChoicePrediction,
 } from "./choices.ts";
-import { readChoiceItems, readGenerationItems } from "./documents.ts";
+import { readChoiceItems, readGenerationItems, readMultipleChoice } from "./documents.ts";
 import { evalGeneration, generationSettingsOf, type Generation } from "./generation.ts";
 import { expandGroups, readDefinition, runnableTask, type RunnableTask } from "./registry.ts";
-import {
-  evalPerplexity,
-  readMultipleChoice,
-  type GroupResult,
-  type Metric,
-  type TaskOutcome,
-} from "./tasks.ts";
+import { evalPerplexity, type GroupResult, type Metric, type TaskOutcome } from "./tasks.ts";
 
 export class EvalUserError extends Error {
   override name = "EvalUserError";

@@ -1,14 +1,14 @@
 // Evaluation tasks on a loaded model, as in the LLaMA paper's zero- and few-shot evaluations
-// and lm-evaluation-harness's conventions: what every task shares (herd's multiple-choice
-// JSONL, few-shot draws, means with standard errors, the context/continuation split), and
-// perplexity. Multiple-choice scoring is choices.ts; the registry's tasks, registry.ts.
+// and lm-evaluation-harness's conventions: what every task shares (few-shot draws, means with
+// standard errors and group averages, the context/continuation split), and perplexity.
+// Reading rows is documents.ts; multiple-choice scoring, choices.ts; generation,
+// generation.ts; the registry's tasks, registry.ts.
 //
 // perplexity (a text file): rolling windows over its tokens; per-token perplexity, and the
 //   same likelihood per UTF-8 byte (byte perplexity, bits per byte), which compares models
 //   with different tokenizers.
 import type { MetricName } from "../../crds/evaltask.ts";
 import type { Inference } from "../../native/inference.ts";
-import { readTextDecompressed } from "../compressed.ts";
 import { Rng } from "./rng.ts";
 import type { TextTokenizer } from "../model/tokenizers.ts";
 
@@ -37,36 +37,6 @@ export interface GroupResult {
 export interface TaskOutcome {
   examples: number;
   metrics: Metric[];
-}
-
-/** Reads the first `limit` items of a multiple-choice JSONL file, checking every field. */
-export function readMultipleChoice(file: string, limit?: number): MultipleChoiceItem[] {
-  const lines = readTextDecompressed(file).split("\n");
-  const items: MultipleChoiceItem[] = [];
-  for (const [i, line] of lines.entries()) {
-    if (limit !== undefined && items.length >= limit) break;
-    if (line.trim() === "") continue;
-    const where = `${file}:${i + 1}`;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch (err) {
-      throw new TaskError(`${where}: not valid JSON (${(err as Error).message})`);
-    }
-    const o = v as Partial<MultipleChoiceItem>;
-    if (typeof o?.context !== "string") throw new TaskError(`${where}: context must be a string`);
-    if (
-      !Array.isArray(o.choices) ||
-      o.choices.length < 2 ||
-      !o.choices.every((c) => typeof c === "string")
-    )
-      throw new TaskError(`${where}: choices must be an array of at least two strings`);
-    if (!Number.isInteger(o.label) || o.label! < 0 || o.label! >= o.choices.length)
-      throw new TaskError(`${where}: label must be an index into choices`);
-    items.push({ context: o.context, choices: o.choices, label: o.label! });
-  }
-  if (items.length === 0) throw new TaskError(`${file}: no items`);
-  return items;
 }
 
 /** Mean and its standard error (sample standard deviation / √n), as lm-evaluation-harness. */

@@ -1,6 +1,7 @@
 // The LLaMA paper's table layout: a row per checkpoint (or per model), a column per task,
 // each cell the task's headline metric in percent ± its standard error. Tasks of the
 // registry's llama-paper group come first, in its order (the paper's areas), then the rest.
+import { taskMetric } from "../../crds/evaltask.ts";
 import { registry } from "../eval/registry.ts";
 import type { ResultsFile } from "../eval/run.ts";
 import type { EvalSeries } from "./gather.ts";
@@ -22,17 +23,8 @@ export function headlineMetric(names: string[]): string | undefined {
   return names.find((n) => n === "acc_uncond") ?? names.find((n) => n === "acc_norm") ?? names[0];
 }
 
-const fractions = new Set([
-  "acc",
-  "acc_norm",
-  "acc_per_token",
-  "acc_uncond",
-  "mc2",
-  "pct_stereotype",
-  "exact_match",
-  "f1",
-  "maj1_at_k",
-]);
+// Rates are shown in percent; likelihood_diff is a log-likelihood.
+const fractions = new Set<string>(taskMetric.options.filter((m) => m !== "likelihood_diff"));
 
 function cellText(metric: string, c: TableCell | undefined): string {
   if (!c) return "";
