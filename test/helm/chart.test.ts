@@ -372,6 +372,26 @@ test("a cluster-wide worker gets a ClusterRole, and trainer pods a ServiceAccoun
   assert.equal(env(nc, "HERD_TRAINER_SERVICE_ACCOUNT")?.value, "no-api");
 });
 
+test("ServiceAccounts carry the annotations of cloud workload identity (IRSA) for S3", async () => {
+  const arn = { "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/herd" };
+  const r = await render({
+    trainer: { serviceAccount: { annotations: arn } },
+    worker: { serviceAccount: { annotations: arn } },
+  });
+  type Sa = Obj & { metadata: { annotations?: Record<string, string> } };
+  assert.deepEqual(one<Sa>(r.objects, "ServiceAccount", "herd-trainer").metadata.annotations, arn);
+  assert.deepEqual(one<Sa>(r.objects, "ServiceAccount", "herd-worker").metadata.annotations, arn);
+  assert.equal(
+    one<Sa>(r.objects, "ServiceAccount", "herd-operator").metadata.annotations,
+    undefined,
+  );
+  const plain = await render({});
+  assert.equal(
+    one<Sa>(plain.objects, "ServiceAccount", "herd-trainer").metadata.annotations,
+    undefined,
+  );
+});
+
 test("bad values are refused with the field named", async () => {
   for (const [values, field] of [
     [{ operator: { replicas: "two" } }, "operator.replicas"],
