@@ -14,7 +14,7 @@
 // few-shot delimiter after the task's preamble. Items with groups (MMLU's subjects) get
 // per-group metrics and, as the task's metric, their macro average or the mean over items.
 import { choiceMetric, type ChoiceMetric, type TaskDefinition } from "../../crds/evaltask.ts";
-import { aggregate, encodePair, fitWindow, shotsFor, TaskError } from "./tasks.ts";
+import { aggregate, encodePair, fewShotSourceOf, fitWindow, shotsFor, TaskError } from "./tasks.ts";
 import type { EvalModel, FewShotSource, GroupResult, Metric, MultipleChoiceItem } from "./tasks.ts";
 
 export interface ChoiceItem extends MultipleChoiceItem {
@@ -213,10 +213,6 @@ export function scoringOf(d: TaskDefinition, pool?: ChoiceItem[]): ChoiceScoring
     ...(d.unconditionalContext !== undefined && { unconditionalContext: d.unconditionalContext }),
     metrics: d.metrics.filter((x): x is ChoiceMetric => choiceMetric.safeParse(x).success),
     average: d.average,
-    fewShot: {
-      ...(pool && { pool }),
-      sampler: d.fewShot?.sampler ?? "random",
-      sameGroup: d.fewShot?.sameGroup ?? false,
-    },
+    fewShot: fewShotSourceOf(d.fewShot, pool),
   };
 }

@@ -18,6 +18,7 @@ import { lastBoxed, normalizeMath } from "./math-answers.ts";
 import { passAtK, runPython } from "./sandbox.ts";
 import {
   aggregate,
+  fewShotSourceOf,
   shotsFor,
   TaskError,
   type EvalModel,
@@ -54,11 +55,7 @@ export function generationSettingsOf(
     fewShotDelimiter: d.fewShotDelimiter,
     average: d.average,
     metrics: d.metrics.filter((x): x is GenerationMetric => generationMetric.safeParse(x).success),
-    fewShot: {
-      ...(pool && { pool }),
-      sampler: d.fewShot?.sampler ?? "random",
-      sameGroup: d.fewShot?.sameGroup ?? false,
-    },
+    fewShot: fewShotSourceOf(d.fewShot, pool),
   };
 }
 
@@ -173,6 +170,7 @@ async function generate(
   prompt: string,
   seed: number,
   s: GenerationSettings,
+  stopSequences: Int32Array[],
 ): Promise<string[]> {
   const t = m.tokenizer;
   const bos = t.addBos && t.bosId !== undefined ? [t.bosId] : [];
@@ -183,13 +181,12 @@ async function generate(
       `maxNewTokens ${s.maxNewTokens} leaves no room in the model's ${m.maxSeqLen} tokens`,
     );
   if (ids.length > room) ids = ids.subarray(ids.length - room); // the question is at the end
-  const stopSequences = await Promise.all(s.until.map((u) => t.encode(u)));
   const outs = await m.inference.generateSamples(ids, {
     maxNewTokens: s.maxNewTokens,
     temperature: s.temperature,
     seed,
     samples: s.samples,
-    stopSequences: stopSequences.filter((x) => x.length > 0),
+    stopSequences,
     ...(t.eosId !== undefined && { stop: Int32Array.of(t.eosId) }),
   });
   const tail = ids.subarray(Math.max(0, ids.length - 16)); // enough to decode the boundary
@@ -214,10 +211,14 @@ export async function evalGeneration(
   const s = options.settings;
   const values: Record<GenerationMetric, number>[] = [];
   const generations: Generation[] = [];
+  // the stop strings' tokens, an early exit for the engine (the text is cut at the strings)
+  const stops = (await Promise.all(s.until.map((u) => m.tokenizer.encode(u)))).filter(
+    (x) => x.length > 0,
+  );
   for (const [i, item] of items.entries()) {
     const prompt = generationPrompt(items, i, options.numFewShot, options.seed, s);
     // each question's samples are drawn from (seed, i) alone, as its few-shot examples are
-    const outputs = await generate(m, prompt, options.seed * 1_000_003 + i, s);
+    const outputs = await generate(m, prompt, options.seed * 1_000_003 + i, s, stops);
     const answers = outputs.map((o) => answerOf(o, s));
     const golds = item.answers.map((g) => answerOf(g, s));
     const right = (a: string) => (golds.includes(a) ? 1 : 0);

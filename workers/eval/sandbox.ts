@@ -51,12 +51,14 @@ function python(): string {
   const r = spawnSync(candidate, ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" });
   if (r.status !== 0 || !r.stdout.trim())
     throw new TaskError(`code tasks need Python 3 (${candidate} did not run; set HERD_PYTHON)`);
-  interpreter = r.stdout.trim();
-  const probe = spawnSync("unshare", ["-rn", interpreter, "-c", "pass"], { encoding: "utf8" });
+  const found = r.stdout.trim();
+  const probe = spawnSync("unshare", ["-rn", found, "-c", "pass"], { encoding: "utf8" });
   if (probe.status !== 0)
     throw new TaskError(
       `code tasks run generated code without network in a user namespace, and \`unshare -rn\` failed here: ${(probe.stderr || probe.error?.message || "").trim()}`,
     );
+  // cached only once both checks passed: a failed check fails every later call the same way
+  interpreter = found;
   return interpreter;
 }
 

@@ -78,6 +78,18 @@ export interface FewShotSource<T> {
   sameGroup: boolean;
 }
 
+/** A definition's few-shot settings; `pool` holds its few-shot file's items, if it has one. */
+export function fewShotSourceOf<T>(
+  fewShot: { sampler: "random" | "first"; sameGroup: boolean } | undefined,
+  pool?: T[],
+): FewShotSource<T> {
+  return {
+    ...(pool && { pool }),
+    sampler: fewShot?.sampler ?? "random",
+    sameGroup: fewShot?.sameGroup ?? false,
+  };
+}
+
 /** The few-shot examples of items[i]: from the pool (or the other items), by (seed, i). */
 export function shotsFor<T extends { group?: string }>(
   items: T[],

@@ -33,19 +33,24 @@ function cellText(metric: string, c: TableCell | undefined): string {
   return `${(c.value * scale).toFixed(digits)}${err}`;
 }
 
-/** Paper order: the llama-paper group's tasks first, then the others by name. */
-function paperOrder(a: { task: string; numFewShot: number }, b: typeof a): number {
-  let order: string[] = [];
+/** The llama-paper group's task order; a report needs no registry: without it, by name. */
+function paperTaskOrder(): string[] {
   try {
-    order = registry().groups["llama-paper"] ?? [];
+    return registry().groups["llama-paper"] ?? [];
   } catch {
-    // a report needs no registry: without it, tasks go by name
+    return [];
   }
+}
+
+/** Paper order: the llama-paper group's tasks first, then the others by name. */
+function byPaperOrder<T extends { task: string; numFewShot: number }>(columns: T[]): T[] {
+  const order = paperTaskOrder();
   const rank = (t: string) => (order.includes(t) ? order.indexOf(t) : order.length);
-  return (
-    rank(a.task) - rank(b.task) ||
-    (a.task < b.task ? -1 : a.task > b.task ? 1 : 0) ||
-    a.numFewShot - b.numFewShot
+  return columns.sort(
+    (a, b) =>
+      rank(a.task) - rank(b.task) ||
+      (a.task < b.task ? -1 : a.task > b.task ? 1 : 0) ||
+      a.numFewShot - b.numFewShot,
   );
 }
 
@@ -56,9 +61,11 @@ export function checkpointTable(evals: EvalSeries[]): PaperTable {
     const key = JSON.stringify([s.task, s.numFewShot]);
     byTask.set(key, [...(byTask.get(key) ?? []), s]);
   }
-  const series = [...byTask.values()]
-    .map((ss) => ss.find((s) => s.metric === headlineMetric(ss.map((x) => x.metric)))!)
-    .sort(paperOrder);
+  const series = byPaperOrder(
+    [...byTask.values()].map((ss) =>
+      ss.find((s) => s.metric === headlineMetric(ss.map((x) => x.metric)))!,
+    ),
+  );
   const steps = [...new Set(series.flatMap((s) => s.points.map((p) => p.step)))].sort(
     (a, b) => a - b,
   );
@@ -81,7 +88,7 @@ export function resultsTable(files: { label: string; results: ResultsFile }[]): 
       if (metric && !columns.has(key))
         columns.set(key, { task: t.task, numFewShot: t.numFewShot, metric });
     }
-  const cols = [...columns.values()].sort(paperOrder);
+  const cols = byPaperOrder([...columns.values()]);
   return {
     columns: cols,
     rows: files.map(({ label, results }) => ({
