@@ -57,6 +57,8 @@ export interface ShardContents extends ShardHeader {
   ids: Int32Array;
   /** docs + 1 token offsets: document d is ids[docStarts[d], docStarts[d+1]). */
   docStarts: number[];
+  /** Version 2 (instruction examples): 1 where the id is a target to learn. */
+  learn?: Uint8Array;
 }
 
 export interface MixtureSource {
@@ -107,12 +109,37 @@ export interface MixtureLoader {
   ): { source: number; k: number; epoch: number; window: number };
 }
 
+/** The rows instruction fine-tuning trains on (native/src/data/examples.h has the rule). */
+export interface ExampleLoader {
+  /** tokens: batch·(seqLen+1); learn (1: input t learns to predict token t+1), positions: batch·seqLen. */
+  rows(
+    step: number,
+    rank: number,
+    world: number,
+    batch: number,
+    seqLen: number,
+  ): { tokens: Int32Array; learn: Uint8Array; positions: Int32Array };
+  /** Rows epoch `epoch` packs into at this seqLen. */
+  rowsInEpoch(epoch: number, seqLen: number): number;
+  saveState(): string;
+  loadState(state: string): void;
+  readonly exampleCount: number;
+  readonly vocabSize: number;
+}
+
 interface DataBinding {
   Preparer: new (options: PrepareOptions) => Preparer;
   MixtureLoader: new (options: MixtureOptions) => MixtureLoader;
+  ExampleLoader: new (options: { folder: string; seed?: number }) => ExampleLoader;
   readShard(path: string): Promise<ShardContents>;
   verifyShard(path: string): Promise<ShardHeader>;
-  writeShard(path: string, ids: Int32Array, docStarts: number[], vocabSize: number): Promise<void>;
+  writeShard(
+    path: string,
+    ids: Int32Array,
+    docStarts: number[],
+    vocabSize: number,
+    learn?: Uint8Array,
+  ): Promise<void>;
 }
 
 const binding = native as unknown as DataBinding;
@@ -120,17 +147,24 @@ const binding = native as unknown as DataBinding;
 export const createPreparer = (options: PrepareOptions): Preparer => new binding.Preparer(options);
 export const createMixtureLoader = (options: MixtureOptions): MixtureLoader =>
   new binding.MixtureLoader(options);
+/** Instruction examples: the shard-*.bin files (version 2) of `herd data prepare --instruct`. */
+export const createExampleLoader = (options: { folder: string; seed?: number }): ExampleLoader =>
+  new binding.ExampleLoader(options);
 /** Reads every id of a shard (checked against its vocab size) and its document index. */
 export const readShard = (path: string): Promise<ShardContents> => binding.readShard(path);
 /** Structure, every id and the payload hash; rejects naming the file and byte offset. */
 export const verifyShard = (path: string): Promise<ShardHeader> => binding.verifyShard(path);
-/** Writes a shard atomically (for tools and tests; `herd data prepare` writes its own). */
+/**
+ * Writes a shard atomically. With `learn` (1 where an id is a target to learn) it is a
+ * version-2 shard of instruction examples, one document each (`herd data prepare --instruct`).
+ */
 export const writeShard = (
   path: string,
   ids: Int32Array,
   docStarts: number[],
   vocabSize: number,
-): Promise<void> => binding.writeShard(path, ids, docStarts, vocabSize);
+  learn?: Uint8Array,
+): Promise<void> => binding.writeShard(path, ids, docStarts, vocabSize, learn);
 
 /** The LLaMA paper's Table 1 sampling proportions, in percent. */
 export const LLAMA_MIXTURE: Readonly<Record<string, number>> = {

@@ -26,7 +26,10 @@ export interface OptimizerOptions {
  * MixtureOptions, the loader's own sampling rule and state).
  */
 export type SourceOptions =
-  { kind: "text-bytes"; text: Uint8Array; seed: number } | ({ kind: "mixture" } & MixtureOptions);
+  | { kind: "text-bytes"; text: Uint8Array; seed: number }
+  | ({ kind: "mixture" } & MixtureOptions)
+  /** Instruction examples: the shard-*.bin files of `herd data prepare --instruct`. */
+  | { kind: "examples"; folder: string; seed: number };
 
 export interface TrainerOptions {
   model: ModelConfig;
@@ -126,14 +129,17 @@ export interface Trainer {
    */
   step(stopRequested?: boolean): Promise<StepResult>;
   /**
-   * Logits [batch·seqLen, vocab]; with targets also the mean loss and each token's
-   * cross-entropy −log p(target) (tokenLosses, [batch·seqLen]). No gradients.
+   * Logits [batch·seqLen, vocab]; with targets also the mean loss over the learned targets
+   * (a target of −1 is not learned) and each token's cross-entropy −log p(target)
+   * (tokenLosses, [batch·seqLen]). `positions` packs examples into rows: each token's position
+   * in its example, 0 where one starts; attention stays inside each. No gradients.
    */
   forward(
     tokens: Int32Array,
     batch: number,
     seqLen: number,
     targets?: Int32Array,
+    positions?: Int32Array,
   ): Promise<{ logits: Float32Array; loss: number; tokenLosses?: Float32Array }>;
   /** Forward and backward of the mean loss; gradients replace tensors("grads"). CPU backend only. */
   lossAndGrads(
@@ -141,6 +147,7 @@ export interface Trainer {
     batch: number,
     seqLen: number,
     targets: Int32Array,
+    positions?: Int32Array,
   ): Promise<{ logits: Float32Array; loss: number }>;
   /** Clip the current gradients and take one AdamW step at the scheduled rate. */
   update(): Promise<StepResult>;

@@ -153,6 +153,7 @@ struct ShardContents {
   std::shared_ptr<Shard> shard;
   std::vector<int32_t> tokens;
   std::vector<uint64_t> docs;
+  std::vector<uint8_t> learn;  // version 2 only
 };
 
 // readShard(path) -> Promise<{...header, ids: Int32Array, docStarts: number[]}>
@@ -163,15 +164,24 @@ Napi::Value ReadShard(const Napi::CallbackInfo& info) {
   return herd::run_async<ShardContents>(
       env,
       [path] {
-        ShardContents c{std::make_shared<Shard>(path), {}, {}};
+        ShardContents c{std::make_shared<Shard>(path), {}, {}, {}};
         c.tokens.resize(c.shard->token_count());
         c.shard->read(0, c.shard->token_count(), c.tokens.data());
+        if (c.shard->has_learn_mask()) {
+          c.learn.resize(c.shard->token_count());
+          c.shard->read_learn(0, c.shard->token_count(), c.learn.data());
+        }
         for (uint64_t d = 0; d <= c.shard->doc_count(); d++) c.docs.push_back(c.shard->doc_start(d));
         return c;
       },
       [](Napi::Env e, ShardContents& c) -> Napi::Value {
         auto o = header_to_js(e, *c.shard);
         o.Set("ids", herd::to_int32_array(e, c.tokens));
+        if (c.shard->has_learn_mask()) {
+          auto learn = Napi::Uint8Array::New(e, c.learn.size());
+          std::copy(c.learn.begin(), c.learn.end(), learn.Data());
+          o.Set("learn", learn);
+        }
         auto docs = Napi::Array::New(e, c.docs.size());
         for (size_t i = 0; i < c.docs.size(); i++) docs.Set(uint32_t(i), double(c.docs[i]));
         o.Set("docStarts", docs);
@@ -194,12 +204,14 @@ Napi::Value VerifyShard(const Napi::CallbackInfo& info) {
       [](Napi::Env e, std::shared_ptr<Shard>& s) -> Napi::Value { return header_to_js(e, *s); });
 }
 
-// writeShard(path, ids: Int32Array, docStarts: number[], vocabSize) -> Promise<void>
+// writeShard(path, ids: Int32Array, docStarts: number[], vocabSize, learn?: Uint8Array)
+//   -> Promise<void>; with learn (0/1 per id) a version-2 shard of instruction examples.
 Napi::Value WriteShard(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const char* usage = "writeShard(path, ids: Int32Array, docStarts: number[], vocabSize, learn?: Uint8Array)";
   if (info.Length() < 4 || !info[0].IsString() || !info[1].IsTypedArray() || !info[2].IsArray() ||
       !info[3].IsNumber())
-    throw Napi::TypeError::New(env, "writeShard(path, ids: Int32Array, docStarts: number[], vocabSize)");
+    throw Napi::TypeError::New(env, usage);
   std::string path = info[0].As<Napi::String>();
   auto ids = info[1].As<Napi::Int32Array>();
   auto tokens = std::make_shared<std::vector<int32_t>>(ids.Data(), ids.Data() + ids.ElementLength());
@@ -211,8 +223,21 @@ Napi::Value WriteShard(const Napi::CallbackInfo& info) {
     if (id < 0 || uint32_t(id) >= vocab) throw Napi::RangeError::New(env, "writeShard: id " + std::to_string(id) + " outside the vocabulary");
   if (starts->empty() || starts->front() != 0 || starts->back() != tokens->size())
     throw Napi::RangeError::New(env, "writeShard: docStarts must run from 0 to ids.length");
+  std::shared_ptr<std::vector<uint8_t>> learn;
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, usage);
+    auto l = info[4].As<Napi::Uint8Array>();
+    if (l.ElementLength() != tokens->size())
+      throw Napi::RangeError::New(env, "writeShard: learn needs one entry per id");
+    learn = std::make_shared<std::vector<uint8_t>>(l.Data(), l.Data() + l.ElementLength());
+  }
   return herd::run_async<bool>(
-      env, [path, tokens, starts, vocab] { write_shard(path, *tokens, *starts, vocab); return true; },
+      env,
+      [path, tokens, starts, vocab, learn] {
+        write_shard(path, *tokens, *starts, vocab, learn.get());
+        return true;
+      },
       [](Napi::Env e, bool&) { return e.Undefined(); });
 }
 

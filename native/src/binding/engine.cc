@@ -11,6 +11,7 @@
 #include "binding/dist.h"
 #include "binding/registry.h"
 #include "engine/text_source.h"
+#include "data/examples.h"
 #include "engine/trainer.h"
 
 namespace {
@@ -95,7 +96,8 @@ herd::TrainerConfig readConfig(const Napi::Object& o) {
   return c;
 }
 
-// The TokenSource named by options.source: a text's bytes, or a mixture of token shards.
+// The TokenSource named by options.source: a text's bytes, a mixture of token shards, or
+// instruction examples (shards with learn masks).
 std::shared_ptr<herd::TokenSource> readSource(const Napi::Object& o) {
   Napi::Object s = objectField(o, "source", "options");
   std::string kind = s.Get("kind").ToString();
@@ -115,7 +117,20 @@ std::shared_ptr<herd::TokenSource> readSource(const Napi::Object& o) {
       throw Napi::Error::New(o.Env(), e.what());  // a missing or damaged shard, named
     }
   }
-  throw Napi::TypeError::New(o.Env(), "source.kind '" + kind + "' is not known (text-bytes, mixture)");
+  if (kind == "examples") {
+    herd::data::ExampleOptions options;
+    options.folder = s.Get("folder").IsString() ? s.Get("folder").As<Napi::String>().Utf8Value() : "";
+    if (options.folder.empty())
+      throw Napi::TypeError::New(o.Env(), "source.folder must name a folder of example shards");
+    options.seed = seedField(s, "seed", "source");
+    try {
+      return std::make_shared<herd::data::ExampleLoader>(std::move(options));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(o.Env(), e.what());
+    }
+  }
+  throw Napi::TypeError::New(o.Env(),
+                             "source.kind '" + kind + "' is not known (text-bytes, mixture, examples)");
 }
 
 // ---- the Trainer object ----------------------------------------------------------------------
@@ -428,8 +443,9 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
 
 // Checks tokens (and targets) are Int32Array of batch·seqLen entries; copies them.
 struct Batch {
-  std::vector<int32_t> tokens, targets;
+  std::vector<int32_t> tokens, targets, positions;  // targets −1: not learned
   int B = 0, T = 0;
+  const int32_t* positions_or_null() const { return positions.empty() ? nullptr : positions.data(); }
 };
 Batch readBatch(const Napi::CallbackInfo& info, const char* usage, bool need_targets) {
   Napi::Env env = info.Env();
@@ -457,6 +473,14 @@ Batch readBatch(const Napi::CallbackInfo& info, const char* usage, bool need_tar
       throw Napi::RangeError::New(env, "targets has " + std::to_string(targets.ElementLength()) +
                                            " entries, expected batch*seqLen = " + std::to_string(n));
     b.targets.assign(targets.Data(), targets.Data() + n);
+  }
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    if (!isInt32(info[4])) throw Napi::TypeError::New(env, usage);
+    auto positions = info[4].As<Napi::Int32Array>();
+    if (positions.ElementLength() != n)
+      throw Napi::RangeError::New(env, "positions has " + std::to_string(positions.ElementLength()) +
+                                           " entries, expected batch*seqLen = " + std::to_string(n));
+    b.positions.assign(positions.Data(), positions.Data() + n);
   }
   return b;
 }
@@ -487,7 +511,8 @@ Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo& info) {
   checkIdle(info.Env());
   checkCpu(info.Env(), "forward()");
   auto b = std::make_shared<Batch>(readBatch(
-      info, "forward(tokens: Int32Array, batch, seqLen, targets?: Int32Array)", false));
+      info, "forward(tokens: Int32Array, batch, seqLen, targets?: Int32Array, positions?: Int32Array)",
+      false));
   auto out = std::make_shared<ForwardOut>();
   auto* w = new EngineWorker(
       info.Env(), this,
@@ -495,7 +520,7 @@ Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo& info) {
         herd::use_threads(trainer_->config().threads);
         auto& model = trainer_->model();
         out->loss = model.forward(b->tokens.data(), b->targets.empty() ? nullptr : b->targets.data(),
-                                  b->B, b->T);
+                                  b->B, b->T, b->positions_or_null());
         out->logits.assign(model.logits(),
                            model.logits() + size_t(b->B) * b->T * model.config().vocab_size);
         if (!b->targets.empty())
@@ -512,7 +537,9 @@ Napi::Value TrainerWrap::LossAndGrads(const Napi::CallbackInfo& info) {
   checkIdle(info.Env());
   checkCpu(info.Env(), "lossAndGrads()");
   auto b = std::make_shared<Batch>(readBatch(
-      info, "lossAndGrads(tokens: Int32Array, batch, seqLen, targets: Int32Array)", true));
+      info,
+      "lossAndGrads(tokens: Int32Array, batch, seqLen, targets: Int32Array, positions?: Int32Array)",
+      true));
   auto out = std::make_shared<ForwardOut>();
   auto* w = new EngineWorker(
       info.Env(), this,
@@ -520,10 +547,12 @@ Napi::Value TrainerWrap::LossAndGrads(const Napi::CallbackInfo& info) {
         herd::use_threads(trainer_->config().threads);
         auto& model = trainer_->model();
         const size_t n = size_t(b->B) * b->T;
-        out->loss = model.forward(b->tokens.data(), b->targets.data(), b->B, b->T);
+        out->loss = model.forward(b->tokens.data(), b->targets.data(), b->B, b->T,
+                                  b->positions_or_null());
         out->logits.assign(model.logits(), model.logits() + n * model.config().vocab_size);
         model.zero_grad();
-        model.backward(1.0f / float(n));
+        const size_t learned = model.learned_targets();
+        model.backward(learned ? 1.0f / float(learned) : 0.0f);
       },
       [out](Napi::Env env) { return forwardObject(env, *out); });
   w->Queue();

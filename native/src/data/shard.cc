@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -26,25 +27,30 @@ uint64_t shard_index_offset(uint64_t token_count, uint32_t token_bytes) {
   return (end + 7) & ~uint64_t(7);
 }
 
-uint64_t shard_file_bytes(uint64_t token_count, uint64_t doc_count, uint32_t token_bytes) {
-  return shard_index_offset(token_count, token_bytes) + (doc_count + 1) * 8;
+uint64_t shard_file_bytes(uint64_t token_count, uint64_t doc_count, uint32_t token_bytes,
+                          bool learn_mask) {
+  return shard_index_offset(token_count, token_bytes) + (doc_count + 1) * 8 +
+         (learn_mask ? (token_count + 7) / 8 : 0);
 }
 
 void write_shard(const std::string& path, const std::vector<int32_t>& tokens,
-                 const std::vector<uint64_t>& doc_starts, uint32_t vocab_size) {
+                 const std::vector<uint64_t>& doc_starts, uint32_t vocab_size,
+                 const std::vector<uint8_t>* learn) {
   if (doc_starts.empty() || doc_starts.front() != 0 || doc_starts.back() != tokens.size())
     throw std::logic_error("write_shard: document starts must run from 0 to the token count");
+  if (learn && learn->size() != tokens.size())
+    throw std::logic_error("write_shard: the learn mask needs one entry per token");
   ShardHeader h{};
   std::memcpy(h.magic, kShardMagic, sizeof h.magic);
-  h.version = kShardVersion;
+  h.version = learn ? kShardVersionLearnMask : kShardVersion;
   h.token_bytes = vocab_size <= 65536 ? 2 : 4;
   h.token_count = tokens.size();
   h.doc_count = doc_starts.size() - 1;
   h.vocab_size = vocab_size;
 
   // The payload in memory first: its hash belongs in the header that precedes it.
-  std::string payload(shard_file_bytes(h.token_count, h.doc_count, h.token_bytes) - kShardHeaderBytes,
-                      '\0');
+  std::string payload(
+      shard_file_bytes(h.token_count, h.doc_count, h.token_bytes, learn) - kShardHeaderBytes, '\0');
   auto* p = reinterpret_cast<uint8_t*>(payload.data());
   if (h.token_bytes == 2) {
     for (size_t i = 0; i < tokens.size(); i++) {
@@ -56,6 +62,11 @@ void write_shard(const std::string& path, const std::vector<int32_t>& tokens,
   }
   uint64_t index = shard_index_offset(h.token_count, h.token_bytes) - kShardHeaderBytes;
   std::memcpy(p + index, doc_starts.data(), doc_starts.size() * 8);
+  if (learn) {
+    uint8_t* mask = p + index + doc_starts.size() * 8;
+    for (size_t i = 0; i < learn->size(); i++)
+      if ((*learn)[i]) mask[i / 8] |= uint8_t(1u << (i % 8));
+  }
   h.payload_fnv1a = fnv1a64(payload.data(), payload.size());
 
   AtomicFile f(path);
@@ -86,9 +97,10 @@ Shard::Shard(const std::string& path) : path_(path) {
     std::memcpy(&header_, data_, sizeof header_);
     if (std::memcmp(header_.magic, kShardMagic, sizeof kShardMagic) != 0)
       throw ShardError(path, 0, "not a herd token shard (bad magic)");
-    if (header_.version != kShardVersion)
+    if (header_.version != kShardVersion && header_.version != kShardVersionLearnMask)
       throw ShardError(path, 8, "unsupported version " + std::to_string(header_.version) +
-                                    " (this build reads " + std::to_string(kShardVersion) + ")");
+                                    " (this build reads " + std::to_string(kShardVersion) +
+                                    " and " + std::to_string(kShardVersionLearnMask) + ")");
     if (header_.token_bytes != 2 && header_.token_bytes != 4)
       throw ShardError(path, 12, "token width " + std::to_string(header_.token_bytes) +
                                      " bytes is neither 2 nor 4");
@@ -98,12 +110,13 @@ Shard::Shard(const std::string& path) : path_(path) {
     // Counts so large the size computation would overflow cannot be honest.
     if (header_.token_count > (uint64_t(1) << 56) || header_.doc_count > (uint64_t(1) << 56))
       throw ShardError(path, 16, "implausible token or document count");
-    uint64_t expected = shard_file_bytes(header_.token_count, header_.doc_count, header_.token_bytes);
+    uint64_t expected = shard_file_bytes(header_.token_count, header_.doc_count,
+                                         header_.token_bytes, has_learn_mask());
     if (size_ < expected)
       throw ShardError(path, size_, "truncated: header promises " + std::to_string(expected) +
                                         " bytes, file ends");
     if (size_ > expected)
-      throw ShardError(path, expected, "trailing bytes after the document index (file has " +
+      throw ShardError(path, expected, "trailing bytes after the last section (file has " +
                                            std::to_string(size_) + ")");
     // The document index: starts at 0, never decreases, ends at token_count.
     uint64_t index = shard_index_offset(header_.token_count, header_.token_bytes);
@@ -155,6 +168,21 @@ void Shard::read(uint64_t start, uint64_t count, int32_t* out) const {
                            std::to_string(header_.vocab_size));
     out[i] = int32_t(id);
   }
+}
+
+uint64_t Shard::mask_offset() const {
+  return shard_index_offset(header_.token_count, header_.token_bytes) + (header_.doc_count + 1) * 8;
+}
+
+void Shard::read_learn(uint64_t start, uint64_t count, uint8_t* out) const {
+  if (start + count > header_.token_count)
+    throw std::out_of_range("shard " + path_ + ": read past the last token");
+  if (!has_learn_mask()) {
+    std::fill(out, out + count, uint8_t(1));
+    return;
+  }
+  const uint8_t* mask = data_ + mask_offset();
+  for (uint64_t i = 0; i < count; i++) out[i] = (mask[(start + i) / 8] >> ((start + i) % 8)) & 1;
 }
 
 void Shard::verify() const {

@@ -95,7 +95,8 @@ void Model<T>::ensure_activations(int B, int T_) {
 }
 
 template <class T>
-double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, int T_) {
+double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, int T_,
+                         const int32_t* positions) {
   const ModelConfig& c = config_;
   if (B <= 0 || T_ <= 0) throw std::invalid_argument("forward: batch and sequence length must be positive");
   if (T_ > c.max_seq_len)
@@ -103,13 +104,27 @@ double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, i
                                 " exceeds maxSeqLen " + std::to_string(c.max_seq_len));
   const int N = B * T_, d = c.dim, kvd = c.kv_dim(), hid = c.ffn_hidden, V = c.vocab_size;
   for (int n = 0; n < N; n++) {
-    if (tokens[n] < 0 || tokens[n] >= V || (targets && (targets[n] < 0 || targets[n] >= V)))
+    if (tokens[n] < 0 || tokens[n] >= V ||
+        (targets && (targets[n] < ops::kIgnoreTarget || targets[n] >= V)))
       throw std::invalid_argument("forward: token id out of range [0, " + std::to_string(V) + ")");
+  }
+  if (positions) {
+    // A position either starts an example (0) or follows the previous token's in the row.
+    for (int n = 0; n < N; n++) {
+      const int t = n % T_, p = positions[n];
+      if (p != 0 && (t == 0 || p != positions[n - 1] + 1))
+        throw std::invalid_argument("forward: position " + std::to_string(p) + " at row index " +
+                                    std::to_string(t) +
+                                    " neither starts an example (0) nor follows the one before");
+    }
   }
   ensure_activations(B, T_);
   act_.tokens.assign(tokens, tokens + N);
   if (targets) act_.targets.assign(targets, targets + N);
   else act_.targets.clear();
+  if (positions) act_.positions.assign(positions, positions + N);
+  else act_.positions.clear();
+  const int32_t* pos = this->positions();
 
   ops::embedding_forward(act_.layers[0].x.data(), tokens, param(tok_embeddings_), N, d);
   for (int l = 0; l < c.n_layers; l++) {
@@ -123,11 +138,11 @@ double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, i
     ops::linear_forward(A.k.data(), A.xn1.data(), param(L.wk), N, d, kvd);
     ops::linear_forward(A.v.data(), A.xn1.data(), param(L.wv), N, d, kvd);
     ops::rope_apply(A.q.data(), rope_cos_.data(), rope_sin_.data(), B, T_, c.n_heads,
-                    c.head_dim(), false);
+                    c.head_dim(), false, pos);
     ops::rope_apply(A.k.data(), rope_cos_.data(), rope_sin_.data(), B, T_, c.n_kv_heads,
-                    c.head_dim(), false);
+                    c.head_dim(), false, pos);
     ops::attention_forward(A.att.data(), A.lse.data(), A.q.data(), A.k.data(), A.v.data(), B,
-                           T_, c.n_heads, c.n_kv_heads, c.head_dim());
+                           T_, c.n_heads, c.n_kv_heads, c.head_dim(), pos);
     ops::linear_forward(A.h.data(), A.att.data(), param(L.wo), N, d, d);
     for (size_t i = 0; i < size_t(N) * d; i++) A.h[i] += A.x[i];
     // feed-forward block
@@ -142,11 +157,15 @@ double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, i
   ops::rmsnorm_forward(act_.xf.data(), act_.rstdf.data(), act_.x_final.data(), param(norm_), N, d,
                        T(c.norm_eps));
   ops::linear_forward(act_.logits.data(), act_.xf.data(), param(output_), N, d, V);
+  learned_ = 0;
   if (!targets) return 0.0;
   ops::cross_entropy_forward(act_.losses.data(), act_.logits.data(), targets, N, V);
   double sum = 0;
-  for (int n = 0; n < N; n++) sum += double(act_.losses[n]);
-  return sum / N;
+  for (int n = 0; n < N; n++) {
+    sum += double(act_.losses[n]);
+    learned_ += targets[n] >= 0;
+  }
+  return learned_ ? sum / double(learned_) : 0.0;
 }
 
 template <class T>
@@ -157,6 +176,7 @@ void Model<T>::backward(T dloss) {
             hid = c.ffn_hidden, V = c.vocab_size;
   auto zero = [](std::vector<T>& v) { std::fill(v.begin(), v.end(), T(0)); };
   const int32_t* targets = act_.targets.data();
+  const int32_t* pos = positions();
 
   // output projection and final norm; dx holds ∂loss/∂(block output) from here on
   ops::cross_entropy_backward_inplace(act_.logits.data(), targets, N, V, dloss);
@@ -192,11 +212,11 @@ void Model<T>::backward(T dloss) {
     zero(act_.dq), zero(act_.dk), zero(act_.dv);
     ops::attention_backward(act_.dq.data(), act_.dk.data(), act_.dv.data(), act_.datt.data(),
                             A.q.data(), A.k.data(), A.v.data(), A.att.data(), A.lse.data(), B, T_,
-                            c.n_heads, c.n_kv_heads, c.head_dim());
+                            c.n_heads, c.n_kv_heads, c.head_dim(), pos);
     ops::rope_apply(act_.dq.data(), rope_cos_.data(), rope_sin_.data(), B, T_, c.n_heads,
-                    c.head_dim(), true);
+                    c.head_dim(), true, pos);
     ops::rope_apply(act_.dk.data(), rope_cos_.data(), rope_sin_.data(), B, T_, c.n_kv_heads,
-                    c.head_dim(), true);
+                    c.head_dim(), true, pos);
     zero(act_.dxn);
     ops::linear_backward(act_.dxn.data(), grad(L.wq), act_.dq.data(), A.xn1.data(), param(L.wq), N, d,
                          d);

@@ -48,9 +48,17 @@ class Model {
   // by 1/√(2·n_layers) as in GPT-2, RMSNorm gains 1.
   void init_weights(uint64_t seed);
 
-  // Forward pass over tokens[B·T] (positions 0..T−1 in every row). With targets, also the
-  // per-token cross-entropy; returns their mean (0 without targets). Keeps what backward needs.
-  double forward(const int32_t* tokens, const int32_t* targets, int B, int seq);
+  // Forward pass over tokens[B·T]. With targets, also the per-token cross-entropy; returns
+  // their mean over the learned targets (0 without targets or with none learned). A target
+  // of kIgnoreTarget (−1) is not learned. `positions` (optional, [B·T]) packs several
+  // examples into a row: each token's position in its example, 0 where an example starts;
+  // attention stays inside each example. Without it, row positions are 0..T−1. Keeps what
+  // backward needs.
+  double forward(const int32_t* tokens, const int32_t* targets, int B, int seq,
+                 const int32_t* positions = nullptr);
+
+  // Learned targets of the last forward (those ≥ 0).
+  size_t learned_targets() const { return learned_; }
 
   // Backward pass of dloss · Σ loss[n] for the last forward (which must have had targets);
   // gradients accumulate into `grads`. Overwrites the logits.
@@ -71,7 +79,7 @@ class Model {
   };
   struct Acts {
     int B = 0, seq = 0;
-    std::vector<int32_t> tokens, targets;
+    std::vector<int32_t> tokens, targets, positions;  // positions empty: 0..T−1 per row
     std::vector<LayerActs> layers;
     std::vector<T> x_final, xf, rstdf, logits, losses;
     // gradient scratch
@@ -88,6 +96,8 @@ class Model {
   size_t tok_embeddings_ = 0, norm_ = 0, output_ = 0;
   std::vector<T> rope_cos_, rope_sin_;
   Acts act_;
+  size_t learned_ = 0;
+  const int32_t* positions() const { return act_.positions.empty() ? nullptr : act_.positions.data(); }
 };
 
 extern template class Model<float>;

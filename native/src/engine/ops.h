@@ -174,17 +174,18 @@ void rope_tables(std::vector<T>& cos_t, std::vector<T>& sin_t, int max_seq_len, 
 }
 
 // In place on x[B·T, n_heads·head_dim]; `inverse` rotates by −angle, which is the backward
-// pass (the rotation is orthogonal, so its gradient is its transpose).
+// pass (the rotation is orthogonal, so its gradient is its transpose). Token n sits at
+// position pos[n], or n mod T without `pos` (packed examples restart at 0: see below).
 template <class T>
 void rope_apply(T* x, const T* cos_t, const T* sin_t, int B, int Tn, int n_heads, int head_dim,
-                bool inverse) {
+                bool inverse, const int32_t* pos = nullptr) {
   int half = head_dim / 2;
   T sign = inverse ? T(-1) : T(1);
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < B * Tn; n++) {
-    int pos = n % Tn;
-    const T* c = cos_t + size_t(pos) * half;
-    const T* s = sin_t + size_t(pos) * half;
+    int p = pos ? pos[n] : n % Tn;
+    const T* c = cos_t + size_t(p) * half;
+    const T* s = sin_t + size_t(p) * half;
     for (int h = 0; h < n_heads; h++) {
       T* v = x + (size_t(n) * n_heads + h) * head_dim;
       for (int i = 0; i < half; i++) {
@@ -209,6 +210,11 @@ void rope_apply(T* x, const T* cos_t, const T* sin_t, int B, int Tn, int n_heads
 //
 // q, out: [B·T, n_heads·hd]; k, v: [B·T, n_kv_heads·hd]; lse: [B, n_heads, T]. Query head h
 // reads key/value head h / (n_heads / n_kv_heads) (grouped-query attention).
+//
+// Packed examples: with `pos`, the query at row index i sees only the keys of its own example,
+// indices [i − pos[i], i] (its position counts the tokens before it in the example). Without
+// it every row is one sequence, [0, i]. Key tiles before a query block's first visible key
+// are skipped, so packing short examples costs less than one long causal row.
 
 constexpr int kQueryTile = 64;
 constexpr int kKeyTile = 64;
@@ -221,19 +227,36 @@ T dot(const T* a, const T* b, int n) {
   return s;
 }
 
-// Scores of a tile, scaled, with keys after the query (causal mask) at −inf.
+// The first key index query i of row b may see: i − pos, or 0 without positions.
+inline int first_key(const int32_t* pos, int b, int Tn, int i) {
+  return pos ? i - pos[size_t(b) * Tn + i] : 0;
+}
+
+// Scores of a tile, scaled, with keys after the query (causal mask) or before its example's
+// first token at −inf.
 template <class T>
 void attention_scores(T* S, const T* q, int qs, const T* k, int kvs, int i0, int bq, int j0,
-                      int bk, int hd, T scale) {
+                      int bk, int hd, T scale, const int32_t* pos, int b, int Tn) {
   gemm(false, true, bq, bk, hd, scale, q, qs, k, kvs, T(0), S, kKeyTile);
-  for (int i = 0; i < bq; i++)
+  for (int i = 0; i < bq; i++) {
+    T* row = S + i * kKeyTile;
     for (int j = std::max(0, i0 + i - j0 + 1); j < bk; j++)
-      S[i * kKeyTile + j] = -std::numeric_limits<T>::infinity();
+      row[j] = -std::numeric_limits<T>::infinity();
+    const int before = std::min(bk, first_key(pos, b, Tn, i0 + i) - j0);
+    for (int j = 0; j < before; j++) row[j] = -std::numeric_limits<T>::infinity();
+  }
+}
+
+// The first key tile a query block [i0, i0 + bq) needs: the tile of its earliest visible key.
+inline int first_key_tile(const int32_t* pos, int b, int Tn, int i0, int bq) {
+  int first = i0 + bq;
+  for (int i = i0; i < i0 + bq; i++) first = std::min(first, first_key(pos, b, Tn, i));
+  return first / kKeyTile * kKeyTile;
 }
 
 template <class T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int B, int Tn,
-                       int n_heads, int n_kv_heads, int hd) {
+                       int n_heads, int n_kv_heads, int hd, const int32_t* pos = nullptr) {
   const int group = n_heads / n_kv_heads;
   const int qs = n_heads * hd, kvs = n_kv_heads * hd;  // row strides
   const T scale = T(1) / std::sqrt(T(hd));
@@ -249,14 +272,18 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int B
         std::fill(m.begin(), m.end(), -std::numeric_limits<T>::infinity());
         std::fill(l.begin(), l.end(), T(0));
         std::fill(acc.begin(), acc.end(), T(0));
-        for (int j0 = 0; j0 < i0 + bq; j0 += kKeyTile) {
+        for (int j0 = first_key_tile(pos, b, Tn, i0, bq); j0 < i0 + bq; j0 += kKeyTile) {
           const int bk = std::min(kKeyTile, i0 + bq - j0);
           const T* kb = k + size_t(b * Tn + j0) * kvs + kvh * hd;
           const T* vb = v + size_t(b * Tn + j0) * kvs + kvh * hd;
-          attention_scores(S.data(), qb, qs, kb, kvs, i0, bq, j0, bk, hd, scale);
+          attention_scores(S.data(), qb, qs, kb, kvs, i0, bq, j0, bk, hd, scale, pos, b, Tn);
           for (int i = 0; i < bq; i++) {
             T* s = S.data() + i * kKeyTile;
             const T m_new = std::max(m[i], *std::max_element(s, s + bk));
+            if (m_new == -std::numeric_limits<T>::infinity()) {  // no visible key here yet
+              std::fill(s, s + bk, T(0));
+              continue;
+            }
             const T correction = std::exp(m[i] - m_new);  // exp(−inf) = 0 on the first tile
             T sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -283,7 +310,7 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int B
 template <class T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
                         const T* out, const T* lse, int B, int Tn, int n_heads, int n_kv_heads,
-                        int hd) {
+                        int hd, const int32_t* pos = nullptr) {
   const int group = n_heads / n_kv_heads;
   const int qs = n_heads * hd, kvs = n_kv_heads * hd;
   const T scale = T(1) / std::sqrt(T(hd));
@@ -298,10 +325,11 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
           const T* row_lse = lse + (size_t(b) * n_heads + h) * Tn + i0;
           for (int i = 0; i < bq; i++)
             D[i] = dot(dout + row0 + size_t(i) * qs, out + row0 + size_t(i) * qs, hd);
-          for (int j0 = 0; j0 < i0 + bq; j0 += kKeyTile) {
+          for (int j0 = first_key_tile(pos, b, Tn, i0, bq); j0 < i0 + bq; j0 += kKeyTile) {
             const int bk = std::min(kKeyTile, i0 + bq - j0);
             const size_t krow0 = size_t(b * Tn + j0) * kvs + kvh * hd;
-            attention_scores(P.data(), q + row0, qs, k + krow0, kvs, i0, bq, j0, bk, hd, scale);
+            attention_scores(P.data(), q + row0, qs, k + krow0, kvs, i0, bq, j0, bk, hd, scale,
+                             pos, b, Tn);
             gemm(false, true, bq, bk, hd, T(1), dout + row0, qs, v + krow0, kvs, T(0), dP.data(),
                  kKeyTile);
             for (int i = 0; i < bq; i++) {
@@ -352,11 +380,18 @@ void swiglu_backward(T* da, T* db, const T* dout, const T* a, const T* b, size_t
 
 // ---------------------------------------------------------------------------------------------
 // Cross-entropy over the vocabulary: loss[n] = logsumexp(logits[n]) − logits[n][target[n]].
+// A target below 0 is not learned (a prompt token of an instruction example, padding): its
+// loss and its gradient are 0.
+constexpr int32_t kIgnoreTarget = -1;
 
 template <class T>
 void cross_entropy_forward(T* losses, const T* logits, const int32_t* targets, int N, int V) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
+    if (targets[n] < 0) {
+      losses[n] = 0;
+      continue;
+    }
     const T* z = logits + size_t(n) * V;
     T m = *std::max_element(z, z + V);
     T sum = 0;
@@ -367,12 +402,16 @@ void cross_entropy_forward(T* losses, const T* logits, const int32_t* targets, i
 }
 
 // In place: logits[n] becomes dloss · (softmax(logits[n]) − onehot(target[n])), the gradient
-// of dloss · Σₙ loss[n] (dloss = 1 / tokens for a mean).
+// of dloss · Σₙ loss[n] (dloss = 1 / learned tokens for a mean); 0 for an ignored target.
 template <class T>
 void cross_entropy_backward_inplace(T* logits, const int32_t* targets, int N, int V, T dloss) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     T* z = logits + size_t(n) * V;
+    if (targets[n] < 0) {
+      std::fill(z, z + V, T(0));
+      continue;
+    }
     T m = *std::max_element(z, z + V);
     T sum = 0;
 #pragma omp simd reduction(+ : sum)

@@ -3,7 +3,10 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <cmath>
 #include <stdexcept>
+
+#include "engine/ops.h"
 
 namespace herd {
 
@@ -37,6 +40,10 @@ Trainer::Trainer(const TrainerConfig& config, std::shared_ptr<TokenSource> sourc
                                 std::to_string(config_.model.vocab_size) + ")");
   use_threads(config_.threads);
   model_.init_weights(config_.seed);
+  if (config_.backend == "cuda" && source_->packs_examples())
+    throw std::invalid_argument(
+        "trainer: instruction examples (loss masks, packed examples) train on the cpu backend "
+        "only in this release; the cuda kernels do not take example positions yet");
   if (config_.backend == "cuda") {
     device_ = std::make_unique<DeviceModel>(config_.model, config_.cuda, config_.micro_batch,
                                             config_.seq_len, model_.params.data());
@@ -73,47 +80,77 @@ void Trainer::sync_device() {
   device_stale_ = false;
 }
 
+double Trainer::draw_rows() {
+  const int T = config_.seq_len, rows = config_.micro_batch * config_.accum_steps;
+  const bool examples = source_->packs_examples();
+  rows_.resize(size_t(rows) * (T + 1));
+  if (examples) {
+    learn_.resize(size_t(rows) * T);
+    positions_.resize(size_t(rows) * T);
+    source_->examples(uint64_t(steps_done), config_.rank, config_.world, rows, T, rows_.data(),
+                      learn_.data(), positions_.data());
+  } else {
+    source_->batch(uint64_t(steps_done), config_.rank, config_.world, rows, T, rows_.data());
+  }
+  inputs_.resize(size_t(rows) * T);
+  targets_.resize(size_t(rows) * T);
+  double learned = 0;
+  for (int r = 0; r < rows; r++)
+    for (int t = 0; t < T; t++) {
+      const size_t n = size_t(r) * T + t;
+      const bool learns = !examples || learn_[n];
+      inputs_[n] = rows_[size_t(r) * (T + 1) + t];
+      targets_[n] = learns ? rows_[size_t(r) * (T + 1) + t + 1] : ops::kIgnoreTarget;
+      learned += learns;
+    }
+  if (!examples) return learned * config_.world;
+  if (collective_) {
+    // Exact in float as two parts below 2^20 (a step has fewer than 2^40 tokens).
+    float parts[2] = {float(std::floor(learned / 1048576.0)), float(std::fmod(learned, 1048576.0))};
+    collective_->all_reduce_sum(parts, 2);
+    learned = double(parts[0]) * 1048576.0 + double(parts[1]);
+  }
+  return learned;
+}
+
 StepResult Trainer::step(bool stop_requested) {
   use_threads(config_.threads);
   const int B = config_.micro_batch, T = config_.seq_len, K = config_.accum_steps;
-  const int rows = B * K;
+  const double learned = draw_rows();  // all ranks together
+  const int32_t* positions = source_->packs_examples() ? positions_.data() : nullptr;
 
-  rows_.resize(size_t(rows) * (T + 1));
-  source_->batch(uint64_t(steps_done), config_.rank, config_.world, rows, T, rows_.data());
-  inputs_.resize(size_t(rows) * T);
-  targets_.resize(size_t(rows) * T);
-  for (int r = 0; r < rows; r++)
-    for (int t = 0; t < T; t++) {
-      inputs_[size_t(r) * T + t] = rows_[size_t(r) * (T + 1) + t];
-      targets_[size_t(r) * T + t] = rows_[size_t(r) * (T + 1) + t + 1];
-    }
-
-  // The loss is the mean over all the step's tokens, so each micro-batch's gradient is
-  // scaled by 1 / (rows · T) and the micro-batches' gradients simply add up.
+  // The loss is the mean over the learned targets of the whole step, all ranks together: each
+  // micro-batch's summed loss is scaled by world / learned (the ranks' gradients are then
+  // averaged, which divides by world again), so the micro-batches' gradients simply add up.
+  // Without examples every target is learned and this is 1 / (rows · T) per rank.
+  const float dloss = learned > 0 ? float(config_.world / learned) : 0.0f;
   double loss = 0;
   if (device_) {
     sync_device();
     device_->zero_grad();
     for (int k = 0; k < K; k++) {
       const size_t off = size_t(k) * B * T;
-      loss += device_->forward(inputs_.data() + off, targets_.data() + off, B, T) / K;
-      device_->backward(1.0f / float(rows * T), k == K - 1);  // the last one all-reduces
+      loss += device_->forward(inputs_.data() + off, targets_.data() + off, B, T) * B * T;
+      device_->backward(dloss, k == K - 1);  // the last one all-reduces
     }
   } else {
     model_.zero_grad();
     for (int k = 0; k < K; k++) {
       const size_t off = size_t(k) * B * T;
-      loss += model_.forward(inputs_.data() + off, targets_.data() + off, B, T) / K;
-      model_.backward(1.0f / float(rows * T));
+      const double mean =
+          model_.forward(inputs_.data() + off, targets_.data() + off, B, T, positions ? positions + off : nullptr);
+      loss += mean * double(model_.learned_targets());
+      model_.backward(dloss);
     }
     if (collective_) average_grads_over_ranks();
   }
+  loss = learned > 0 ? loss * config_.world / learned : 0.0;  // this rank's share, × world
 
   bool stop = stop_requested;
   if (collective_) agree_over_ranks(loss, stop);
   StepResult result = update(loss);
   result.stop = stop;
-  tokens_seen += uint64_t(rows) * T * config_.world;
+  tokens_seen += uint64_t(B) * K * T * config_.world;
   return result;
 }
 

@@ -32,7 +32,7 @@ struct TrainerConfig {
 };
 
 struct StepResult {
-  double loss;       // mean cross-entropy over the step's tokens
+  double loss;       // mean cross-entropy over the step's learned tokens
   double grad_norm;  // global norm before clipping
   double lr;         // learning rate the step used
   bool stop = false; // some rank asked to stop after this step (all ranks agree)
@@ -81,6 +81,9 @@ class Trainer {
   void average_grads_over_ranks();
   // Agrees on the mean loss and on stopping.
   void agree_over_ranks(double& loss, bool& stop);
+  // Draws the step's rows into inputs_/targets_ (and positions_ for packed examples) and
+  // returns the learned targets over all ranks: every rank divides by the same count.
+  double draw_rows();
   // Joins the ranks' NCCL communicator: rank 0's id reaches the others over the collective.
   void join_nccl();
 
@@ -92,7 +95,8 @@ class Trainer {
   bool host_stale_ = false;    // the device stepped since the mirror was copied
   bool device_stale_ = false;  // the mirror was written since the device was
   void sync_device();
-  std::vector<int32_t> rows_, inputs_, targets_;
+  std::vector<int32_t> rows_, inputs_, targets_, positions_;
+  std::vector<uint8_t> learn_;
 };
 
 }  // namespace herd
