@@ -19,6 +19,8 @@ import { expandInputs, sha256File } from "./tokenizer.ts";
 
 const usage = `Usage:
   herd data prepare --input <file|dir>... --tokenizer <model> --out <dir> [options]
+  herd data prepare --instruct --input <jsonl>... --tokenizer <model.gguf|.model> --out <dir>
+      [--holdout F] [--chat-template FILE] [--shard-tokens N] [--force]
   herd data verify <shard|dir>...
 
 prepare options:
@@ -40,7 +42,13 @@ prepare options:
   --no-filters               every filter off (deduplication stays as set)
   --batch-bytes N            bytes of text per native batch (default 8388608)
   --force                    replace shards already in --out
-  --quiet                    no progress output`;
+  --quiet                    no progress output
+
+--instruct: conversations (JSONL of {prompt, response}, of {messages}, or oasst1 rows) →
+  examples with learn masks (replies only), rendered with the model's chat template:
+  --tokenizer F              a GGUF model (its tokenizer and chat template) or a .model file
+  --holdout F                share of conversations kept out, in heldout.jsonl (default 0)
+  --chat-template FILE       a Jinja template instead of the model's`;
 
 export type InputFormat = "text" | "jsonl";
 export type TextSplit = "file" | "paragraph" | "line";
@@ -276,10 +284,14 @@ async function prepareCommand(argv: string[]): Promise<number> {
       "batch-bytes": { type: "string" },
       force: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
+      instruct: { type: "boolean", default: false },
+      holdout: { type: "string" },
+      "chat-template": { type: "string" },
     },
   });
   if (!v.input?.length || !v.tokenizer || !v.out)
     throw new Error(`prepare needs --input, --tokenizer and --out\n${usage}`);
+  if (v.instruct) return prepareInstructCommand(v);
   if (!["auto", "text", "jsonl"].includes(v.format))
     throw new Error(`--format must be auto, text or jsonl`);
   if (!["file", "paragraph", "line"].includes(v["text-split"]))
@@ -333,6 +345,34 @@ async function prepareCommand(argv: string[]): Promise<number> {
   console.log(
     `wrote ${stats.tokens} tokens in ${stats.shards.length} shard(s) to ${v.out} in ${stats.seconds.toFixed(1)}s ` +
       `(${(stats.inputBytes / 1e6 / Math.max(stats.seconds, 1e-3)).toFixed(2)} MB/s of input)`,
+  );
+  return 0;
+}
+
+async function prepareInstructCommand(v: {
+  input?: string[];
+  tokenizer?: string;
+  out?: string;
+  holdout?: string;
+  "chat-template"?: string;
+  "shard-tokens"?: string;
+  force: boolean;
+}): Promise<number> {
+  const { prepareInstruct } = await import("./instruct.ts");
+  const r = await prepareInstruct({
+    inputs: v.input!,
+    tokenizer: v.tokenizer!,
+    out: v.out!,
+    ...(v["chat-template"] && { chatTemplate: v["chat-template"] }),
+    holdout: num("holdout", v.holdout, false) ?? 0,
+    shardTokens: num("shard-tokens", v["shard-tokens"]) || 134_217_728,
+    force: v.force,
+  });
+  console.log(
+    `wrote ${r.examples} examples (${r.tokens} tokens, ${r.learnedTokens} learned, longest ` +
+      `${r.longestExample}) in ${r.shards.length} shard(s) to ${v.out}` +
+      (r.heldOut > 0 ? `; held out ${r.heldOut} in heldout.jsonl` : "") +
+      ` in ${r.seconds.toFixed(1)}s`,
   );
   return 0;
 }
