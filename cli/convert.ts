@@ -1,10 +1,11 @@
 // herd convert: a model from one format to another (herd checkpoint, Hugging Face LLaMA,
 // llama2.c, GGUF). Tokenizers travel only inside GGUF files; see docs/eval.md.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 const usage = `usage: herd convert --from <path> --to <path> --to-format herd|safetensors|llama2c|gguf
-  [--from-format auto|herd|safetensors|gguf|llama2c] [--type f32|f16|bf16|q8_0|q4_0|q4_1 (gguf)]`;
+  [--from-format auto|herd|safetensors|gguf|llama2c] [--type f32|f16|bf16|q8_0|q4_0|q4_1 (gguf)]
+  [--tokenizer <model.gguf>]  (gguf: the tokenizer to write in; default --from when it is a GGUF)`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -15,6 +16,7 @@ export async function run(argv: string[]): Promise<number> {
       "from-format": { type: "string" },
       "to-format": { type: "string" },
       type: { type: "string" },
+      tokenizer: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -27,7 +29,7 @@ export async function run(argv: string[]): Promise<number> {
     return 64;
   }
   const formats = await import("../workers/model/formats.ts");
-  const { ggmlType } = await import("../workers/model/gguf.ts");
+  const { ggmlType, parseGguf, tokenizerMetadata } = await import("../workers/model/gguf.ts");
   const { formatOf } = await import("../workers/eval/open.ts");
   try {
     const m = formats.readModel(values.from, formatOf(values["from-format"]), (w) =>
@@ -57,7 +59,20 @@ export async function run(argv: string[]): Promise<number> {
         const type = types[values.type ?? "f32"];
         if (type === undefined)
           throw new Error(`--type must be one of ${Object.keys(types).join(", ")}`);
-        writeFileSync(values.to, formats.encodeGgufModel(m, type));
+        // The tokenizer travels with the weights: llama.cpp loads no GGUF without one.
+        const source = values.tokenizer ?? (m.format === "gguf" ? values.from : undefined);
+        if (!source)
+          throw new Error(
+            `--tokenizer: a ${m.format} checkpoint carries no tokenizer; give the GGUF file whose ` +
+              "tokenizer the model was trained with (a fine-tuned model's base model)",
+          );
+        const tok = tokenizerMetadata(parseGguf(readFileSync(source), source));
+        const tokens = tok["tokenizer.ggml.tokens"]!.value as string[];
+        if (tokens.length !== m.config.vocabSize)
+          throw new Error(
+            `--tokenizer: ${source} has ${tokens.length} tokens, the model's vocabulary is ${m.config.vocabSize}`,
+          );
+        writeFileSync(values.to, formats.encodeGgufModel(m, type, tok));
         break;
       }
       default:

@@ -22,9 +22,15 @@ type ModelSpec = TrainingJobSpec["model"];
 
 /**
  * Resolves spec.model: the preset's fields, overridden by explicit ones; vocabSize defaults to
- * the tokenizer's and may be larger (padding), never smaller.
+ * the tokenizer's and may be larger (padding), never smaller. With a pretrained model
+ * (spec.model.from) its architecture is the model, and explicit fields must agree with it.
  */
-export function resolveModel(spec: ModelSpec, tokenizerVocab: number): ModelConfig {
+export function resolveModel(
+  spec: ModelSpec,
+  tokenizerVocab: number,
+  pretrained?: ModelConfig,
+): ModelConfig {
+  if (pretrained) return pretrainedModel(spec, tokenizerVocab, pretrained);
   const base = spec.preset ? presets[spec.preset] : undefined;
   const field = <K extends "dim" | "nLayers" | "nHeads" | "ffnMultipleOf" | "maxSeqLen">(
     k: K,
@@ -53,10 +59,7 @@ export function resolveModel(spec: ModelSpec, tokenizerVocab: number): ModelConf
     throw new ManifestError(
       `spec.model.nKvHeads: nHeads ${nHeads} is not divisible by nKvHeads ${nKvHeads}`,
     );
-  if (vocabSize < tokenizerVocab)
-    throw new ManifestError(
-      `spec.model.vocabSize: ${vocabSize} is smaller than the tokenizer's vocabulary (${tokenizerVocab})`,
-    );
+  checkVocab(vocabSize, tokenizerVocab);
   return {
     dim,
     nLayers,
@@ -65,10 +68,50 @@ export function resolveModel(spec: ModelSpec, tokenizerVocab: number): ModelConf
     ffnHidden: ffnHidden(dim, ffnMultipleOf),
     vocabSize,
     maxSeqLen,
-    normEps: spec.normEps,
-    ropeTheta: spec.ropeTheta,
-    tiedEmbeddings: spec.tiedEmbeddings,
+    normEps: spec.normEps ?? 1e-5,
+    ropeTheta: spec.ropeTheta ?? 10000,
+    tiedEmbeddings: spec.tiedEmbeddings ?? false,
   };
+}
+
+function checkVocab(vocabSize: number, tokenizerVocab: number) {
+  if (vocabSize < tokenizerVocab)
+    throw new ManifestError(
+      `spec.model.vocabSize: ${vocabSize} is smaller than the tokenizer's vocabulary (${tokenizerVocab})`,
+    );
+}
+
+/**
+ * The pretrained model's architecture; every field the job gives must be the model's
+ * (maxSeqLen alone may differ: it only sizes the rotary tables).
+ */
+function pretrainedModel(spec: ModelSpec, tokenizerVocab: number, m: ModelConfig): ModelConfig {
+  const given: [keyof ModelConfig, number | boolean | undefined][] = [
+    ["dim", spec.dim],
+    ["nLayers", spec.nLayers],
+    ["nHeads", spec.nHeads],
+    ["nKvHeads", spec.nKvHeads],
+    ["vocabSize", spec.vocabSize],
+    ["normEps", spec.normEps],
+    ["ropeTheta", spec.ropeTheta],
+    ["tiedEmbeddings", spec.tiedEmbeddings],
+    [
+      "ffnHidden",
+      spec.ffnMultipleOf !== undefined ? ffnHidden(m.dim, spec.ffnMultipleOf) : undefined,
+    ],
+  ];
+  for (const [k, v] of given)
+    if (v !== undefined && v !== m[k])
+      throw new ManifestError(
+        `spec.model.${k === "ffnHidden" ? "ffnMultipleOf" : k}: the job says ${k} ${String(v)}, ` +
+          `the model in spec.model.from has ${String(m[k])}; leave it out or make it match`,
+      );
+  if (m.vocabSize < tokenizerVocab)
+    throw new ManifestError(
+      `spec.model.from: the model's vocabulary (${m.vocabSize}) is smaller than the data's ` +
+        `tokenizer's (${tokenizerVocab}): the data was not made with this model's tokenizer`,
+    );
+  return { ...m, maxSeqLen: spec.maxSeqLen ?? m.maxSeqLen };
 }
 
 /** Trainable parameters: embedding, per block 4 attention + 3 FFN matrices and 2 gains, final gain, output. */

@@ -6,8 +6,23 @@ import { apiVersion, objectMeta, resources, storageUri, workflowStatusFields } f
 import { presetNames } from "./presets.ts";
 import { immutable, validated } from "./rules.ts";
 
+export const pretrainedSource = z
+  .object({
+    uri: storageUri.describe(
+      "The pretrained model: a herd checkpoint folder, a Hugging Face safetensors folder (config.json beside model.safetensors) or a GGUF file (dequantised to fp32); a path (a mounted volume's too), file:///path or s3://bucket/key.",
+    ),
+    format: z
+      .enum(["auto", "herd", "safetensors", "gguf"])
+      .default("auto")
+      .describe("auto: a GGUF file by its magic; a folder with config.json is Hugging Face's."),
+  })
+  .describe(
+    "Initial weights and architecture (fine-tuning). Read once: after the first checkpoint, a resume reads only herd's checkpoints.",
+  );
+
 export const modelSpec = z
   .object({
+    from: pretrainedSource.optional(),
     preset: z
       .enum(presetNames)
       .optional()
@@ -31,26 +46,46 @@ export const modelSpec = z
       .optional()
       .describe("Vocabulary size; defaults to the tokenizer's."),
     maxSeqLen: z.int().positive().optional().describe("Longest sequence the rotary tables cover."),
-    normEps: z.number().positive().default(1e-5).describe("RMSNorm epsilon."),
-    ropeTheta: z.number().positive().default(10000).describe("Rotary embedding base."),
+    normEps: z
+      .number()
+      .positive()
+      .optional()
+      .describe("RMSNorm epsilon; default 1e-5 (or the pretrained model's)."),
+    ropeTheta: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Rotary embedding base; default 10000 (or the pretrained model's)."),
     tiedEmbeddings: z
       .boolean()
-      .default(false)
-      .describe("Share the token embedding with the output projection."),
+      .optional()
+      .describe(
+        "Share the token embedding with the output projection; default false (or as the pretrained model does).",
+      ),
   })
-  .describe("The model: a preset and/or explicit dimensions. Immutable.");
+  .describe(
+    "The model: a preset and/or explicit dimensions, or a pretrained model (from) whose architecture explicit fields must match. Immutable.",
+  );
 
 /** The model rules: explicit dimensions must be complete without a preset, and divide. */
 export const modelSpecChecked = immutable(
   validated(modelSpec, [
     {
-      rule: "has(self.preset) || (has(self.dim) && has(self.nLayers) && has(self.nHeads))",
-      message: "give model.preset, or model.dim, model.nLayers and model.nHeads",
+      rule: "has(self.from) || has(self.preset) || (has(self.dim) && has(self.nLayers) && has(self.nHeads))",
+      message: "give model.from, model.preset, or model.dim, model.nLayers and model.nHeads",
       fieldPath: ".preset",
       reason: "FieldValueRequired",
       check: (m) =>
+        m.from !== undefined ||
         m.preset !== undefined ||
         (m.dim !== undefined && m.nLayers !== undefined && m.nHeads !== undefined),
+    },
+    {
+      rule: "!has(self.from) || !has(self.preset)",
+      message: "model.from brings its own architecture: give no model.preset with it",
+      fieldPath: ".preset",
+      reason: "FieldValueForbidden",
+      check: (m) => m.from === undefined || m.preset === undefined,
     },
     {
       rule: "!has(self.dim) || !has(self.nHeads) || self.dim % self.nHeads == 0",
@@ -72,24 +107,24 @@ export const modelSpecChecked = immutable(
 export const tokenizerSpec = z
   .object({
     type: z
-      .enum(["sentencepiece", "bytes"])
+      .enum(["sentencepiece", "bytes", "gguf"])
       .default("sentencepiece")
       .describe(
-        "sentencepiece: a SentencePiece model file; bytes: raw UTF-8 bytes, vocabulary 256 (demos and tests).",
+        "sentencepiece: a SentencePiece model file; bytes: raw UTF-8 bytes, vocabulary 256 (demos and tests); gguf: the tokenizer inside a GGUF model file (SentencePiece-style or GPT-2 byte-level BPE).",
       ),
     uri: storageUri
       .optional()
-      .describe("The SentencePiece model file; required when type is sentencepiece."),
+      .describe("The SentencePiece model file, or the GGUF file; required unless type is bytes."),
   })
   .describe("How text becomes token ids.");
 
 export const tokenizerSpecChecked = validated(tokenizerSpec, [
   {
-    rule: "self.type != 'sentencepiece' || has(self.uri)",
-    message: "tokenizer.uri is required when tokenizer.type is sentencepiece",
+    rule: "self.type == 'bytes' || has(self.uri)",
+    message: "tokenizer.uri is required when tokenizer.type is sentencepiece or gguf",
     fieldPath: ".uri",
     reason: "FieldValueRequired",
-    check: (t) => t.type !== "sentencepiece" || t.uri !== undefined,
+    check: (t) => t.type === "bytes" || t.uri !== undefined,
   },
 ]);
 
@@ -100,10 +135,10 @@ export const dataSource = z
       "A folder of token shards made by `herd data prepare`, or a text file when format is text.",
     ),
     format: z
-      .enum(["shards", "text"])
+      .enum(["shards", "text", "examples"])
       .default("shards")
       .describe(
-        "shards: herd token shards; text: a plain text file tokenized when training starts.",
+        "shards: herd token shards; text: a plain text file tokenized when training starts; examples: instruction examples with learn masks (`herd data prepare --instruct`), the only source.",
       ),
     weight: z
       .number()
@@ -291,7 +326,11 @@ export function dataParallelWidth(p: { workers: number; gpusPerWorker: number })
 const trainingJobSpecFields = z
   .object({
     model: modelSpecChecked,
-    tokenizer: immutable(tokenizerSpecChecked, "spec.tokenizer"),
+    tokenizer: immutable(tokenizerSpecChecked, "spec.tokenizer")
+      .optional()
+      .describe(
+        "How text becomes token ids. Without it, a GGUF model.from's own tokenizer. Immutable.",
+      ),
     data: immutable(dataSpec, "spec.data"),
     training: immutable(trainingSpecChecked, "spec.training"),
     parallelism: immutable(
@@ -312,6 +351,14 @@ const trainingJobSpecFields = z
 
 export const trainingJobSpec = validated(trainingJobSpecFields, [
   {
+    rule: "has(self.tokenizer) || has(self.model.from)",
+    message:
+      "give tokenizer (it may be left out only with model.from, whose own tokenizer is used)",
+    fieldPath: ".tokenizer",
+    reason: "FieldValueRequired",
+    check: (s) => s.tokenizer !== undefined || s.model.from !== undefined,
+  },
+  {
     rule:
       "self.training.globalBatchTokens % (self.data.seqLen * self.training.microBatch * " +
       "self.parallelism.workers * (self.parallelism.gpusPerWorker > 0 ? self.parallelism.gpusPerWorker : 1)) == 0",
@@ -324,6 +371,19 @@ export const trainingJobSpec = validated(trainingJobSpecFields, [
       0,
   },
 ]);
+
+/**
+ * The tokenizer a job trains (and its checkpoints are evaluated) with: spec.tokenizer, or
+ * the one inside a GGUF spec.model.from. Undefined when neither gives one (a Hugging Face or
+ * herd model.from without spec.tokenizer: the trainer says so).
+ */
+export function jobTokenizer(spec: TrainingJobSpec): TokenizerSpec | undefined {
+  if (spec.tokenizer) return spec.tokenizer;
+  const from = spec.model.from;
+  if (!from) return undefined;
+  const gguf = from.format === "gguf" || (from.format === "auto" && /\.gguf$/i.test(from.uri));
+  return gguf ? { type: "gguf", uri: from.uri } : undefined;
+}
 
 export const trainingJobPhase = z.enum(["Pending", "Running", "Suspended", "Succeeded", "Failed"]);
 
@@ -421,3 +481,5 @@ export const trainingJob = z
 export type TrainingJob = z.output<typeof trainingJob>;
 export type TrainingJobSpec = z.output<typeof trainingJobSpec>;
 export type TrainingJobStatus = z.output<typeof trainingJobStatus>;
+export type TokenizerSpec = z.output<typeof tokenizerSpec>;
+export type PretrainedSource = z.output<typeof pretrainedSource>;

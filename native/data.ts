@@ -109,6 +109,9 @@ export interface MixtureLoader {
   ): { source: number; k: number; epoch: number; window: number };
 }
 
+/** Instruction examples: a folder of shard-*.bin (version 2) or the files themselves. */
+export type ExampleOptions = ({ folder: string } | { shards: string[] }) & { seed?: number };
+
 /** The rows instruction fine-tuning trains on (native/src/data/examples.h has the rule). */
 export interface ExampleLoader {
   /** tokens: batch·(seqLen+1); learn (1: input t learns to predict token t+1), positions: batch·seqLen. */
@@ -130,7 +133,7 @@ export interface ExampleLoader {
 interface DataBinding {
   Preparer: new (options: PrepareOptions) => Preparer;
   MixtureLoader: new (options: MixtureOptions) => MixtureLoader;
-  ExampleLoader: new (options: { folder: string; seed?: number }) => ExampleLoader;
+  ExampleLoader: new (options: ExampleOptions) => ExampleLoader;
   readShard(path: string): Promise<ShardContents>;
   verifyShard(path: string): Promise<ShardHeader>;
   writeShard(
@@ -148,7 +151,7 @@ export const createPreparer = (options: PrepareOptions): Preparer => new binding
 export const createMixtureLoader = (options: MixtureOptions): MixtureLoader =>
   new binding.MixtureLoader(options);
 /** Instruction examples: the shard-*.bin files (version 2) of `herd data prepare --instruct`. */
-export const createExampleLoader = (options: { folder: string; seed?: number }): ExampleLoader =>
+export const createExampleLoader = (options: ExampleOptions): ExampleLoader =>
   new binding.ExampleLoader(options);
 /** Reads every id of a shard (checked against its vocab size) and its document index. */
 export const readShard = (path: string): Promise<ShardContents> => binding.readShard(path);

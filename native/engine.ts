@@ -1,7 +1,7 @@
 // Typed view of the native engine's training binding (native/src/binding/engine.cc).
 import { native } from "./index.ts";
 import type { ModelConfig } from "../crds/model.ts";
-import type { MixtureOptions } from "./data.ts";
+import type { ExampleOptions, MixtureOptions } from "./data.ts";
 
 export type { ModelConfig } from "../crds/model.ts";
 
@@ -29,7 +29,7 @@ export type SourceOptions =
   | { kind: "text-bytes"; text: Uint8Array; seed: number }
   | ({ kind: "mixture" } & MixtureOptions)
   /** Instruction examples: the shard-*.bin files of `herd data prepare --instruct`. */
-  | { kind: "examples"; folder: string; seed: number };
+  | ({ kind: "examples" } & ExampleOptions);
 
 export interface TrainerOptions {
   model: ModelConfig;

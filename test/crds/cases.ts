@@ -168,6 +168,31 @@ export const invalidCases: InvalidCase[] = [
     field: /spec\.tokenizer\.uri/,
   },
   {
+    name: "gguf tokenizer without a file",
+    make: tj((s) => (s.tokenizer = { type: "gguf" })),
+    field: /spec\.tokenizer\.uri/,
+  },
+  {
+    name: "no tokenizer and no pretrained model",
+    make: tj((s) => delete s.tokenizer),
+    field: /spec\.tokenizer.*only with model\.from/,
+  },
+  {
+    name: "a preset beside a pretrained model",
+    make: tj((s) => (s.model = { preset: "llama-tiny", from: { uri: "base.gguf" } })),
+    field: /spec\.model\.preset.*brings its own architecture/,
+  },
+  {
+    name: "pretrained model of an unknown format",
+    make: tj((s) => (s.model = { from: { uri: "base.gguf", format: "onnx" } })),
+    field: /spec\.model\.from\.format/,
+  },
+  {
+    name: "unknown data format",
+    make: tj((s) => (s.data.sources[0].format = "parquet")),
+    field: /spec\.data\.sources(\[0\]|\.0)\.format/,
+  },
+  {
     name: "http checkpoint URI",
     make: tj((s) => (s.checkpoint.uri = "http://x")),
     field: /spec\.checkpoint\.uri/,

@@ -18,7 +18,7 @@ test("examples/*.yaml parse as herd objects and name data that is there", () => 
     const o = parseHerdObject(readFileSync(file, "utf8"), file, (m) => assert.fail(m));
     const uris: string[] = [];
     if (o.kind === "TrainingJob") {
-      if (o.spec.tokenizer.uri) uris.push(o.spec.tokenizer.uri);
+      if (o.spec.tokenizer?.uri) uris.push(o.spec.tokenizer.uri);
       for (const s of o.spec.data.sources) if (s.format === "text") uris.push(s.uri);
     }
     if (o.kind === "EvalJob")

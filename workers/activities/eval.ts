@@ -5,7 +5,7 @@ import path from "node:path";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { apiVersion, group, version } from "../../crds/common.ts";
 import type { EvalJobSpec } from "../../crds/evaljob.ts";
-import type { TrainingJobSpec } from "../../crds/trainingjob.ts";
+import { jobTokenizer, type TrainingJobSpec } from "../../crds/trainingjob.ts";
 import type { ObjectRef } from "../../workflows/types.ts";
 import {
   evalLabels,
@@ -232,7 +232,7 @@ export function evalActivities(kc: KubeConfig, opts: EvalActivityOptions = {}): 
             uri: at.uri,
             format: "herd",
             step: at.step,
-            tokenizer: s.tokenizer ?? job.tokenizer,
+            tokenizer: s.tokenizer ?? jobTokenizer(job),
           },
         };
       } catch (err) {

@@ -1,13 +1,24 @@
 // Opens a model for inference: reads it in any format (workers/model/formats.ts), picks its
 // tokenizer (the one given, or the one a GGUF file carries) and loads the weights into the
 // native inference engine.
+import { readFileSync } from "node:fs";
 import os from "node:os";
 import { inference as binding, type Inference } from "../../native/inference.ts";
 import { readModel, type LoadedModel, type ModelFormat } from "../model/formats.ts";
-import { bytesTokenizer, sentencePieceTokenizer, type TextTokenizer } from "../model/tokenizers.ts";
+import { parseGguf } from "../model/gguf.ts";
+import {
+  bytesTokenizer,
+  ggufTokenizer,
+  sentencePieceTokenizer,
+  type TextTokenizer,
+} from "../model/tokenizers.ts";
 import type { EvalModel } from "./tasks.ts";
 
-export type TokenizerChoice = { type: "sentencepiece"; uri: string } | { type: "bytes" };
+export type TokenizerChoice =
+  | { type: "sentencepiece"; uri: string }
+  /** The tokenizer inside a GGUF model file (a fine-tuned herd checkpoint's base model's). */
+  | { type: "gguf"; uri: string }
+  | { type: "bytes" };
 
 export interface OpenedModel extends EvalModel {
   loaded: LoadedModel;
@@ -41,6 +52,10 @@ export function openModel(options: {
   if (options.tokenizer?.type === "bytes") tokenizer = bytesTokenizer;
   else if (options.tokenizer?.type === "sentencepiece")
     tokenizer = sentencePieceTokenizer(options.tokenizer.uri);
+  else if (options.tokenizer?.type === "gguf")
+    tokenizer = ggufTokenizer(
+      parseGguf(readFileSync(options.tokenizer.uri), options.tokenizer.uri),
+    );
   else tokenizer = loaded.tokenizer;
   if (!tokenizer)
     throw new OpenError(

@@ -148,7 +148,7 @@ async function evaluate(
   if (spec.tokenizer?.type === "bytes") tokenizer = { type: "bytes" };
   else if (spec.tokenizer?.uri)
     tokenizer = {
-      type: "sentencepiece",
+      type: spec.tokenizer.type === "gguf" ? "gguf" : "sentencepiece",
       uri: await fetchInput(spec.tokenizer.uri, base, "spec.tokenizer.uri", staging),
     };
   const ckpt = await fetchInput(uri, base, "spec.checkpoint.uri", staging);

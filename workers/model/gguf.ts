@@ -418,6 +418,34 @@ export type GgufWriteValue =
   | { type: "f32s"; value: number[] }
   | { type: "i32s"; value: number[] };
 
+/**
+ * A GGUF file's tokenizer (every tokenizer.* key: vocabulary, merges or scores, token types,
+ * special ids, chat template) as metadata to write into another GGUF file, so that a model
+ * converted from a herd checkpoint loads in llama.cpp with the tokenizer it was trained with.
+ */
+export function tokenizerMetadata(f: GgufFile): Record<string, GgufWriteValue> {
+  const out: Record<string, GgufWriteValue> = {};
+  for (const [key, v] of f.metadata) {
+    if (!key.startsWith("tokenizer.")) continue;
+    if (typeof v === "string") out[key] = { type: "string", value: v };
+    else if (typeof v === "boolean") out[key] = { type: "bool", value: v };
+    else if (typeof v === "number" || typeof v === "bigint")
+      out[key] =
+        Number.isInteger(Number(v)) && Number(v) >= 0
+          ? { type: "u32", value: Number(v) }
+          : { type: "f32", value: Number(v) };
+    else if (Array.isArray(v) && v.every((x) => typeof x === "string"))
+      out[key] = { type: "strings", value: v as string[] };
+    else if (Array.isArray(v) && v.every((x) => typeof x === "number"))
+      out[key] = key.endsWith(".scores")
+        ? { type: "f32s", value: v as number[] }
+        : { type: "i32s", value: v as number[] };
+    else throw new GgufError(`metadata ${key}: a value herd cannot copy`);
+  }
+  if (!out["tokenizer.ggml.tokens"]) throw new GgufError("the file carries no tokenizer");
+  return out;
+}
+
 export interface GgufWriteTensor {
   name: string;
   ne: number[];

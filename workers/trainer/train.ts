@@ -10,8 +10,12 @@ import path from "node:path";
 import { ManifestError, readTrainingJob } from "../../crds/manifest.ts";
 import { parameterCount, resolveModel, type ModelConfig } from "../../crds/model.ts";
 import { presets } from "../../crds/presets.ts";
-import { dataParallelWidth, type TrainingJob } from "../../crds/trainingjob.ts";
-import { createMixtureLoader, type MixtureOptions } from "../../native/data.ts";
+import { dataParallelWidth, jobTokenizer, type TrainingJob } from "../../crds/trainingjob.ts";
+import {
+  createExampleLoader,
+  createMixtureLoader,
+  type MixtureOptions,
+} from "../../native/data.ts";
 import {
   engine,
   type Group,
@@ -46,6 +50,7 @@ import {
 import { MetricsLog } from "./metrics-log.ts";
 import { jsonLogger, progressLogger, type Logger } from "./train-log.ts";
 import { parseEndpoint, resolveHost } from "./rendezvous.ts";
+import { openPretrained, type Pretrained } from "./pretrained.ts";
 
 /** Exit codes of the trainer; the training workflow classifies attempts by them. */
 export const exitCodes = {
@@ -144,6 +149,8 @@ export interface Plan {
   world: number;
   /** Settings this trainer does not apply, said once at start. */
   warnings: string[];
+  /** spec.model.from: the initial weights, when the job fine-tunes a pretrained model. */
+  pretrained?: Pretrained;
 }
 
 const checkpointFiles = ["model.safetensors", "optimizer.safetensors", "trainer.json"];
@@ -160,6 +167,10 @@ function localPath(uri: string, base: string, field: string): string {
 const checkpointUri = (uri: string, base: string) =>
   uri.startsWith("s3://") ? uri : localPath(uri, base, "spec.checkpoint.uri");
 
+/** Where the job's checkpoints go: spec.checkpoint.uri, or --out (relative to the cwd). */
+const jobCheckpointUri = (job: TrainingJob, manifestDir: string, options: TrainOptions) =>
+  checkpointUri(options.out ?? job.spec.checkpoint.uri, options.out ? process.cwd() : manifestDir);
+
 /** The job's checkpoint storage; object storage needs S3 settings in the environment. */
 function checkpointStore(uri: string): CheckpointStore {
   if (!uri.startsWith("s3://")) return folderStore(uri);
@@ -173,21 +184,37 @@ function checkpointStore(uri: string): CheckpointStore {
 
 /**
  * The job's training data as the engine reads it: one text file whose bytes are the tokens
- * (the bytes tokenizer), or a mixture of token-shard sources (`herd data prepare` with the
- * job's SentencePiece tokenizer) resolved to local files, with their vocabulary size.
+ * (the bytes tokenizer), a mixture of token-shard sources (`herd data prepare` with the
+ * job's tokenizer), or instruction examples (`herd data prepare --instruct`), resolved to
+ * local files, with their vocabulary size.
  */
 export type PlannedData =
-  { kind: "text"; file: string } | { kind: "shards"; mixture: MixtureOptions; vocabSize: number };
+  | { kind: "text"; file: string }
+  | { kind: "shards"; mixture: MixtureOptions; vocabSize: number }
+  | { kind: "examples"; shards: string[]; vocabSize: number };
 
 /** Where s3:// shards are cached: the pod's scratch space, or HERD_DATA_CACHE. */
 const shardCacheDir = () =>
   process.env.HERD_DATA_CACHE ?? path.join(process.env.HERD_POD_DIR ?? tmpdir(), "herd-shards");
 
-/** Resolves spec.data (downloading s3:// shards) and checks it against spec.tokenizer. */
-export async function resolveData(job: TrainingJob, manifestDir: string): Promise<PlannedData> {
+/**
+ * Resolves spec.data (downloading s3:// shards) and checks it against the job's tokenizer;
+ * `resuming`: the job has a checkpoint, so a tokenizer that is spec.model.from's own is not
+ * read again (it was checked when the job started).
+ */
+export async function resolveData(
+  job: TrainingJob,
+  manifestDir: string,
+  resuming = false,
+): Promise<PlannedData> {
   const { spec } = job;
   const sources = spec.data.sources;
-  if (spec.tokenizer.type === "bytes") {
+  const tokenizer = jobTokenizer(spec);
+  if (!tokenizer)
+    throw new UserError(
+      "spec.tokenizer: required: the model in spec.model.from is not a GGUF file, so it carries no tokenizer",
+    );
+  if (tokenizer.type === "bytes") {
     if (sources.length !== 1 || sources[0]!.format !== "text")
       throw new UserError(
         "spec.data.sources: with the bytes tokenizer, give exactly one source with format: text",
@@ -197,11 +224,16 @@ export async function resolveData(job: TrainingJob, manifestDir: string): Promis
       file: localPath(sources[0]!.uri, manifestDir, "spec.data.sources[0].uri"),
     };
   }
-  const text = sources.findIndex((s) => s.format !== "shards");
+  const text = sources.findIndex((s) => s.format === "text");
   if (text >= 0)
     throw new UserError(
       `spec.data.sources[${text}].format: text is read with the bytes tokenizer only; for ` +
-        "spec.tokenizer.type sentencepiece, make token shards with `herd data prepare`",
+        `spec.tokenizer.type ${tokenizer.type}, make token shards with \`herd data prepare\``,
+    );
+  const examples = sources.some((s) => s.format === "examples");
+  if (examples && sources.length !== 1)
+    throw new UserError(
+      "spec.data.sources: instruction examples (format: examples) are the job's only source",
     );
   const uris = sources.map((s, i) => ({
     name: s.name,
@@ -222,28 +254,52 @@ export async function resolveData(job: TrainingJob, manifestDir: string): Promis
       ...(s3 && { s3: s3ObjectClient(s3) }),
       cacheDir: shardCacheDir(),
     });
-    vocabSize = createMixtureLoader(resolved.options).vocabSize;
+    const shards = resolved.options.sources[0]!.shards!;
+    vocabSize = examples
+      ? createExampleLoader({ shards, seed: 0 }).vocabSize
+      : createMixtureLoader(resolved.options).vocabSize;
   } catch (err) {
     throw new UserError(`spec.data.sources: ${(err as Error).message}`);
   }
-  // The shards' meta.json names the tokenizer they were made with; a local spec.tokenizer
-  // that is another one would pair the weights with the wrong text at evaluation.
-  const tokenizer = spec.tokenizer.uri;
-  if (resolved.tokenizerSha256 && tokenizer && !tokenizer.startsWith("s3://")) {
-    const file = localPath(tokenizer, manifestDir, "spec.tokenizer.uri");
+  // The shards' meta.json names the tokenizer they were made with; a local tokenizer that is
+  // another one would pair the weights with the wrong text at evaluation.
+  const implied = !spec.tokenizer;
+  const check = !(implied && resuming);
+  if (check && resolved.tokenizerSha256 && tokenizer.uri && !tokenizer.uri.startsWith("s3://")) {
+    const field = implied ? "spec.model.from.uri" : "spec.tokenizer.uri";
+    const file = localPath(tokenizer.uri, manifestDir, field);
     let sha: string;
     try {
       sha = createHash("sha256").update(readFileSync(file)).digest("hex");
     } catch (err) {
-      throw new UserError(`spec.tokenizer.uri: cannot read ${file}: ${(err as Error).message}`);
+      throw new UserError(`${field}: cannot read ${file}: ${(err as Error).message}`);
     }
     if (sha !== resolved.tokenizerSha256)
       throw new UserError(
-        `spec.tokenizer.uri: ${file} (sha256 ${sha.slice(0, 12)}…) is not the tokenizer the ` +
+        `${field}: ${file} (sha256 ${sha.slice(0, 12)}…) is not the tokenizer the ` +
           `shards were made with (${resolved.tokenizerSha256.slice(0, 12)}…)`,
       );
   }
+  if (examples)
+    return { kind: "examples", shards: resolved.options.sources[0]!.shards!, vocabSize };
   return { kind: "shards", mixture: resolved.options, vocabSize };
+}
+
+/** spec.model.from, when given: its architecture now, its weights when training starts. */
+export async function resolvePretrained(
+  job: TrainingJob,
+  manifestDir: string,
+  options: TrainOptions,
+): Promise<Pretrained | undefined> {
+  const from = job.spec.model.from;
+  if (!from) return undefined;
+  return openPretrained(
+    from,
+    (uri) => localPath(uri, manifestDir, "spec.model.from.uri"),
+    jobCheckpointUri(job, manifestDir, options),
+    shardCacheDir(),
+    (message) => new UserError(message),
+  );
 }
 
 export function plan(
@@ -251,9 +307,14 @@ export function plan(
   manifestDir: string,
   options: TrainOptions,
   data: PlannedData,
+  pretrained?: Pretrained,
 ): Plan {
   const { spec } = job;
-  const model = resolveModel(spec.model, data.kind === "text" ? 256 : data.vocabSize);
+  const model = resolveModel(
+    spec.model,
+    data.kind === "text" ? 256 : data.vocabSize,
+    pretrained?.config,
+  );
   const warnings: string[] = [];
   const backend = options.backend ?? "cpu";
   if (backend === "cpu" && spec.training.precision !== "fp32")
@@ -328,12 +389,10 @@ export function plan(
       }),
     },
     data,
+    ...(pretrained && { pretrained }),
     totalSteps,
     stopAt: Math.min(options.steps ?? totalSteps, totalSteps),
-    checkpointUri: checkpointUri(
-      options.out ?? spec.checkpoint.uri,
-      options.out ? process.cwd() : manifestDir,
-    ),
+    checkpointUri: jobCheckpointUri(job, manifestDir, options),
     intervalSteps: spec.checkpoint.intervalSteps,
     keep: spec.checkpoint.keep,
     world,
@@ -469,7 +528,9 @@ export async function train(options: TrainOptions): Promise<number> {
     let p: Plan;
     try {
       const dir = path.dirname(path.resolve(options.manifest));
-      p = plan(job, dir, options, await resolveData(job, dir));
+      const pretrained = await resolvePretrained(job, dir, options);
+      const data = await resolveData(job, dir, pretrained?.resumesFrom !== undefined);
+      p = plan(job, dir, options, data, pretrained);
       p.warnings.unshift(...unknown);
     } catch (err) {
       if (err instanceof ManifestError) throw new UserError(err.message);
@@ -659,8 +720,12 @@ async function createAndResume(
   log: Logger,
   group: Group | undefined,
 ): Promise<Trainer> {
-  const source =
-    p.data.kind === "text" ? textSource(p) : { kind: "mixture" as const, ...p.data.mixture };
+  const source: SourceOptions =
+    p.data.kind === "text"
+      ? textSource(p)
+      : p.data.kind === "examples"
+        ? { kind: "examples", shards: p.data.shards, seed: p.trainer.seed }
+        : { kind: "mixture", ...p.data.mixture };
   let trainer: Trainer;
   try {
     trainer = engine.createTrainer({
@@ -690,6 +755,15 @@ async function createAndResume(
     (files) => openCheckpoint(files, trainer, p),
     (msg) => log.warn(msg),
   );
+  if (!loaded && p.pretrained) {
+    const m = await p.pretrained.load();
+    trainer.setTensors("params", m.tensors);
+    log.info(
+      `fine-tuning ${p.pretrained.uri} (${m.format}): ${parameterCount(p.model)} parameters`,
+      { parameters: parameterCount(p.model), from: p.pretrained.uri },
+    );
+    return trainer;
+  }
   if (!loaded) {
     log.info(`training from scratch: ${parameterCount(p.model)} parameters`, {
       parameters: parameterCount(p.model),

@@ -118,11 +118,7 @@ std::shared_ptr<herd::TokenSource> readSource(const Napi::Object& o) {
     }
   }
   if (kind == "examples") {
-    herd::data::ExampleOptions options;
-    options.folder = s.Get("folder").IsString() ? s.Get("folder").As<Napi::String>().Utf8Value() : "";
-    if (options.folder.empty())
-      throw Napi::TypeError::New(o.Env(), "source.folder must name a folder of example shards");
-    options.seed = seedField(s, "seed", "source");
+    herd::data::ExampleOptions options = herd::read_example_options(s, "source");
     try {
       return std::make_shared<herd::data::ExampleLoader>(std::move(options));
     } catch (const std::exception& e) {

@@ -3,12 +3,33 @@
 // creates its loader inside the trainer (source kind "examples", binding/engine.cc).
 #include "binding/async.h"
 #include "binding/registry.h"
+#include "binding/data.h"
 #include "data/examples.h"
 
 namespace {
 
 using herd::data::ExampleLoader;
 using herd::data::ExampleOptions;
+
+}  // namespace
+
+namespace herd {
+data::ExampleOptions read_example_options(const Napi::Object& o, const std::string& where) {
+  Napi::Env env = o.Env();
+  data::ExampleOptions opt;
+  if (o.Get("folder").IsString()) opt.folder = o.Get("folder").As<Napi::String>().Utf8Value();
+  if (o.Get("shards").IsArray()) {
+    auto a = o.Get("shards").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) opt.shards.push_back(a.Get(i).ToString());
+  }
+  if (opt.folder.empty() && opt.shards.empty())
+    throw Napi::TypeError::New(env, where + ": give folder or shards (the example shard files)");
+  if (o.Get("seed").IsNumber()) opt.seed = uint64_t(o.Get("seed").As<Napi::Number>().Int64Value());
+  return opt;
+}
+}  // namespace herd
+
+namespace {
 
 class ExampleWrap : public Napi::ObjectWrap<ExampleWrap> {
  public:
@@ -22,15 +43,12 @@ class ExampleWrap : public Napi::ObjectWrap<ExampleWrap> {
                         InstanceAccessor<&ExampleWrap::VocabSize>("vocabSize")});
   }
 
-  // new ExampleLoader({ folder, seed })
+  // new ExampleLoader({ folder | shards, seed })
   explicit ExampleWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ExampleWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().Get("folder").IsString())
-      throw Napi::TypeError::New(env, "new ExampleLoader({ folder: string, seed?: number })");
-    auto o = info[0].As<Napi::Object>();
-    ExampleOptions opt;
-    opt.folder = o.Get("folder").As<Napi::String>().Utf8Value();
-    if (o.Get("seed").IsNumber()) opt.seed = uint64_t(o.Get("seed").As<Napi::Number>().Int64Value());
+    if (info.Length() < 1 || !info[0].IsObject())
+      throw Napi::TypeError::New(env, "new ExampleLoader({ folder | shards, seed? })");
+    ExampleOptions opt = herd::read_example_options(info[0].As<Napi::Object>(), "ExampleLoader");
     loader_ = herd::js_call(env, [&] { return std::make_shared<ExampleLoader>(opt); });
   }
 

@@ -1,0 +1,303 @@
+// Fine-tuning SmolLM2-135M on oasst1 with `herd train --local`: spec.model.from (GGUF,
+// Hugging Face safetensors, a herd checkpoint), instruction examples with learn masks, a
+// resume that never reads the initial model again, errors that name the field, and the
+// export to GGUF that herd and llama.cpp load. Skipped when SmolLM2 is not provisioned.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createExampleLoader } from "../../native/data.ts";
+import { engine } from "../../native/engine.ts";
+import { readGguf, readHerd } from "../../workers/model/formats.ts";
+import { llamaCppBin, smollm2Path } from "../../workers/model/smollm2.ts";
+import { dataDir, llamaModel } from "../data/files.ts";
+import { herdBin } from "./fixtures.ts";
+
+const smol = smollm2Path();
+const skip = { skip: smol ? false : "SmolLM2 not provisioned" };
+let dir = "",
+  base = "",
+  shards = "";
+const seqLen = 64,
+  rows = 2;
+
+const herd = (...args: string[]) =>
+  spawnSync(process.execPath, [herdBin, ...args], { encoding: "utf8" });
+
+before(() => {
+  if (!smol) return;
+  dir = mkdtempSync(path.join(tmpdir(), "herd-finetune-"));
+  base = path.join(dir, "base.gguf"); // a copy: the resume test deletes it
+  copyFileSync(smol, base);
+  shards = path.join(dir, "oasst");
+  const r = herd(
+    ...["data", "prepare", "--instruct", "--tokenizer", base, "--out", shards],
+    ...[
+      "--input",
+      path.join(dataDir, "instruct/oasst1-en-validation.jsonl.gz"),
+      "--holdout",
+      "0.1",
+    ],
+  );
+  assert.equal(r.status, 0, r.stderr);
+});
+after(() => dir && rmSync(dir, { recursive: true, force: true }));
+
+/** A fine-tuning job: 2 rows of 64 tokens a step, a checkpoint every step. */
+function job(name: string, model: string, extra = ""): string {
+  const file = path.join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `apiVersion: herd.dev/v1alpha1
+kind: TrainingJob
+metadata: { name: ${name} }
+spec:
+  model:
+${model}
+  data:
+    sources: [{ name: oasst1, uri: ${shards}, format: examples }]
+    seqLen: ${seqLen}
+  training:
+    steps: 3
+    globalBatchTokens: ${rows * seqLen}
+    microBatch: 1
+    optimizer: { peakLr: 0.0001, warmupSteps: 1 }
+    seed: 7
+  checkpoint: { uri: ${path.join(dir, name)}, intervalSteps: 1 }
+${extra}`,
+  );
+  return file;
+}
+
+const fromGguf = (uri: string) => `    from: { uri: ${uri} }\n    maxSeqLen: ${seqLen}`;
+
+function train(file: string, ...extra: string[]) {
+  const r = herd("train", "--local", "-f", file, "--threads", "2", "--log", "json", ...extra);
+  const lines = r.stdout
+    .split("\n")
+    .concat(r.stderr.split("\n"))
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as { event: string; step?: number; loss?: number; msg?: string });
+  return { ...r, losses: lines.filter((l) => l.event === "step").map((l) => l.loss!), lines };
+}
+
+/** The loss of the pretrained model on step 1's rows, computed apart from the trainer. */
+async function pretrainedLoss(): Promise<number> {
+  const m = readGguf(base);
+  const t = engine.createTrainer({
+    model: { ...m.config, maxSeqLen: seqLen },
+    optimizer: {
+      peakLr: 1e-4,
+      minLrRatio: 0.1,
+      warmupSteps: 1,
+      totalSteps: 3,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0.1,
+      gradClip: 1,
+    },
+    seqLen,
+    microBatch: rows,
+    accumSteps: 1,
+    seed: 7,
+    threads: 2,
+    source: { kind: "examples", folder: shards, seed: 7 },
+  });
+  t.setTensors("params", m.tensors);
+  const r = createExampleLoader({ folder: shards, seed: 7 }).rows(0, 0, 1, rows, seqLen);
+  const inputs = new Int32Array(rows * seqLen),
+    targets = new Int32Array(rows * seqLen);
+  for (let i = 0; i < rows; i++)
+    for (let j = 0; j < seqLen; j++) {
+      inputs[i * seqLen + j] = r.tokens[i * (seqLen + 1) + j]!;
+      targets[i * seqLen + j] = r.learn[i * seqLen + j] ? r.tokens[i * (seqLen + 1) + j + 1]! : -1;
+    }
+  return (await t.lossAndGrads(inputs, rows, seqLen, targets, r.positions)).loss;
+}
+
+let firstLoss = NaN;
+
+test(
+  "from a GGUF: step 1's loss is the pretrained model's on its rows, far below ln V",
+  skip,
+  async () => {
+    const r = train(job("gguf", fromGguf(base)), "--steps", "1");
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.lines.some((l) => /^fine-tuning .*base\.gguf \(gguf\)/.test(l.msg ?? "")));
+    firstLoss = r.losses[0]!;
+    const want = await pretrainedLoss();
+    assert.ok(Math.abs(firstLoss - want) < 1e-4, `step 1 loss ${firstLoss}, pretrained ${want}`);
+    assert.ok(firstLoss < Math.log(49152) / 2, `loss ${firstLoss} is not a pretrained model's`);
+  },
+);
+
+test("a resume reads only herd's checkpoint, never the initial model, and is exact", skip, () => {
+  const whole = train(job("whole", fromGguf(base)));
+  assert.equal(whole.status, 0, whole.stderr);
+  const file = job("cut", fromGguf(base));
+  const first = train(file, "--steps", "2");
+  assert.equal(first.status, 0, first.stderr);
+  const moved = `${base}.moved`;
+  copyFileSync(base, moved);
+  rmSync(base);
+  try {
+    const rest = train(file);
+    assert.equal(rest.status, 0, rest.stderr);
+    assert.ok(rest.lines.some((l) => /resumed from/.test(l.msg ?? "")));
+    const a = readHerd(path.join(dir, "whole")),
+      b = readHerd(path.join(dir, "cut"));
+    assert.equal(a.step, 3);
+    assert.equal(b.step, 3);
+    for (const [name, t] of Object.entries(a.tensors))
+      assert.deepEqual(b.tensors[name], t, `${name} differs from the uninterrupted run's`);
+    assert.deepEqual(rest.losses, whole.losses.slice(2));
+  } finally {
+    copyFileSync(moved, base);
+  }
+});
+
+test("from Hugging Face safetensors and from a herd checkpoint", skip, () => {
+  const hf = path.join(dir, "hf");
+  const c = herd("convert", "--from", base, "--to", hf, "--to-format", "safetensors");
+  assert.equal(c.status, 0, c.stderr);
+  // A Hugging Face folder carries no tokenizer herd reads: the job names the GGUF's.
+  const r = train(
+    job(
+      "hf",
+      `    from: { uri: ${hf} }\n    maxSeqLen: ${seqLen}`,
+      `  tokenizer: { type: gguf, uri: ${base} }`,
+    ),
+    "--steps",
+    "1",
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(Math.abs(r.losses[0]! - firstLoss) < 1e-4, "the same weights give the same loss");
+  // Nor does a herd checkpoint: a fine-tuned model fine-tuned again names its tokenizer too.
+  const h = train(
+    job(
+      "again",
+      `    from: { uri: ${path.join(dir, "whole")}, format: herd }`,
+      `  tokenizer: { type: gguf, uri: ${base} }`,
+    ),
+    "--steps",
+    "1",
+  );
+  assert.equal(h.status, 0, h.stderr);
+  assert.ok(h.lines.some((l) => /^fine-tuning .*whole \(herd\)/.test(l.msg ?? "")));
+});
+
+test("a job that does not match its pretrained model or data fails naming the field", skip, () => {
+  const cases: [string, string, RegExp][] = [
+    [
+      fromGguf(base) + "\n    dim: 512",
+      "",
+      /spec\.model\.dim: the job says dim 512, the model in spec\.model\.from has 576/,
+    ],
+    [fromGguf(base) + "\n    preset: llama-tiny", "", /model\.from brings its own architecture/],
+    [
+      `    from: { uri: ${path.join(dir, "hf")} }`,
+      "",
+      /spec\.tokenizer: required: the model in spec\.model\.from is not a GGUF file/,
+    ],
+    [
+      fromGguf(base),
+      `  tokenizer: { type: sentencepiece, uri: ${llamaModel} }`,
+      /is not the tokenizer the shards were made with/,
+    ],
+    [
+      fromGguf(path.join(dir, "nothing.gguf")),
+      "",
+      /spec\.model\.from\.uri .*nothing\.gguf.* does not exist/,
+    ],
+  ];
+  for (const [model, extra, message] of cases) {
+    const r = train(job("bad", model, extra), "--steps", "1");
+    assert.equal(r.status, 64, `${message}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+});
+
+test(
+  "herd convert writes the fine-tuned model as GGUF with its tokenizer; herd generates from it",
+  skip,
+  () => {
+    const out = path.join(dir, "ft.gguf");
+    const bare = herd(
+      "convert",
+      "--from",
+      path.join(dir, "whole"),
+      "--to",
+      out,
+      "--to-format",
+      "gguf",
+    );
+    assert.notEqual(bare.status, 0);
+    assert.match(bare.stderr, /carries no tokenizer; give the GGUF file/);
+    const c = herd(
+      ...["convert", "--from", path.join(dir, "whole"), "--to", out, "--to-format", "gguf"],
+      ...["--type", "f16", "--tokenizer", base],
+    );
+    assert.equal(c.status, 0, c.stderr);
+    const g = herd(
+      "generate",
+      "--checkpoint",
+      out,
+      "--prompt",
+      "The capital of France is",
+      "--max-tokens",
+      "3",
+      "--threads",
+      "2",
+    );
+    assert.equal(g.status, 0, g.stderr);
+    assert.match(g.stdout, /^The capital of France is Paris/);
+  },
+);
+
+const llama = llamaCppBin();
+test(
+  "llama.cpp loads the exported GGUF and generates from it",
+  {
+    skip: !smol
+      ? "SmolLM2 not provisioned"
+      : !llama
+        ? "llama.cpp not built (HERD_LLAMA_CPP=1)"
+        : false,
+  },
+  async () => {
+    const out = path.join(dir, "ft.gguf");
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const server = spawn(
+      path.join(llama!, "llama-server"),
+      ["-m", out, "--port", String(port), "-t", "2", "-c", "256"],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    let log = "";
+    server.stderr.on("data", (d: Buffer) => (log += d.toString()));
+    try {
+      let body: { content?: string } | undefined;
+      for (let i = 0; i < 120 && !body; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        const res = await fetch(`http://127.0.0.1:${port}/completion`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            prompt: "The capital of France is",
+            n_predict: 3,
+            temperature: 0,
+          }),
+        }).catch(() => undefined);
+        if (res?.ok) body = (await res.json()) as { content?: string };
+      }
+      assert.ok(body, `llama-server did not answer: ${log.slice(-2000)}`);
+      assert.match(body.content ?? "", /Paris/);
+    } finally {
+      server.kill("SIGKILL");
+    }
+  },
+);
