@@ -2,27 +2,21 @@
 // herd's native engine beside PyTorch running the same model (test/engine/torch_reference.py)
 // with the same threads and batch, in the same run. Prints the ratios.
 //   node --import tsx bench/engine-cpu.ts [--threads N] [--steps N] [--rounds N]
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, homedir, tmpdir } from "node:os";
-import path from "node:path";
+import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { parameterCount, resolveModel } from "../crds/model.ts";
 import { engine } from "../native/engine.ts";
 import { shakespeare } from "../test/data/files.ts";
 import { readDecompressed } from "../workers/compressed.ts";
+import { torchTrainBench } from "./torch-bench.ts";
+import { optimizerOptions } from "../test/engine/fixtures.ts";
 
-const root = path.resolve(import.meta.dirname, "..");
 const { values } = parseArgs({
   options: { threads: { type: "string" }, steps: { type: "string" }, rounds: { type: "string" } },
 });
 const threads = Number(values.threads ?? availableParallelism());
 const steps = Number(values.steps ?? 10);
 const text = readDecompressed(shakespeare);
-const python = path.join(
-  process.env.HERD_CACHE ?? path.join(homedir(), ".cache/herd"),
-  "torch-venv/bin/python",
-);
 
 const cases = [
   { preset: "llama-tiny", batch: 8, seqLen: 128 },
@@ -36,17 +30,7 @@ async function herd(c: (typeof cases)[number]) {
   );
   const trainer = engine.createTrainer({
     model,
-    optimizer: {
-      peakLr: 1e-3,
-      minLrRatio: 0.1,
-      warmupSteps: 10,
-      totalSteps: 100,
-      beta1: 0.9,
-      beta2: 0.95,
-      eps: 1e-8,
-      weightDecay: 0.1,
-      gradClip: 1,
-    },
+    optimizer: optimizerOptions,
     seqLen: c.seqLen,
     microBatch: c.batch,
     accumSteps: 1,
@@ -74,35 +58,8 @@ async function herd(c: (typeof cases)[number]) {
   return { model, train, forward, trainCpu, forwardCpu };
 }
 
-function torch(c: (typeof cases)[number], model: object) {
-  const dir = mkdtempSync(path.join(tmpdir(), "herd-bench-"));
-  try {
-    const config = path.join(dir, "config.json");
-    writeFileSync(
-      config,
-      JSON.stringify({ model, batch: c.batch, seqLen: c.seqLen, steps, threads }),
-    );
-    const out = execFileSync(
-      python,
-      [path.join(root, "test/engine/torch_reference.py"), "--bench", config],
-      {
-        encoding: "utf8",
-        // Both sides let idle OpenMP threads sleep (herd's native/index.ts sets the same), so
-        // CPU time counts work, not spinning.
-        env: { ...process.env, OMP_NUM_THREADS: String(threads), OMP_WAIT_POLICY: "passive" },
-      },
-    );
-    return JSON.parse(out.trim().split("\n").at(-1)!) as {
-      trainTokensPerSecond: number;
-      forwardTokensPerSecond: number;
-      trainTokensPerCpuSecond: number;
-      forwardTokensPerCpuSecond: number;
-      torch: string;
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const torch = (c: (typeof cases)[number], model: object) =>
+  torchTrainBench({ model, batch: c.batch, seqLen: c.seqLen, steps, threads });
 
 // The machine may be shared: herd and PyTorch take turns, and each keeps its best round.
 const rounds = Number(values.rounds ?? 3);

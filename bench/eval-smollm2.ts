@@ -10,8 +10,8 @@
 //   node --import tsx bench/eval-smollm2.ts [N=100] [threads=2]
 // HERD_RESULTS=<results.json of `herd eval --local` on the same N> reuses herd's side of step
 // 3 instead of recomputing it; ONLY=logits,hellaswag,piqa picks steps.
-// llama.cpp's tools come from LLAMA_CPP_BIN or ~/.cache/herd/llama.cpp/bin (HERD_LLAMA_CPP=1
-// npm run provision); without them only herd's numbers are printed.
+// llama.cpp's tools come from LLAMA_CPP_BIN or ~/.cache/herd/llama.cpp/bin
+// (scripts/provision.d/41-llama-cpp.sh); without them only herd's numbers are printed.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";

@@ -15,7 +15,8 @@ import {
   type PrepareStats,
 } from "../native/data.ts";
 import { createDecompressedStream, uncompressedName } from "../workers/compressed.ts";
-import { expandInputs, sha256File } from "./tokenizer.ts";
+import { sha256File } from "../workers/file-hash.ts";
+import { expandInputs } from "./tokenizer.ts";
 
 const usage = `Usage:
   herd data prepare --input <file|dir>... --tokenizer <model> --out <dir> [options]

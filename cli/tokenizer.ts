@@ -1,6 +1,6 @@
 // `herd tokenizer`: train a SentencePiece BPE model with LLaMA's settings, inspect one, and
 // encode or decode text with it.
-import { createHash } from "node:crypto";
+import { sha256File } from "../workers/file-hash.ts";
 import {
   createWriteStream,
   mkdtempSync,
@@ -38,10 +38,6 @@ export function expandInputs(inputs: string[]): string[] {
   };
   for (const input of inputs) walk(input);
   return files;
-}
-
-export function sha256File(file: string): string {
-  return createHash("sha256").update(readFileSync(file)).digest("hex");
 }
 
 /** The file itself if it is plain, else its decompressed copy at `dest`. */

@@ -35,6 +35,7 @@ export const metricName = z.enum([
   "perplexity",
   "byte_perplexity",
   "bits_per_byte",
+  "nll_per_token",
 ]);
 
 export type ChoiceMetric = z.infer<typeof choiceMetric>;
@@ -222,15 +223,15 @@ export const evalTask = z
         "Task name, unique in the job. Without uri, definition or definitionUri, a task (arc_easy, mmlu, …) or group (llama-paper) of herd's registry, data/eval/tasks.yaml.",
       ),
     type: z
-      .enum(["multipleChoice", "perplexity"])
+      .enum(["multipleChoice", "perplexity", "chat"])
       .optional()
       .describe(
-        "multipleChoice: pick the choice with the highest log-likelihood (acc, and acc_norm normalised by the choice's length in characters); perplexity: token-level perplexity of held-out text. Default: multipleChoice.",
+        "multipleChoice: pick the choice with the highest log-likelihood (acc, and acc_norm normalised by the choice's length in characters); perplexity: token-level perplexity of held-out text; chat: perplexity of the assistant's replies in conversations rendered with the model's chat template (a fine-tuning run's held-out loss). Default: multipleChoice.",
       ),
     uri: storageUri
       .optional()
       .describe(
-        "Task data: JSONL (rows of {context, choices, label} unless a definition says otherwise) for multipleChoice; a text file for perplexity. A registry task's own data when omitted.",
+        "Task data: JSONL (rows of {context, choices, label} unless a definition says otherwise) for multipleChoice; a text file for perplexity; JSONL conversations for chat (as `herd data prepare --instruct` reads; its heldout.jsonl). A registry task's own data when omitted.",
       ),
     definition: taskDefinitionChecked
       .optional()
@@ -260,14 +261,14 @@ export const evalTaskChecked = validated(evalTask, [
     rule: "!has(self.type) || self.type == 'multipleChoice' || !has(self.numFewShot) || self.numFewShot == 0",
     message: "numFewShot applies to multipleChoice tasks only",
     fieldPath: ".numFewShot",
-    check: (t) => t.type !== "perplexity" || !t.numFewShot,
+    check: (t) => t.type === undefined || t.type === "multipleChoice" || !t.numFewShot,
   },
   {
-    rule: "!has(self.type) || self.type != 'perplexity' || has(self.uri)",
-    message: "a perplexity task needs uri",
+    rule: "!has(self.type) || self.type == 'multipleChoice' || has(self.uri)",
+    message: "a perplexity or chat task needs uri",
     fieldPath: ".uri",
     reason: "FieldValueRequired",
-    check: (t) => t.type !== "perplexity" || t.uri !== undefined,
+    check: (t) => t.type === undefined || t.type === "multipleChoice" || t.uri !== undefined,
   },
   {
     rule: "!(has(self.definition) && has(self.definitionUri))",

@@ -82,8 +82,9 @@ function checkVocab(vocabSize: number, tokenizerVocab: number) {
 }
 
 /**
- * The pretrained model's architecture; every field the job gives must be the model's
- * (maxSeqLen alone may differ: it only sizes the rotary tables).
+ * The pretrained model's architecture; every field the job gives must be the model's. That
+ * holds for maxSeqLen too: it is the context the checkpoints declare (an evaluator caps its
+ * context there), and a training row is spec.data.seqLen however long the model's context.
  */
 function pretrainedModel(spec: ModelSpec, tokenizerVocab: number, m: ModelConfig): ModelConfig {
   const given: [keyof ModelConfig, number | boolean | undefined][] = [
@@ -95,6 +96,7 @@ function pretrainedModel(spec: ModelSpec, tokenizerVocab: number, m: ModelConfig
     ["normEps", spec.normEps],
     ["ropeTheta", spec.ropeTheta],
     ["tiedEmbeddings", spec.tiedEmbeddings],
+    ["maxSeqLen", spec.maxSeqLen],
     [
       "ffnHidden",
       spec.ffnMultipleOf !== undefined ? ffnHidden(m.dim, spec.ffnMultipleOf) : undefined,
@@ -111,7 +113,7 @@ function pretrainedModel(spec: ModelSpec, tokenizerVocab: number, m: ModelConfig
       `spec.model.from: the model's vocabulary (${m.vocabSize}) is smaller than the data's ` +
         `tokenizer's (${tokenizerVocab}): the data was not made with this model's tokenizer`,
     );
-  return { ...m, maxSeqLen: spec.maxSeqLen ?? m.maxSeqLen };
+  return m;
 }
 
 /** Trainable parameters: embedding, per block 4 attention + 3 FFN matrices and 2 gains, final gain, output. */

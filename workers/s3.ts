@@ -10,6 +10,7 @@
 // object had when the download began (a replaced object fails the download, it is not mixed).
 import { createReadStream, createWriteStream, mkdirSync } from "node:fs";
 import { open } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -74,6 +75,16 @@ export const defaultTransfer: TransferOptions = { partSize: 64 << 20, concurrenc
 export function localPathOf(uri: string): string | undefined {
   if (uri.startsWith("s3://")) return undefined;
   return uri.startsWith("file://") ? uri.slice("file://".length) : uri;
+}
+
+/**
+ * A local storage URI as a path on this machine: file:// stripped, ~/ in the home folder,
+ * a relative path against `base` (a manifest's folder).
+ */
+export function localPathFrom(uri: string, base: string): string {
+  if (uri.startsWith("file://")) return uri.slice("file://".length);
+  if (uri.startsWith("~/")) return path.join(os.homedir(), uri.slice(2));
+  return path.resolve(base, uri);
 }
 
 /** s3://bucket/key → its bucket and key (the key may be empty or a prefix). */

@@ -278,7 +278,12 @@ export const invalidCases: InvalidCase[] = [
   {
     name: "a perplexity task without data",
     make: ej((s) => delete s.tasks[1].uri),
-    field: /spec\.tasks(\[1\]|\.1)\.uri.*perplexity task needs uri/,
+    field: /spec\.tasks(\[1\]|\.1)\.uri.*perplexity or chat task needs uri/,
+  },
+  {
+    name: "a chat task without conversations",
+    make: ej((s) => (s.tasks[1] = { name: "heldout", type: "chat" })),
+    field: /spec\.tasks(\[1\]|\.1)\.uri.*perplexity or chat task needs uri/,
   },
   {
     name: "few-shot for a perplexity task",

@@ -7,13 +7,13 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { heldOut } from "../../cli/instruct.ts";
 import {
   chatTokenizer,
   encodeConversation,
-  heldOut,
   readConversations,
   type Conversation,
-} from "../../cli/instruct.ts";
+} from "../../workers/model/chat.ts";
 import { createExampleLoader, readShard } from "../../native/data.ts";
 import { smollm2Path } from "../../workers/model/smollm2.ts";
 import { dataDir, llamaModel } from "./files.ts";

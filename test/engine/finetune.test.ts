@@ -13,7 +13,7 @@ import { engine } from "../../native/engine.ts";
 import { readGguf, readHerd } from "../../workers/model/formats.ts";
 import { llamaCppBin, smollm2Path } from "../../workers/model/smollm2.ts";
 import { dataDir, llamaModel } from "../data/files.ts";
-import { herdBin } from "./fixtures.ts";
+import { herdBin, optimizerOptions } from "./fixtures.ts";
 
 const smol = smollm2Path();
 const skip = { skip: smol ? false : "SmolLM2 not provisioned" };
@@ -71,7 +71,7 @@ ${extra}`,
   return file;
 }
 
-const fromGguf = (uri: string) => `    from: { uri: ${uri} }\n    maxSeqLen: ${seqLen}`;
+const fromGguf = (uri: string) => `    from: { uri: ${uri} }`;
 
 function train(file: string, ...extra: string[]) {
   const r = herd("train", "--local", "-f", file, "--threads", "2", "--log", "json", ...extra);
@@ -87,18 +87,8 @@ function train(file: string, ...extra: string[]) {
 async function pretrainedLoss(): Promise<number> {
   const m = readGguf(base);
   const t = engine.createTrainer({
-    model: { ...m.config, maxSeqLen: seqLen },
-    optimizer: {
-      peakLr: 1e-4,
-      minLrRatio: 0.1,
-      warmupSteps: 1,
-      totalSteps: 3,
-      beta1: 0.9,
-      beta2: 0.95,
-      eps: 1e-8,
-      weightDecay: 0.1,
-      gradClip: 1,
-    },
+    model: m.config,
+    optimizer: optimizerOptions,
     seqLen,
     microBatch: rows,
     accumSteps: 1,
@@ -165,11 +155,7 @@ test("from Hugging Face safetensors and from a herd checkpoint", skip, () => {
   assert.equal(c.status, 0, c.stderr);
   // A Hugging Face folder carries no tokenizer herd reads: the job names the GGUF's.
   const r = train(
-    job(
-      "hf",
-      `    from: { uri: ${hf} }\n    maxSeqLen: ${seqLen}`,
-      `  tokenizer: { type: gguf, uri: ${base} }`,
-    ),
+    job("hf", `    from: { uri: ${hf} }`, `  tokenizer: { type: gguf, uri: ${base} }`),
     "--steps",
     "1",
   );
@@ -264,7 +250,7 @@ test(
     skip: !smol
       ? "SmolLM2 not provisioned"
       : !llama
-        ? "llama.cpp not built (HERD_LLAMA_CPP=1)"
+        ? "llama.cpp not built (scripts/provision.d/41-llama-cpp.sh)"
         : false,
   },
   async () => {

@@ -14,6 +14,19 @@ export const herdBin = path.join(root, "bin/herd.mjs");
 export const corpus = shakespeare;
 const text = readDecompressed(corpus);
 
+/** AdamW as the tests and benchmarks set it: a short warm-up, a 10-step schedule. */
+export const optimizerOptions: TrainerOptions["optimizer"] = {
+  peakLr: 3e-3,
+  minLrRatio: 0.1,
+  warmupSteps: 2,
+  totalSteps: 10,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  weightDecay: 0.1,
+  gradClip: 1.0,
+};
+
 export function trainerOptions(overrides: Partial<TrainerOptions> = {}): TrainerOptions {
   return {
     model: {
@@ -23,17 +36,7 @@ export function trainerOptions(overrides: Partial<TrainerOptions> = {}): Trainer
       ),
       nKvHeads: 2, // grouped-query attention on the training path too
     },
-    optimizer: {
-      peakLr: 3e-3,
-      minLrRatio: 0.1,
-      warmupSteps: 2,
-      totalSteps: 10,
-      beta1: 0.9,
-      beta2: 0.95,
-      eps: 1e-8,
-      weightDecay: 0.1,
-      gradClip: 1.0,
-    },
+    optimizer: optimizerOptions,
     seqLen: 32,
     microBatch: 2,
     accumSteps: 2,

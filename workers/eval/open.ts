@@ -22,6 +22,8 @@ export type TokenizerChoice =
 
 export interface OpenedModel extends EvalModel {
   loaded: LoadedModel;
+  /** The file the tokenizer came from (a GGUF or SentencePiece file; none for bytes). */
+  tokenizerFile?: string;
 }
 
 export class OpenError extends Error {
@@ -71,5 +73,11 @@ export function openModel(options: {
     threads: options.threads ?? os.availableParallelism(),
   });
   inf.setTensors(loaded.tensors);
-  return { loaded, inference: inf, tokenizer, maxSeqLen };
+  const tokenizerFile =
+    options.tokenizer && options.tokenizer.type !== "bytes"
+      ? options.tokenizer.uri
+      : !options.tokenizer && loaded.format === "gguf"
+        ? options.path
+        : undefined;
+  return { loaded, inference: inf, tokenizer, maxSeqLen, ...(tokenizerFile && { tokenizerFile }) };
 }

@@ -70,7 +70,7 @@ export function expandGroups(tasks: EvalTask[]): EvalTask[] {
 /** A task as it runs: its type, data, definition (none: herd's own JSONL) and settings. */
 export interface RunnableTask {
   name: string;
-  type: "multipleChoice" | "perplexity";
+  type: "multipleChoice" | "perplexity" | "chat";
   /** The data, as the job or the registry names it (a path here, or s3://). */
   uri: string;
   definition?: TaskDefinition;
@@ -115,7 +115,7 @@ export function runnableTask(t: EvalTask, fileDefinition?: TaskDefinition): Runn
     throw new TaskError(
       `task ${t.name}: no uri, and herd's registry has no such task or group (tasks: ${Object.keys(registry().tasks).join(", ")}; groups: ${Object.keys(registry().groups).join(", ")})`,
     );
-  if (t.type === "perplexity")
+  if (t.type === "perplexity" || t.type === "chat")
     throw new TaskError(`task ${t.name}: a registry task is multipleChoice`);
   return {
     ...settings,

@@ -2,12 +2,12 @@
 // opens the checkpoint it names, runs each task and writes a results JSON — by default
 // beside the checkpoint (<checkpoint>.eval-<job name>.json), as the evaluator pod will.
 import { existsSync, writeFileSync, renameSync, rmSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import type { EvalJob } from "../../crds/evaljob.ts";
 import { readEvalJob } from "../../crds/manifest.ts";
 import { readTextDecompressed } from "../compressed.ts";
-import { downloadUri, S3Error } from "../s3.ts";
+import { chatTokenizer, readConversations } from "../model/chat.ts";
+import { downloadUri, localPathFrom, S3Error } from "../s3.ts";
 import { s3ConfigFromEnv, stagingDirFor } from "../trainer/checkpoint-store.ts";
 import { writeResults } from "./checkpoints.ts";
 import { openModel, type TokenizerChoice } from "./open.ts";
@@ -18,10 +18,17 @@ import {
   type ChoiceItem,
   type ChoicePrediction,
 } from "./choices.ts";
+import { evalChat } from "./chat.ts";
 import { readChoiceItems, readGenerationItems, readMultipleChoice } from "./documents.ts";
 import { evalGeneration, generationSettingsOf, type Generation } from "./generation.ts";
 import { expandGroups, readDefinition, runnableTask, type RunnableTask } from "./registry.ts";
-import { evalPerplexity, type GroupResult, type Metric, type TaskOutcome } from "./tasks.ts";
+import {
+  evalPerplexity,
+  TaskError,
+  type GroupResult,
+  type Metric,
+  type TaskOutcome,
+} from "./tasks.ts";
 
 export class EvalUserError extends Error {
   override name = "EvalUserError";
@@ -38,7 +45,7 @@ export interface LocalEvalOptions {
 
 export interface TaskResultFile {
   task: string;
-  type: "multipleChoice" | "perplexity";
+  type: "multipleChoice" | "perplexity" | "chat";
   uri: string;
   examples: number;
   numFewShot: number;
@@ -67,19 +74,13 @@ export interface ResultsFile {
   completionTime: string;
 }
 
-function localPath(uri: string, base: string): string {
-  if (uri.startsWith("file://")) return uri.slice("file://".length);
-  if (uri.startsWith("~/")) return path.join(os.homedir(), uri.slice(2));
-  return path.resolve(base, uri);
-}
-
 /**
  * An input of the job on this machine: a local path as it is (relative to the manifest's
  * folder), an s3:// object or folder downloaded into `staging` with this process's S3
  * endpoint and credentials. Errors name the field.
  */
 async function fetchInput(uri: string, base: string, field: string, staging: string) {
-  if (!uri.startsWith("s3://")) return localPath(uri, base);
+  if (!uri.startsWith("s3://")) return localPathFrom(uri, base);
   const config = s3ConfigFromEnv();
   if (!config)
     throw new EvalUserError(
@@ -124,7 +125,7 @@ async function evaluate(
   const spec = job.spec;
   const uri = spec.checkpoint.uri!;
   // The checkpoint as the results name it: the URI for object storage, else the local path.
-  const checkpointUri = uri.startsWith("s3://") ? uri : localPath(uri, base);
+  const checkpointUri = uri.startsWith("s3://") ? uri : localPathFrom(uri, base);
   // Every task's data is there before the model loads: a missing file fails at once, named.
   const tasks: { task: RunnableTask; file: string; fewShotFile?: string }[] = [];
   for (const t of expandGroups(spec.tasks)) {
@@ -212,7 +213,10 @@ async function evaluate(
   return file;
 }
 
-/** One task on the loaded model: multiple choice (herd's JSONL or a definition's), or perplexity. */
+/**
+ * One task on the loaded model: multiple choice (herd's JSONL or a definition's), perplexity,
+ * or chat (replies' perplexity).
+ */
 async function runTask(
   m: ReturnType<typeof openModel>,
   task: RunnableTask,
@@ -230,6 +234,20 @@ async function runTask(
     bytes?: number;
   }
 > {
+  if (task.type === "chat") {
+    if (!m.tokenizerFile)
+      throw new TaskError(
+        `task ${task.name}: a chat task needs the model's chat template: evaluate a GGUF model, or give spec.tokenizer (a GGUF or SentencePiece file)`,
+      );
+    const conversations = (await readConversations([file])).slice(0, limit);
+    const { examples, metrics, tokens } = await evalChat(
+      m,
+      conversations,
+      chatTokenizer(m.tokenizerFile),
+      (done) => log(`${task.name}: ${done}/${conversations.length}`),
+    );
+    return { examples, metrics, tokens };
+  }
   if (task.type === "perplexity") {
     let text = readTextDecompressed(file);
     // a perplexity task's limit counts lines of the text

@@ -24,6 +24,7 @@ import {
   type TrainerOptions,
 } from "../../native/engine.ts";
 import { readDecompressed } from "../compressed.ts";
+import { localPathFrom } from "../s3.ts";
 import { resolveMixture, s3ObjectClient } from "../shard-store.ts";
 import {
   CheckpointError,
@@ -159,8 +160,7 @@ const checkpointFiles = ["model.safetensors", "optimizer.safetensors", "trainer.
 function localPath(uri: string, base: string, field: string): string {
   if (uri.startsWith("s3://"))
     throw new UserError(`${field}: ${uri} is object storage; give a local path`);
-  if (uri.startsWith("file://")) return uri.slice("file://".length);
-  return path.resolve(base, uri);
+  return localPathFrom(uri, base);
 }
 
 // Checkpoints go to object storage as they are; anything else is a local path.
