@@ -2,6 +2,7 @@
 // each rendered with the model's chat template (workers/model/chat.ts) and scored given
 // everything before it. Its perplexity is the fine-tuning loss on data the run never saw:
 // an EvalJob before and after a fine-tuning job shows whether it learned or overfit.
+import { Template } from "@huggingface/jinja";
 import type { ChatTokenizer, Conversation } from "../model/chat.ts";
 import { encodeConversation } from "../model/chat.ts";
 import type { EvalModel, TaskOutcome } from "./tasks.ts";
@@ -36,8 +37,9 @@ export async function evalChat(
   let nll = 0,
     tokens = 0,
     done = 0;
+  const template = new Template(chat.template); // parsed once for all conversations
   for (const c of conversations) {
-    const x = await encodeConversation(c, chat);
+    const x = await encodeConversation(c, chat, template);
     const requests = replies(x.ids, x.learn).map(({ context, reply }) => ({
       context: Int32Array.from(context.length > 0 ? context : [chat.tokenizer.bosId ?? 0]),
       continuation: Int32Array.from(reply.slice(0, m.maxSeqLen - 1)),

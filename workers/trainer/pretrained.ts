@@ -17,7 +17,10 @@ export interface Pretrained {
   config: ModelConfig;
   /** The step the job resumes from, when it has a published checkpoint. */
   resumesFrom?: number;
-  /** Reads the initial weights (downloading an s3:// model into the cache first). */
+  /**
+   * The initial weights (an s3:// model downloaded into the cache first). The copy read to
+   * learn the architecture is returned by the first call and then dropped.
+   */
   load(): Promise<LoadedModel>;
 }
 
@@ -64,8 +67,16 @@ export async function openPretrained(
     if (state?.model)
       return { uri: from.uri, config: state.model, resumesFrom: published.step, load };
   }
-  const model = await load();
-  return { uri: from.uri, config: model.config, load: () => Promise.resolve(model) };
+  // The model read here is handed over once: the plan must not keep a second copy of the
+  // weights alive for the whole run once the trainer holds them.
+  let model: LoadedModel | undefined = await load();
+  const config = model.config;
+  const handOver = async () => {
+    const m = model ?? (await load());
+    model = undefined;
+    return m;
+  };
+  return { uri: from.uri, config, load: handOver };
 }
 
 // The trainer.json of a published checkpoint (a folder or s3://bucket/prefix/step-N).
