@@ -9,7 +9,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parameterCount } from "../crds/model.ts";
-import { engine } from "../native/engine.ts";
+import { engine, type LoraOptions } from "../native/engine.ts";
 import { dataDir } from "../test/data/files.ts";
 import { readGguf } from "../workers/model/formats.ts";
 import { smollm2Path } from "../workers/model/smollm2.ts";
@@ -46,27 +46,34 @@ try {
   if (prepared.status !== 0) throw new Error(prepared.stderr);
 
   const base = readGguf(gguf);
-  const trainer = engine.createTrainer({
-    model: base.config,
-    optimizer: optimizerOptions,
-    seqLen,
-    microBatch: batch,
-    accumSteps: 1,
-    seed: 0,
-    threads,
-    source: { kind: "examples", folder: shards, seed: 0 },
-  });
-  trainer.setTensors("params", base.tensors);
   const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
-  await trainer.step(); // warm-up
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  for (let i = 0; i < steps; i++) await trainer.step();
-  const tokens = steps * batch * seqLen;
-  const herd = {
-    wall: tokens / ((performance.now() - t0) / 1000),
-    cpu: tokens / cpuSeconds(process.cpuUsage(c0)),
-  };
+  // tokens/s of herd's trainer on the examples, full fine-tuning or LoRA
+  async function herdRun(lora?: LoraOptions) {
+    const trainer = engine.createTrainer({
+      model: base.config,
+      optimizer: optimizerOptions,
+      seqLen,
+      microBatch: batch,
+      accumSteps: 1,
+      seed: 0,
+      threads,
+      source: { kind: "examples", folder: shards, seed: 0 },
+      ...(lora && { lora }),
+    });
+    trainer.setTensors("params", base.tensors);
+    await trainer.step(); // warm-up
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < steps; i++) await trainer.step();
+    const tokens = steps * batch * seqLen;
+    return {
+      wall: tokens / ((performance.now() - t0) / 1000),
+      cpu: tokens / cpuSeconds(process.cpuUsage(c0)),
+      trained: trainer.state().trainableParameters,
+    };
+  }
+  const herd = await herdRun();
+  const lora = await herdRun({ rank: 8, alpha: 16, targets: ["wq", "wv"] });
   const torch = torchTrainBench({ model: base.config, batch, seqLen, steps, threads });
 
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
@@ -75,7 +82,9 @@ try {
       `batch ${batch}×${seqLen}, ${threads} threads, ${steps} timed steps, fp32, torch ${torch.torch}\n` +
       `  herd  ${herd.wall.toFixed(0)} tok/s, ${herd.cpu.toFixed(0)} tok/CPU-s (packed examples, loss on replies)\n` +
       `  torch ${torch.trainTokensPerSecond.toFixed(0)} tok/s, ${torch.trainTokensPerCpuSecond.toFixed(0)} tok/CPU-s (same architecture, plain rows)\n` +
-      `  herd / torch: ${ratio(herd.wall, torch.trainTokensPerSecond)} wall, ${ratio(herd.cpu, torch.trainTokensPerCpuSecond)} per CPU-second`,
+      `  herd / torch: ${ratio(herd.wall, torch.trainTokensPerSecond)} wall, ${ratio(herd.cpu, torch.trainTokensPerCpuSecond)} per CPU-second\n` +
+      `  herd LoRA r=8 on wq, wv: ${lora.wall.toFixed(0)} tok/s, ${lora.trained.toLocaleString("en-US")} trained parameters ` +
+      `(AdamW state ${((lora.trained * 8) / 2 ** 20).toFixed(1)} MiB vs ${((herd.trained * 8) / 2 ** 20).toFixed(0)} MiB); LoRA / full: ${ratio(lora.wall, herd.wall)} wall`,
   );
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -198,6 +198,51 @@ export const optimizerSpec = z
   })
   .describe("AdamW with the LLaMA paper's defaults and a cosine schedule.");
 
+/** LoRA's targets by Meta's names, with the Hugging Face (PEFT) names of the same matrices. */
+export const loraTargetNames = {
+  wq: "wq",
+  wk: "wk",
+  wv: "wv",
+  wo: "wo",
+  w1: "w1",
+  w2: "w2",
+  w3: "w3",
+  q_proj: "wq",
+  k_proj: "wk",
+  v_proj: "wv",
+  o_proj: "wo",
+  gate_proj: "w1",
+  down_proj: "w2",
+  up_proj: "w3",
+} as const;
+
+export const loraSpec = z
+  .object({
+    rank: z.int().positive().max(4096).default(8).describe("r, the adapters' inner size."),
+    alpha: z
+      .number()
+      .positive()
+      .default(16)
+      .describe("The update is scaled by alpha / rank (torchtune's default 16 with rank 8)."),
+    targets: z
+      .array(z.enum(Object.keys(loraTargetNames) as [keyof typeof loraTargetNames]))
+      .min(1)
+      .max(14)
+      .default(["wq", "wv"])
+      .describe(
+        "Every block's matrices that get adapters: wq wk wv wo w1 w2 w3 (or q_proj k_proj v_proj o_proj gate_proj down_proj up_proj).",
+      ),
+  })
+  .describe(
+    "Train LoRA adapters (Hu et al. 2021) instead of every weight: W = W0 + (alpha/rank)·B·A. Checkpoints hold the merged weights.",
+  );
+
+/** The Meta names of a LoRA spec's targets, each once, in block order. */
+export function loraTargets(spec: z.infer<typeof loraSpec>) {
+  const meta = new Set(spec.targets.map((t) => loraTargetNames[t]));
+  return (["wq", "wk", "wv", "wo", "w1", "w2", "w3"] as const).filter((t) => meta.has(t));
+}
+
 export const trainingSpec = z
   .object({
     steps: z.int().positive().optional().describe("Optimizer steps to train; or give tokens."),
@@ -247,6 +292,7 @@ export const trainingSpec = z
       .describe(
         "Seed for initialisation and data order; same seed, data and threads give identical weights.",
       ),
+    lora: loraSpec.optional(),
   })
   .describe("How long and how to train. Immutable.");
 
@@ -350,6 +396,13 @@ const trainingJobSpecFields = z
   .describe("What to train, on what data, and how.");
 
 export const trainingJobSpec = validated(trainingJobSpecFields, [
+  {
+    rule: "!has(self.training.lora) || has(self.model.from)",
+    message: "training.lora adapts a pretrained model: give model.from",
+    fieldPath: ".training.lora",
+    reason: "FieldValueRequired",
+    check: (s) => s.training.lora === undefined || s.model.from !== undefined,
+  },
   {
     rule: "has(self.tokenizer) || has(self.model.from)",
     message:

@@ -64,8 +64,20 @@ export interface TrainerOptions {
    * calls syncHost() at the same step, as herd train does at each checkpoint.
    */
   shardOptimizer?: boolean;
+  /** Train LoRA adapters of these block matrices instead of every weight (engine/lora.h). */
+  lora?: LoraOptions;
   source: SourceOptions;
 }
+
+/** LoRA (Hu et al. 2021): W = W0 + (alpha / rank) · B·A for each target of every block. */
+export interface LoraOptions {
+  rank: number;
+  alpha: number;
+  /** Meta names of the block matrices: wq wk wv wo (attention), w1 w2 w3 (SwiGLU). */
+  targets: LoraTarget[];
+}
+export const loraTargets = ["wq", "wk", "wv", "wo", "w1", "w2", "w3"] as const;
+export type LoraTarget = (typeof loraTargets)[number];
 
 /** How a process joins its data-parallel group (native/src/dist/, Gloo over TCP). */
 export interface GroupOptions {
@@ -107,8 +119,14 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
-/** params: weights; grads: last gradients; m, v: AdamW's moments. */
-export type TensorSet = "params" | "grads" | "m" | "v";
+/**
+ * params: weights; grads: last gradients; m, v: AdamW's moments. With LoRA: lora (the
+ * adapters A and B), lora_grads, base (the targets' frozen weights); m and v are then the
+ * adapters'.
+ */
+export type TensorSet = "params" | "grads" | "m" | "v" | "lora" | "lora_grads" | "base";
+/** The sets a trainer's state is made of (what a checkpoint holds). */
+export type StateSet = Exclude<TensorSet, "grads" | "lora_grads">;
 
 export interface TrainerState {
   /** Optimizer steps completed. */
@@ -118,6 +136,8 @@ export interface TrainerState {
   /** The token source's opaque state (JSON text). */
   sourceState: string;
   numParameters: number;
+  /** Parameters AdamW trains: numParameters, or with LoRA the adapters'. */
+  trainableParameters: number;
   /** Learning rate of the next step. */
   lr: number;
 }
@@ -156,17 +176,19 @@ export interface Trainer {
   /** cuda: copies the device's state to the host mirror if a step ran since (tensors() does it too). */
   syncHost(): void;
   /** Replaces a whole tensor set; every tensor must be given with its exact size. */
-  setTensors(set: Exclude<TensorSet, "grads">, tensors: Record<string, Float32Array>): void;
+  setTensors(set: StateSet, tensors: Record<string, Float32Array>): void;
   /**
-   * Where each tensor lies, in elements, in every set's buffer: one after the other, in
-   * checkpoint order, so a set's buffer is its safetensors file's data section.
+   * Where each tensor lies, in elements, in a set's buffer (default params): one after the
+   * other, in checkpoint order, so a set's buffer is its safetensors file's data section.
    */
-  layout(): TensorLayout[];
+  layout(set?: TensorSet): TensorLayout[];
   /** Copies `into.length` elements of a set's buffer, from element `offset`, into `into`. */
   readSet(set: TensorSet, offset: number, into: Float32Array): void;
   /** Copies `from` into a set's buffer at element `offset` (the device takes it before its next step). */
-  writeSet(set: Exclude<TensorSet, "grads">, offset: number, from: Float32Array): void;
+  writeSet(set: StateSet, offset: number, from: Float32Array): void;
   state(): TrainerState;
+  /** The LoRA options it trains with, or undefined when every weight trains. */
+  lora(): LoraOptions | undefined;
   setState(state: Pick<TrainerState, "step" | "tokens" | "adamStep" | "sourceState">): void;
 }
 

@@ -56,6 +56,18 @@ Vec random(Rng& rng, size_t n, double scale, bool bf16, double offset = 0.0) {
 }
 DVec widen(const Vec& v) { return DVec(v.begin(), v.end()); }
 
+// Packed instruction examples: each row of T tokens holds examples of 1 to 90 tokens (so
+// some start mid-tile, some span tiles), each token's position in its example.
+std::vector<int32_t> packed_positions(Rng& rng, int B, int T) {
+  std::vector<int32_t> pos(size_t(B) * T);
+  for (int b = 0; b < B; b++)
+    for (int t = 0, left = 0, at = 0; t < T; t++, at++, left--) {
+      if (left == 0) left = 1 + int(rng.next_u64() % 90), at = 0;
+      pos[size_t(b) * T + t] = at;
+    }
+  return pos;
+}
+
 double rel_error(const Vec& got, const DVec& ref) {
   double num = 0, den = 0;
   for (size_t i = 0; i < ref.size(); i++) {
@@ -136,13 +148,16 @@ void check_rope(Rng& rng, bool bf16) {
   Vec x = random(rng, size_t(B) * T * H * hd, 1, bf16);
   std::vector<double> c, s;
   ops::rope_tables(c, s, T, hd, 10000.0);
-  for (int inv = 0; inv < 2; inv++) {
-    Vec y(x.size());
-    ok(herd_cuda_check_rope(bf16, x.data(), B, T, H, hd, 10000.0, inv, y.data()), "rope");
-    DVec ref = widen(x);
-    ops::rope_apply(ref.data(), c.data(), s.data(), B, T, H, hd, inv != 0);
-    report(inv ? "rope backward" : "rope forward", bf16, y, ref);
-  }
+  const std::vector<int32_t> packed = packed_positions(rng, B, T);
+  for (const int32_t* pos : {static_cast<const int32_t*>(nullptr), packed.data()})
+    for (int inv = 0; inv < 2; inv++) {
+      Vec y(x.size());
+      ok(herd_cuda_check_rope(bf16, x.data(), B, T, H, hd, 10000.0, inv, pos, y.data()), "rope");
+      DVec ref = widen(x);
+      ops::rope_apply(ref.data(), c.data(), s.data(), B, T, H, hd, inv != 0, pos);
+      report(std::string(inv ? "rope backward" : "rope forward") + (pos ? " packed" : ""), bf16, y,
+             ref);
+    }
 }
 
 void check_swiglu(Rng& rng, bool bf16) {
@@ -165,6 +180,7 @@ void check_cross_entropy(Rng& rng, bool bf16) {
   Vec z = random(rng, size_t(N) * V, 2, bf16);
   std::vector<int32_t> t(N);
   for (auto& x : t) x = int32_t(rng.next_u64() % V);
+  for (int n = 0; n < N; n += 3) t[n] = ops::kIgnoreTarget;  // prompt tokens: not learned
   const float dloss = 1.0f / N;
   Vec losses(N), dz(z.size());
   ok(herd_cuda_check_cross_entropy(bf16, z.data(), t.data(), N, V, dloss, losses.data(),
@@ -178,24 +194,28 @@ void check_cross_entropy(Rng& rng, bool bf16) {
 }
 
 // variant as herd_cuda_check_attention: 0 fp32, 1 bf16 on tensor cores, 2 bf16 on CUDA cores.
-void check_attention(Rng& rng, int variant, int hd, int H, int KVH, int T) {
+// packed: rows of examples (packed_positions), attention inside each.
+void check_attention(Rng& rng, int variant, int hd, int H, int KVH, int T, bool packed = false) {
   const bool bf16 = variant != 0;
   const int B = 2;
+  const std::vector<int32_t> positions = packed_positions(rng, B, T);
+  const int32_t* pos = packed ? positions.data() : nullptr;
   const size_t nq = size_t(B) * T * H * hd, nkv = size_t(B) * T * KVH * hd;
   Vec q = random(rng, nq, 1, bf16), k = random(rng, nkv, 1, bf16), v = random(rng, nkv, 1, bf16);
   Vec dout = random(rng, nq, 1, bf16);
   Vec out(nq), lse(size_t(B) * H * T), dq(nq), dk(nkv), dv(nkv);
-  ok(herd_cuda_check_attention(variant, q.data(), k.data(), v.data(), dout.data(), B, T, H, KVH,
-                               hd, out.data(), lse.data(), dq.data(), dk.data(), dv.data()),
+  ok(herd_cuda_check_attention(variant, q.data(), k.data(), v.data(), dout.data(), pos, B, T, H,
+                               KVH, hd, out.data(), lse.data(), dq.data(), dk.data(), dv.data()),
      "attention");
   DVec Q = widen(q), K = widen(k), Vv = widen(v), D = widen(dout), O(nq), L(lse.size());
   DVec DQ(nq, 0.0), DK(nkv, 0.0), DV(nkv, 0.0);
-  ops::attention_forward(O.data(), L.data(), Q.data(), K.data(), Vv.data(), B, T, H, KVH, hd);
+  ops::attention_forward(O.data(), L.data(), Q.data(), K.data(), Vv.data(), B, T, H, KVH, hd, pos);
   ops::attention_backward(DQ.data(), DK.data(), DV.data(), D.data(), Q.data(), K.data(), Vv.data(),
-                          O.data(), L.data(), B, T, H, KVH, hd);
+                          O.data(), L.data(), B, T, H, KVH, hd, pos);
   const std::string tag = " hd" + std::to_string(hd) + " H" + std::to_string(H) + "/" +
                           std::to_string(KVH) + " T" + std::to_string(T) +
-                          (variant == 1 ? " tc" : variant == 2 ? " simt" : "");
+                          (variant == 1 ? " tc" : variant == 2 ? " simt" : "") +
+                          (packed ? " packed" : "");
   report("attention out" + tag, bf16, out, O);
   report("attention lse" + tag, bf16, lse, L);
   report("attention dq" + tag, bf16, dq, DQ);
@@ -255,7 +275,8 @@ void check_resume(herd_cuda_model* gpu, const Desc& d, const herd_cuda_run_confi
     ok(herd_cuda_zero_grad(g), "resume: zero grad");
     for (int k = 0; k < K; k++) {
       const size_t off = size_t(k) * B * T;
-      ok(herd_cuda_forward(g, tok.data() + off, tgt.data() + off, B, T, nullptr), "resume: forward");
+      ok(herd_cuda_forward(g, tok.data() + off, tgt.data() + off, nullptr, B, T, nullptr),
+         "resume: forward");
       ok(herd_cuda_backward(g, 1.0f / float(K * B * T), k == K - 1), "resume: backward");
     }
     ok(herd_cuda_step(g, &gc, nullptr), "resume: step");
@@ -273,8 +294,9 @@ void check_resume(herd_cuda_model* gpu, const Desc& d, const herd_cuda_run_confi
 
 // One step (two micro-batches) on the CPU engine and on the GPU from the same weights;
 // compares the loss, the gradients and the updated weights. nccl: 0 none, 1 all-reduce
-// buckets, 2 sharded optimizer (world of one: the result must not change).
-void check_step(bool bf16, bool tied, int nccl, bool recompute) {
+// buckets, 2 sharded optimizer (world of one: the result must not change). packed: rows of
+// instruction examples (positions), a third of the targets not learned.
+void check_step(bool bf16, bool tied, int nccl, bool recompute, bool packed = false) {
   ModelConfig c;
   c.dim = 256, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.ffn_hidden = 704;
   c.vocab_size = 512, c.max_seq_len = 160, c.tied_embeddings = tied;
@@ -294,18 +316,27 @@ void check_step(bool bf16, bool tied, int nccl, bool recompute) {
   std::vector<int32_t> tok(size_t(K) * B * T), tgt(tok.size());
   for (auto& t : tok) t = int32_t(rng.next_u64() % c.vocab_size);
   for (auto& t : tgt) t = int32_t(rng.next_u64() % c.vocab_size);
+  const std::vector<int32_t> positions = packed_positions(rng, K * B, T);
+  if (packed)
+    for (size_t n = 0; n < tgt.size(); n += 3) tgt[n] = ops::kIgnoreTarget;
+  const int32_t* pos = packed ? positions.data() : nullptr;
 
+  // As Trainer::step: the loss is the mean over the step's learned targets.
+  size_t learned = 0;
+  for (int32_t t : tgt) learned += t >= 0;
   double cpu_loss = 0, gpu_loss = 0;
   cpu.zero_grad();
   ok(herd_cuda_zero_grad(gpu), "zero grad");
   for (int k = 0; k < K; k++) {
     const size_t off = size_t(k) * B * T;
-    cpu_loss += cpu.forward(tok.data() + off, tgt.data() + off, B, T) / K;
-    cpu.backward(1.0f / float(K * B * T));
+    const int32_t* p = pos ? pos + off : nullptr;
+    cpu_loss += cpu.forward(tok.data() + off, tgt.data() + off, B, T, p) *
+                double(cpu.learned_targets()) / double(learned);
+    cpu.backward(1.0f / float(learned));
     double l = 0;
-    ok(herd_cuda_forward(gpu, tok.data() + off, tgt.data() + off, B, T, &l), "forward");
-    gpu_loss += l / K;
-    ok(herd_cuda_backward(gpu, 1.0f / float(K * B * T), k == K - 1), "backward");
+    ok(herd_cuda_forward(gpu, tok.data() + off, tgt.data() + off, p, B, T, &l), "forward");
+    gpu_loss += l * double(cpu.learned_targets()) / double(learned);
+    ok(herd_cuda_backward(gpu, 1.0f / float(learned), k == K - 1), "backward");
   }
   Vec grads(cpu.num_parameters());
   ok(herd_cuda_get_grads(gpu, grads.data()), "grads");
@@ -333,7 +364,7 @@ void check_step(bool bf16, bool tied, int nccl, bool recompute) {
   ok(herd_cuda_step(gpu, &gc, &gpu_norm), "step");
   Vec after(cpu.num_parameters());
   ok(herd_cuda_get_params(gpu, after.data()), "params");
-  if (!nccl) check_resume(gpu, d, run, tok, tgt, B, T, K, gc, bf16);
+  if (!nccl && !packed) check_resume(gpu, d, run, tok, tgt, B, T, K, gc, bf16);
   herd_cuda_model_destroy(gpu);
 
   DVec delta_ref(after.size()), delta_own(after.size());
@@ -359,7 +390,7 @@ void check_step(bool bf16, bool tied, int nccl, bool recompute) {
       delta_ref_robust.push_back(delta_ref[i]);
     }
   std::string tag = std::string("step ") + (tied ? "tied" : "untied") +
-                    (recompute ? " recompute" : "") +
+                    (recompute ? " recompute" : "") + (packed ? " packed" : "") +
                     (nccl == 1 ? " nccl" : nccl == 2 ? " nccl-sharded" : "");
   // Against the CPU engine in fp32 (not float64): different summation orders alone give
   // ~1e-6, so fp32 limits here are 1e-4; bf16 keeps 1e-2.
@@ -402,7 +433,7 @@ int speed(int argc, char** argv) {
   auto one_step = [&] {
     double loss = 0, norm = 0;
     ok(herd_cuda_zero_grad(gpu), "zero grad");
-    ok(herd_cuda_forward(gpu, tok.data(), tgt.data(), B, T, &loss), "forward");
+    ok(herd_cuda_forward(gpu, tok.data(), tgt.data(), nullptr, B, T, &loss), "forward");
     ok(herd_cuda_backward(gpu, 1.0f / float(B * T), 1), "backward");
     ok(herd_cuda_step(gpu, &oc, &norm), "step");
     return loss;
@@ -452,12 +483,14 @@ int main(int argc, char** argv) {
       check_attention(rng, variant, 64, 4, 2, 200);   // GQA, T not a multiple of the tile
       check_attention(rng, variant, 128, 2, 2, 128);
       check_attention(rng, variant, 128, 4, 1, 130);  // GQA 4:1 at hd 128, a 2-row last tile
+      check_attention(rng, variant, 64, 4, 2, 200, true);  // packed instruction examples
     }
   }
   check_adamw(rng);
   for (int bf16 = 0; bf16 < 2; bf16++) {
     check_step(bf16, false, 0, false);
     check_step(bf16, true, 0, true);
+    check_step(bf16, false, 0, false, true);
   }
   if (herd_cuda_nccl_available()) {
     check_step(true, false, 1, false);

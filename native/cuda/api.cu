@@ -36,11 +36,11 @@ int herd_cuda_model_create(const herd_cuda_model_desc* desc, const herd_cuda_run
 
 void herd_cuda_model_destroy(herd_cuda_model* model) { delete model; }
 
-int herd_cuda_forward(herd_cuda_model* model, const int32_t* tokens, const int32_t* targets, int B,
-                      int T, double* mean_loss) {
+int herd_cuda_forward(herd_cuda_model* model, const int32_t* tokens, const int32_t* targets,
+                      const int32_t* positions, int B, int T, double* mean_loss) {
   if (!model || !tokens) return null_argument("herd_cuda_forward: model or tokens");
   return guarded([&] {
-    const double loss = model->forward(tokens, targets, B, T);
+    const double loss = model->forward(tokens, targets, positions, B, T);
     if (mean_loss) *mean_loss = loss;
   });
 }
@@ -81,6 +81,17 @@ int herd_cuda_get_losses(herd_cuda_model* model, float* out) {
 int herd_cuda_set_params(herd_cuda_model* model, const float* params) {
   if (!model || !params) return null_argument("herd_cuda_set_params: model or params");
   return guarded([&] { model->set_params(params); });
+}
+
+int herd_cuda_get_grads_range(herd_cuda_model* model, size_t offset, size_t n, float* out) {
+  if (!model || !out) return null_argument("herd_cuda_get_grads_range: model or out");
+  return guarded([&] { model->get_grads_range(offset, n, out); });
+}
+
+int herd_cuda_set_params_range(herd_cuda_model* model, size_t offset, size_t n,
+                               const float* params) {
+  if (!model || !params) return null_argument("herd_cuda_set_params_range: model or params");
+  return guarded([&] { model->set_params_range(offset, n, params); });
 }
 
 int herd_cuda_get_optimizer_state(herd_cuda_model* model, float* m, float* v, int64_t* steps) {

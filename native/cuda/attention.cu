@@ -76,23 +76,26 @@ attention_forward_kernel(AttentionShape a, T* out, float* lse, const T* q, const
 #pragma unroll
     for (int jj = 0; jj < kTile / 4; jj++) {
       const int j = sub + 4 * jj;
-      const bool visible = j0 + j <= i0 + r && j0 + j < a.T;
+      const bool visible = attention_sees(a, b, i0 + r, j0 + j);
       s[jj] = visible ? row_dot<HD>(Qs + r * (HD + 1), Ks + j * (HD + 1)) : -INFINITY;
       tile_max = fmaxf(tile_max, s[jj]);
     }
     tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
     tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
-    const float m_new = fmaxf(m, tile_max);  // finite: key j0 ≤ query is always visible
+    // −inf only while every key so far is masked (a packed example starts later): the
+    // exponentials below then use 0 instead, giving p = 0 and l = 0, not exp(−inf + inf).
+    const float m_new = fmaxf(m, tile_max);
+    const float m_use = m_new == -INFINITY ? 0.0f : m_new;
     float sum = 0.0f;
 #pragma unroll
     for (int jj = 0; jj < kTile / 4; jj++) {
-      const float p = expf(s[jj] - m_new);  // exp(−inf) = 0 for masked keys
+      const float p = expf(s[jj] - m_use);  // exp(−inf) = 0 for masked keys
       P[r * (kTile + 1) + sub + 4 * jj] = p;
       sum += p;
     }
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float correction = expf(m - m_new);  // 0 on the first tile
+    const float correction = expf(m - m_use);  // 0 on the first tile
     l = l * correction + sum;
     m = m_new;
     __syncwarp();  // row r's probabilities, written by its four lanes, are read by all four
@@ -166,7 +169,7 @@ attention_dkdv_kernel(AttentionShape a, T* dk, T* dv, const float* dsum, const T
 #pragma unroll
       for (int ii = 0; ii < kQTileBwd / 4; ii++) {
         const int i = sub + 4 * ii;
-        const bool visible = j0 + kr <= i0 + i && j0 + kr < a.T;
+        const bool visible = i0 + i < a.T && attention_sees(a, b, i0 + i, j0 + kr);
         float p = 0.0f, ds = 0.0f;
         if (visible) {
           p = expf(row_dot<HD>(Qs + i * (HD + 1), Ks + kr * (HD + 1)) * scale - lse_s[i]);
@@ -232,7 +235,7 @@ attention_dq_kernel(AttentionShape a, T* dq, const float* dsum, const T* dout, c
 #pragma unroll
     for (int jj = 0; jj < kTile / 4; jj++) {
       const int j = sub + 4 * jj;
-      const bool visible = j0 + j <= pos && j0 + j < a.T;
+      const bool visible = attention_sees(a, b, pos, j0 + j);
       float ds = 0.0f;
       if (visible) {
         const float p = expf(row_dot<HD>(Qs + r * (HD + 1), Ks + j * (HD + 1)) * scale - row_lse);

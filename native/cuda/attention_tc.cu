@@ -240,16 +240,16 @@ __device__ void zero_out(FragC (&acc)[HD / 32]) {
 // Backward, query row r (absolute position i) of a tile against keys j0…j0+63, this thread's
 // 16 columns j ≡ sub mod 4:
 //   P = exp(S·scale − lse),  dS = P∘(dP − D)·scale,
-// both 0 where the key comes after the query (causal) or the query is past the end (keys past
-// the end come after every query that exists). Rounded to bf16 as the next products' operands;
-// P is kept only when wanted (dK/dV), dS always.
-__device__ void gradient_row(bf16* P, bf16* dS, const float* S, const float* dP, int r, int sub,
-                             int i, int j0, int Tn, float row_lse, float row_d, float scale) {
+// both 0 where the query does not see the key (attention_sees) or is past the end. Rounded to
+// bf16 as the next products' operands; P is kept only when wanted (dK/dV), dS always.
+__device__ void gradient_row(const AttentionShape& a, int b, bf16* P, bf16* dS, const float* S,
+                             const float* dP, int r, int sub, int i, int j0, float row_lse,
+                             float row_d, float scale) {
 #pragma unroll
   for (int jj = 0; jj < kTile / 4; jj++) {
     const int j = sub + 4 * jj;
     float p = 0.0f, ds = 0.0f;
-    if (j0 + j <= i && i < Tn) {
+    if (i < a.T && attention_sees(a, b, i, j0 + j)) {
       p = expf(S[r * kLdS + j] * scale - row_lse);
       ds = p * (dP[r * kLdS + j] - row_d) * scale;
     }
@@ -293,29 +293,31 @@ attention_forward_tc_kernel(AttentionShape a, bf16* out, float* lse, const bf16*
     __syncthreads();
     product_abt<HD>(S, Qs, Ks);  // S = Q·Kᵀ
     __syncthreads();
-    // Row pass: the causal mask (and keys past the end) set scores to −inf; the key j0 ≤ the
-    // query is always visible, so the max is finite, even for rows past the end.
+    // Row pass: the causal mask (keys past the end, keys of an earlier packed example) set
+    // scores to −inf. While every key so far is masked the max is −inf and the exponentials
+    // use 0 instead (p = 0, l = 0); the query's own key is always visible, so l ends > 0.
     float s[kTile / 4], tile_max = -INFINITY;
 #pragma unroll
     for (int jj = 0; jj < kTile / 4; jj++) {
       const int j = sub + 4 * jj;
-      const bool visible = j0 + j <= i0 + r && j0 + j < a.T;
+      const bool visible = attention_sees(a, b, i0 + r, j0 + j);
       s[jj] = visible ? S[r * kLdS + j] * scale : -INFINITY;
       tile_max = fmaxf(tile_max, s[jj]);
     }
     tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
     tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
     const float m_new = fmaxf(m, tile_max);
+    const float m_use = m_new == -INFINITY ? 0.0f : m_new;
     float sum = 0.0f;
 #pragma unroll
     for (int jj = 0; jj < kTile / 4; jj++) {
-      const float p = expf(s[jj] - m_new);  // exp(−inf) = 0 for masked keys
+      const float p = expf(s[jj] - m_use);  // exp(−inf) = 0 for masked keys
       P[r * kLdP + sub + 4 * jj] = from_float<bf16>(p);
       sum += p;
     }
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float correction = expf(m - m_new);  // 0 on the first tile (m = −inf)
+    const float correction = expf(m - m_use);  // 0 on the first tile (m = −inf)
     l = l * correction + sum;
     m = m_new;
     for (int x = sub; x < HD; x += 4) O[r * kLdO<HD> + x] *= correction;
@@ -374,7 +376,7 @@ attention_dkdv_tc_kernel(AttentionShape a, bf16* dk, bf16* dv, const float* dsum
       product_abt<HD>(S, Qs, Ks);    // S = Q·Kᵀ
       product_abt<HD>(dP, dOs, Vs);  // dP = dO·Vᵀ
       __syncthreads();
-      gradient_row(P, dS, S, dP, r, sub, i0 + r, j0, a.T, lse_s[r], d_s[r], scale);
+      gradient_row(a, b, P, dS, S, dP, r, sub, i0 + r, j0, lse_s[r], d_s[r], scale);
       __syncthreads();  // P and dS are complete: the products read them across rows
       product_ab<HD, true>(dv_acc, P, dOs);  // dV += Pᵀ·dO
       product_ab<HD, true>(dk_acc, dS, Qs);  // dK += dSᵀ·Q
@@ -425,7 +427,7 @@ attention_dq_tc_kernel(AttentionShape a, bf16* dq, const float* dsum, const bf16
     product_abt<HD>(S, Qs, Ks);    // S = Q·Kᵀ
     product_abt<HD>(dP, dOs, Vs);  // dP = dO·Vᵀ
     __syncthreads();
-    gradient_row(nullptr, dS, S, dP, r, sub, i0 + r, j0, a.T, lse_s[r], d_s[r], scale);
+    gradient_row(a, b, nullptr, dS, S, dP, r, sub, i0 + r, j0, lse_s[r], d_s[r], scale);
     __syncthreads();  // dS is complete: the product reads it across rows
     product_ab<HD, false>(dq_acc, dS, Ks);  // dQ += dS·K
   }

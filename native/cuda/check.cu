@@ -136,7 +136,7 @@ struct RmsnormCheck {
 template <class T>
 struct RopeCheck {
   static void run(const float* x, int B, int Tn, int n_heads, int hd, double theta, int inverse,
-                  float* y) {
+                  const int32_t* positions, float* y) {
     Scope sc;
     const int half = hd / 2;
     std::vector<float> c(size_t(Tn) * half), s(c.size());
@@ -149,7 +149,8 @@ struct RopeCheck {
     const size_t n = size_t(B) * Tn * n_heads * hd;
     T* dx = sc.upload<T>(x, n);  // rotated in place
     rope(sc.s, dx, n_heads * hd, sc.upload<float>(c.data(), c.size()),
-         sc.upload<float>(s.data(), s.size()), B, Tn, n_heads, hd, inverse != 0);
+         sc.upload<float>(s.data(), s.size()), B, Tn, n_heads, hd, inverse != 0,
+         positions ? sc.upload_ints(positions, size_t(B) * Tn) : nullptr);
     sc.download(y, dx, n);
   }
 };
@@ -188,11 +189,13 @@ struct CrossEntropyCheck {
 template <class T>
 struct AttentionCheck {
   static void run(AttentionKernels kernels, const float* q, const float* k, const float* v,
-                  const float* dout, int B, int Tn, int H, int KVH, int hd, float* out, float* lse,
-                  float* dq, float* dk, float* dv) {
+                  const float* dout, const int32_t* positions, int B, int Tn, int H, int KVH,
+                  int hd, float* out, float* lse, float* dq, float* dk, float* dv) {
     Scope sc;
     const size_t nq = size_t(B) * Tn * H * hd, nkv = size_t(B) * Tn * KVH * hd;
-    const AttentionShape a{B, Tn, H, KVH, hd, H * hd, KVH * hd, H * hd};
+    const AttentionShape a{B,        Tn,       H,       KVH,
+                           hd,       H * hd,   KVH * hd, H * hd,
+                           positions ? sc.upload_ints(positions, size_t(B) * Tn) : nullptr};
     const T *pq = sc.upload<T>(q, nq), *pk = sc.upload<T>(k, nkv), *pv = sc.upload<T>(v, nkv);
     T* po = sc.poisoned<T>(nq);
     float* plse = sc.poisoned<float>(size_t(B) * H * Tn);
@@ -233,8 +236,8 @@ int herd_cuda_check_rmsnorm(int bf16, const float* x, const float* g, const floa
 }
 
 int herd_cuda_check_rope(int bf16, const float* x, int B, int T, int n_heads, int head_dim,
-                         double theta, int inverse, float* y) {
-  return by_type<RopeCheck>(bf16, x, B, T, n_heads, head_dim, theta, inverse, y);
+                         double theta, int inverse, const int32_t* positions, float* y) {
+  return by_type<RopeCheck>(bf16, x, B, T, n_heads, head_dim, theta, inverse, positions, y);
 }
 
 int herd_cuda_check_swiglu(int bf16, const float* a, const float* b, const float* dout, size_t n,
@@ -248,9 +251,9 @@ int herd_cuda_check_cross_entropy(int bf16, const float* logits, const int32_t* 
 }
 
 int herd_cuda_check_attention(int variant, const float* q, const float* k, const float* v,
-                              const float* dout, int B, int T, int n_heads, int n_kv_heads,
-                              int head_dim, float* out, float* lse, float* dq, float* dk,
-                              float* dv) {
+                              const float* dout, const int32_t* positions, int B, int T,
+                              int n_heads, int n_kv_heads, int head_dim, float* out, float* lse,
+                              float* dq, float* dk, float* dv) {
   if (variant < 0 || variant > 2) {
     set_last_error(("herd_cuda_check_attention: variant " + std::to_string(variant) +
                     " is not 0 (fp32), 1 (bf16, tensor cores) or 2 (bf16, CUDA cores)")
@@ -260,8 +263,8 @@ int herd_cuda_check_attention(int variant, const float* q, const float* k, const
   // Named explicitly, so HERD_CUDA_ATTENTION does not change what a variant checks.
   const AttentionKernels kernels =
       variant == 1 ? AttentionKernels::tensor_cores : AttentionKernels::cuda_cores;
-  return by_type<AttentionCheck>(variant != 0, kernels, q, k, v, dout, B, T, n_heads, n_kv_heads,
-                                 head_dim, out, lse, dq, dk, dv);
+  return by_type<AttentionCheck>(variant != 0, kernels, q, k, v, dout, positions, B, T, n_heads,
+                                 n_kv_heads, head_dim, out, lse, dq, dk, dv);
 }
 
 int herd_cuda_check_adamw(const float* grads, float* params, float* m, float* v, size_t n,

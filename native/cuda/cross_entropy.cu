@@ -1,6 +1,8 @@
 // Cross-entropy over the vocabulary, one block per token row:
 //   loss = logsumexp(z) − z[target];  backward: z ← dloss·(softmax(z) − onehot(target)).
-// The backward overwrites the logits in place, so no probability matrix is ever stored.
+// The backward overwrites the logits in place, so no probability matrix is ever stored. A
+// target below 0 (kIgnoreTarget: a prompt token of an instruction example) is not learned:
+// its loss and its logits' gradient are 0.
 #include "kernels.cuh"
 
 namespace herd::cuda {
@@ -25,9 +27,14 @@ __global__ void cross_entropy_forward_kernel(float* losses, const T* logits, con
                                              int V) {
   __shared__ float scratch[32];
   const T* z = logits + size_t(blockIdx.x) * V;
+  const int target = targets[blockIdx.x];
+  if (target < 0) {  // the whole block takes the same branch
+    if (threadIdx.x == 0) losses[blockIdx.x] = 0.0f;
+    return;
+  }
   float m, sum;
   row_softmax_stats(z, V, scratch, &m, &sum);
-  if (threadIdx.x == 0) losses[blockIdx.x] = m + logf(sum) - to_float(z[targets[blockIdx.x]]);
+  if (threadIdx.x == 0) losses[blockIdx.x] = m + logf(sum) - to_float(z[target]);
 }
 
 template <class T>
@@ -35,10 +42,14 @@ __global__ void cross_entropy_backward_kernel(T* logits, const int32_t* targets,
                                               float dloss) {
   __shared__ float scratch[32];
   T* z = logits + size_t(blockIdx.x) * V;
+  const int target = targets[blockIdx.x];
+  if (target < 0) {
+    for (int i = threadIdx.x; i < V; i += blockDim.x) z[i] = from_float<T>(0.0f);
+    return;
+  }
   float m, sum;
   row_softmax_stats(z, V, scratch, &m, &sum);
   const float scale = dloss / sum;
-  const int target = targets[blockIdx.x];
   for (int i = threadIdx.x; i < V; i += blockDim.x) {
     const float p = expf(to_float(z[i]) - m) * scale;
     z[i] = from_float<T>(i == target ? p - dloss : p);

@@ -67,10 +67,12 @@ int herd_cuda_model_create(const herd_cuda_model_desc* desc, const herd_cuda_run
                            const float* params, herd_cuda_model** out);
 void herd_cuda_model_destroy(herd_cuda_model* model);
 
-/* Forward over tokens[B·T]; with targets, the mean cross-entropy in *mean_loss. Keeps what
- * backward needs, as Model::forward. */
+/* Forward over tokens[B·T]; with targets, the mean cross-entropy over the learned targets in
+ * *mean_loss (a target of −1 is not learned). positions (optional, [B·T]) packs examples into
+ * rows: each token's position in its example, 0 where one starts; attention stays inside each.
+ * Keeps what backward needs, as Model::forward. */
 int herd_cuda_forward(herd_cuda_model* model, const int32_t* tokens, const int32_t* targets,
-                      int B, int T, double* mean_loss);
+                      const int32_t* positions, int B, int T, double* mean_loss);
 /* Backward of dloss · Σ loss for the last forward; gradients accumulate. On the step's last
  * micro-batch (last_micro_batch = 1) and with NCCL attached, each layer's gradients are
  * all-reduced as soon as the backward has produced them. */
@@ -88,6 +90,13 @@ int herd_cuda_get_losses(herd_cuda_model* model, float* out);
 /* Resuming from a checkpoint: replaces the fp32 master weights (and their bf16 copy) with
  * params, in ParamLayout order. */
 int herd_cuda_set_params(herd_cuda_model* model, const float* params);
+/* Elements [offset, offset + n) of the gradients, and of the master weights set from the host
+ * (their bf16 copy follows). LoRA trains its adapters on the host from the targeted matrices'
+ * gradients and sends the merged matrices back this way (engine/lora.h); the weights must
+ * not be sharded. */
+int herd_cuda_get_grads_range(herd_cuda_model* model, size_t offset, size_t n, float* out);
+int herd_cuda_set_params_range(herd_cuda_model* model, size_t offset, size_t n,
+                               const float* params);
 /* AdamW's state in ParamLayout order: the first and second moments (n_params each) and the
  * number of steps taken (bias correction). With a sharded optimizer, get gathers every
  * rank's shard (a collective: all ranks call it) and set keeps this rank's shard. */
@@ -121,7 +130,7 @@ int herd_cuda_check_embedding(int bf16, int deterministic, const int32_t* tokens
 int herd_cuda_check_rmsnorm(int bf16, const float* x, const float* g, const float* dout, int N,
                             int C, float eps, float* y, float* rstd, float* dx, float* dg);
 int herd_cuda_check_rope(int bf16, const float* x, int B, int T, int n_heads, int head_dim,
-                         double theta, int inverse, float* y);
+                         double theta, int inverse, const int32_t* positions, float* y);
 int herd_cuda_check_swiglu(int bf16, const float* a, const float* b, const float* dout, size_t n,
                            float* out, float* da, float* db);
 int herd_cuda_check_cross_entropy(int bf16, const float* logits, const int32_t* targets, int N,
@@ -130,9 +139,9 @@ int herd_cuda_check_cross_entropy(int bf16, const float* logits, const int32_t* 
  * 1 bf16 on tensor cores (the default for bf16), 2 bf16 on CUDA cores (the fallback that
  * HERD_CUDA_ATTENTION=simt selects). The environment variable does not affect this check. */
 int herd_cuda_check_attention(int variant, const float* q, const float* k, const float* v,
-                              const float* dout, int B, int T, int n_heads, int n_kv_heads,
-                              int head_dim, float* out, float* lse, float* dq, float* dk,
-                              float* dv);
+                              const float* dout, const int32_t* positions, int B, int T,
+                              int n_heads, int n_kv_heads, int head_dim, float* out, float* lse,
+                              float* dq, float* dk, float* dv);
 int herd_cuda_check_adamw(const float* grads, float* params, float* m, float* v, size_t n,
                           int decay, const herd_cuda_adamw* c, int64_t step, float grad_scale);
 int herd_cuda_check_grad_norm(const float* grads, size_t n, double* norm);

@@ -48,10 +48,11 @@ void rmsnorm_backward(cudaStream_t s, T* din, float* dg, float* partial, const T
                       const T* in, const T* g, const float* rstd, int N, int C);
 
 // ---- rope.cu: rotates heads [n_heads, head_dim] found at x + row·stride, in place;
-// `inverse` rotates back (the backward pass). cos/sin: [max_seq_len, head_dim/2].
+// `inverse` rotates back (the backward pass). cos/sin: [max_seq_len, head_dim/2]. Token n
+// sits at position n mod Tn, or positions[n] (device, [B·Tn]) for packed examples.
 template <class T>
 void rope(cudaStream_t s, T* x, int stride, const float* cos_t, const float* sin_t, int B, int Tn,
-          int n_heads, int head_dim, bool inverse);
+          int n_heads, int head_dim, bool inverse, const int32_t* positions = nullptr);
 
 // ---- swiglu.cu: out = silu(a)·b; backward writes da, db (not +=: they are fresh buffers).
 template <class T>
@@ -76,7 +77,18 @@ void cross_entropy_backward(cudaStream_t s, T* logits, const int32_t* targets, i
 // HERD_CUDA_ATTENTION=simt picks the CUDA-core kernels. The checks name the kernels instead.
 struct AttentionShape {
   int B, T, n_heads, n_kv_heads, head_dim, qs, kvs, os;  // os: row stride of out and dout
+  // Packed examples (device, [B·T], or null): each token's position in its example, 0 where
+  // one starts; a query then sees only the keys of its own example (engine/ops.h).
+  const int32_t* pos = nullptr;
 };
+
+// Whether query i of batch row b sees key j: causal (j ≤ i), inside the sequence, and with
+// packed examples no further back than the query's own example's start. Rows past the end
+// (i ≥ T) see the keys before them, which keeps their softmax finite; they are never stored.
+__device__ __forceinline__ bool attention_sees(const AttentionShape& a, int b, int i, int j) {
+  if (j > i || j >= a.T) return false;
+  return !a.pos || i >= a.T || j >= i - a.pos[size_t(b) * a.T + i];
+}
 enum class AttentionKernels { automatic, cuda_cores, tensor_cores };
 template <class T>
 void attention_forward(cudaStream_t s, const AttentionShape& a, T* out, float* lse, const T* q,

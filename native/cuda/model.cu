@@ -45,7 +45,8 @@ class DeviceModel final : public herd_cuda_model {
   DeviceModel(const herd_cuda_model_desc& desc, const herd_cuda_run_config& run,
               const float* params);
   ~DeviceModel() override;
-  double forward(const int32_t* tokens, const int32_t* targets, int B, int Tn) override;
+  double forward(const int32_t* tokens, const int32_t* targets, const int32_t* positions, int B,
+                 int Tn) override;
   void backward(float dloss, bool last_micro_batch) override;
   void zero_grad() override;
   double step(const herd_cuda_adamw& c) override;
@@ -53,6 +54,8 @@ class DeviceModel final : public herd_cuda_model {
   void get_grads(float* out) override;
   void get_losses(float* out) override;
   void set_params(const float* params) override;
+  void get_grads_range(size_t offset, size_t n, float* out) override;
+  void set_params_range(size_t offset, size_t n, const float* params) override;
   void get_optimizer_state(float* m, float* v, int64_t* steps) override;
   void set_optimizer_state(const float* m, const float* v, int64_t steps) override;
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -81,6 +84,12 @@ class DeviceModel final : public herd_cuda_model {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyDeviceToDevice, stream_));
   }
   void reduce_bucket(size_t lo, size_t hi);  // after the backward produced grads[lo, hi)
+  void check_range(size_t offset, size_t n, const char* what) const {
+    if (offset > P_ || n > P_ - offset)
+      throw std::invalid_argument(std::string(what) + ": elements [" + std::to_string(offset) + ", " +
+                                  std::to_string(offset + n) + ") lie outside the " +
+                                  std::to_string(P_) + " parameters");
+  }
   void resize_flat(size_t padded);
 
   herd_cuda_model_desc desc_;
@@ -102,7 +111,8 @@ class DeviceModel final : public herd_cuda_model {
   T *x_final_, *xf_, *logits_;
   float *rstdf_, *losses_, *rms_partial_, *dsum_;
   double *norm_, *norm_partial_;
-  int32_t *tokens_, *targets_;
+  int32_t *tokens_, *targets_, *positions_;
+  bool packed_ = false;  // the last forward had positions (packed examples)
   T *dx_, *dh_, *dxn_, *datt_, *dqkv_, *da_, *db_, *dg_;
   int B_ = 0, T_ = 0;
   bool have_targets_ = false;
@@ -203,6 +213,7 @@ DeviceModel<T>::DeviceModel(const herd_cuda_model_desc& desc, const herd_cuda_ru
   losses_ = arena_.alloc<float>(N);
   tokens_ = arena_.alloc<int32_t>(N);
   targets_ = arena_.alloc<int32_t>(N);
+  positions_ = arena_.alloc<int32_t>(N);
   // Gradient scratch, reused by every layer.
   dx_ = arena_.alloc<T>(N * d_);
   dh_ = arena_.alloc<T>(N * d_);
@@ -232,25 +243,38 @@ DeviceModel<T>::~DeviceModel() {
 }
 
 template <class T>
-double DeviceModel<T>::forward(const int32_t* tokens, const int32_t* targets, int B, int Tn) {
+double DeviceModel<T>::forward(const int32_t* tokens, const int32_t* targets,
+                               const int32_t* positions, int B, int Tn) {
   if (B <= 0 || Tn <= 0 || B * Tn > maxN_ || Tn > run_.seq_len)
     throw Error("forward: B=" + std::to_string(B) + ", T=" + std::to_string(Tn) +
                 " exceeds the run config (microBatch " + std::to_string(run_.micro_batch) +
                 ", seqLen " + std::to_string(run_.seq_len) + ")");
   const int N = B * Tn;
-  for (int n = 0; n < N; n++)
-    if (tokens[n] < 0 || tokens[n] >= V_ || (targets && (targets[n] < 0 || targets[n] >= V_)))
+  size_t learned = 0;
+  for (int n = 0; n < N; n++) {
+    // a target of −1 (kIgnoreTarget) is not learned
+    if (tokens[n] < 0 || tokens[n] >= V_ || (targets && (targets[n] < -1 || targets[n] >= V_)))
       throw Error("forward: token id out of range [0, " + std::to_string(V_) + ")");
+    if (positions && (positions[n] < 0 || positions[n] > n % Tn))
+      throw Error("forward: position " + std::to_string(positions[n]) + " of token " +
+                  std::to_string(n) + " lies outside its row");
+    learned += targets && targets[n] >= 0;
+  }
   B_ = B;
   T_ = Tn;
   have_targets_ = targets != nullptr;
+  packed_ = positions != nullptr;
   CUDA_CHECK(cudaMemcpyAsync(tokens_, tokens, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
   if (targets)
     CUDA_CHECK(
         cudaMemcpyAsync(targets_, targets, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  if (positions)
+    CUDA_CHECK(cudaMemcpyAsync(positions_, positions, N * sizeof(int32_t), cudaMemcpyHostToDevice,
+                               stream_));
   const float eps = float(desc_.norm_eps);
   const int hd = d_ / H_;
-  const AttentionShape shape{B, Tn, H_, desc_.n_kv_heads, hd, qkv_stride_, qkv_stride_, d_};
+  const int32_t* pos = positions ? positions_ : nullptr;
+  const AttentionShape shape{B, Tn, H_, desc_.n_kv_heads, hd, qkv_stride_, qkv_stride_, d_, pos};
 
   embedding_forward(stream_, acts_[0].x, tokens_, w(desc_.tok_embeddings), N, d_);
   for (int l = 0; l < desc_.n_layers; l++) {
@@ -260,8 +284,9 @@ double DeviceModel<T>::forward(const int32_t* tokens, const int32_t* targets, in
     // attention block: h = x + wo·Attention(rope(wq n), rope(wk n), wv n), n = RMSNorm(x)
     rmsnorm_forward(stream_, A.xn1, A.rstd1, A.x, w(L.attn_norm), N, d_, eps);
     mm(false, true, N, qkv_stride_, d_, A.xn1, d_, w(L.wq), d_, 0.0f, A.qkv, qkv_stride_);
-    rope(stream_, A.qkv, qkv_stride_, rope_cos_, rope_sin_, B, Tn, H_, hd, false);
-    rope(stream_, A.qkv + d_, qkv_stride_, rope_cos_, rope_sin_, B, Tn, desc_.n_kv_heads, hd, false);
+    rope(stream_, A.qkv, qkv_stride_, rope_cos_, rope_sin_, B, Tn, H_, hd, false, pos);
+    rope(stream_, A.qkv + d_, qkv_stride_, rope_cos_, rope_sin_, B, Tn, desc_.n_kv_heads, hd, false,
+         pos);
     attention_forward(stream_, shape, A.att, A.lse, A.qkv, A.qkv + d_, A.qkv + d_ + kvd_);
     copy(A.h, A.x, size_t(N) * d_);
     mm(false, true, N, d_, d_, A.att, d_, w(L.wo), d_, 1.0f, A.h, d_);
@@ -282,8 +307,8 @@ double DeviceModel<T>::forward(const int32_t* tokens, const int32_t* targets, in
                              stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   double sum = 0;
-  for (float x : losses) sum += double(x);
-  return sum / N;
+  for (float x : losses) sum += double(x);  // 0 for targets not learned
+  return learned ? sum / double(learned) : 0.0;
 }
 
 template <class T>
@@ -291,7 +316,8 @@ void DeviceModel<T>::backward(float dloss, bool last_micro_batch) {
   if (!have_targets_) throw Error("backward: the last forward had no targets");
   const int B = B_, Tn = T_, N = B * Tn, hd = d_ / H_;
   const float eps = float(desc_.norm_eps);
-  const AttentionShape shape{B, Tn, H_, desc_.n_kv_heads, hd, qkv_stride_, qkv_stride_, d_};
+  const int32_t* pos = packed_ ? positions_ : nullptr;
+  const AttentionShape shape{B, Tn, H_, desc_.n_kv_heads, hd, qkv_stride_, qkv_stride_, d_, pos};
   const bool reduce = comm_ && last_micro_batch && !shard_;
 
   // output projection and final norm; dx holds ∂loss/∂(block output) from here on
@@ -329,8 +355,9 @@ void DeviceModel<T>::backward(float dloss, bool last_micro_batch) {
     mm_dw(d_, d_, N, dh_, d_, A.att, d_, dw(L.wo));
     attention_backward(stream_, shape, dqkv_, dqkv_ + d_, dqkv_ + d_ + kvd_, dsum_, datt_, A.qkv,
                        A.qkv + d_, A.qkv + d_ + kvd_, A.att, A.lse);
-    rope(stream_, dqkv_, qkv_stride_, rope_cos_, rope_sin_, B, Tn, H_, hd, true);
-    rope(stream_, dqkv_ + d_, qkv_stride_, rope_cos_, rope_sin_, B, Tn, desc_.n_kv_heads, hd, true);
+    rope(stream_, dqkv_, qkv_stride_, rope_cos_, rope_sin_, B, Tn, H_, hd, true, pos);
+    rope(stream_, dqkv_ + d_, qkv_stride_, rope_cos_, rope_sin_, B, Tn, desc_.n_kv_heads, hd, true,
+         pos);
     mm(false, false, N, d_, qkv_stride_, dqkv_, qkv_stride_, w(L.wq), d_, 0.0f, dxn_, d_);
     mm_dw(qkv_stride_, d_, N, dqkv_, qkv_stride_, A.xn1, d_, dw(L.wq));
     rmsnorm_backward(stream_, dx_, dw(L.attn_norm), rms_partial_, dxn_, A.x, w(L.attn_norm),
@@ -435,6 +462,24 @@ template <class T>
 void DeviceModel<T>::set_params(const float* params) {
   CUDA_CHECK(cudaMemcpyAsync(master_, params, P_ * sizeof(float), cudaMemcpyHostToDevice, stream_));
   convert(stream_, weights_, master_, P_);
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+template <class T>
+void DeviceModel<T>::get_grads_range(size_t offset, size_t n, float* out) {
+  check_range(offset, n, "herd_cuda_get_grads_range");
+  if (comm_) CUDA_CHECK(cudaStreamWaitEvent(stream_, comm_done_, 0));
+  CUDA_CHECK(cudaMemcpyAsync(out, grads_ + offset, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+template <class T>
+void DeviceModel<T>::set_params_range(size_t offset, size_t n, const float* params) {
+  check_range(offset, n, "herd_cuda_set_params_range");
+  if (shard_) throw std::invalid_argument("herd_cuda_set_params_range: the master weights are sharded");
+  CUDA_CHECK(cudaMemcpyAsync(master_ + offset, params, n * sizeof(float), cudaMemcpyHostToDevice,
+                             stream_));
+  convert(stream_, weights_ + offset, master_ + offset, n);
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 

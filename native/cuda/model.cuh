@@ -12,7 +12,8 @@
 
 struct herd_cuda_model {
   virtual ~herd_cuda_model() = default;
-  virtual double forward(const int32_t* tokens, const int32_t* targets, int B, int T) = 0;
+  virtual double forward(const int32_t* tokens, const int32_t* targets, const int32_t* positions,
+                         int B, int T) = 0;
   virtual void backward(float dloss, bool last_micro_batch) = 0;
   virtual void zero_grad() = 0;
   virtual double step(const herd_cuda_adamw& c) = 0;
@@ -20,6 +21,8 @@ struct herd_cuda_model {
   virtual void get_grads(float* out) = 0;
   virtual void get_losses(float* out) = 0;
   virtual void set_params(const float* params) = 0;
+  virtual void get_grads_range(size_t offset, size_t n, float* out) = 0;
+  virtual void set_params_range(size_t offset, size_t n, const float* params) = 0;
   virtual void get_optimizer_state(float* m, float* v, int64_t* steps) = 0;
   virtual void set_optimizer_state(const float* m, const float* v, int64_t steps) = 0;
   virtual void synchronize() = 0;

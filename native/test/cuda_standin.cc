@@ -99,9 +99,9 @@ int herd_cuda_model_create(const herd_cuda_model_desc* d, const herd_cuda_run_co
 
 void herd_cuda_model_destroy(herd_cuda_model* m) { delete m; }
 
-int herd_cuda_forward(herd_cuda_model* m, const int32_t* tokens, const int32_t* targets, int B,
-                      int T, double* mean_loss) {
-  const double loss = m->model.forward(tokens, targets, B, T);
+int herd_cuda_forward(herd_cuda_model* m, const int32_t* tokens, const int32_t* targets,
+                      const int32_t* positions, int B, int T, double* mean_loss) {
+  const double loss = m->model.forward(tokens, targets, B, T, positions);
   if (mean_loss) *mean_loss = loss;
   return 0;
 }
@@ -156,6 +156,20 @@ int herd_cuda_set_params(herd_cuda_model* m, const float* p) {
 
 int herd_cuda_get_grads(herd_cuda_model* m, float* out) {
   std::memcpy(out, m->model.grads.data(), m->model.grads.size() * sizeof(float));
+  return 0;
+}
+
+int herd_cuda_get_grads_range(herd_cuda_model* m, size_t offset, size_t n, float* out) {
+  if (offset > m->model.grads.size() || n > m->model.grads.size() - offset)
+    return fail("herd_cuda_get_grads_range: the range lies outside the parameters");
+  std::memcpy(out, m->model.grads.data() + offset, n * sizeof(float));
+  return 0;
+}
+
+int herd_cuda_set_params_range(herd_cuda_model* m, size_t offset, size_t n, const float* p) {
+  if (offset > m->model.params.size() || n > m->model.params.size() - offset)
+    return fail("herd_cuda_set_params_range: the range lies outside the parameters");
+  std::memcpy(m->model.params.data() + offset, p, n * sizeof(float));
   return 0;
 }
 

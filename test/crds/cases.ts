@@ -183,6 +183,19 @@ export const invalidCases: InvalidCase[] = [
     field: /spec\.model\.preset.*brings its own architecture/,
   },
   {
+    name: "LoRA without a pretrained model",
+    make: tj((s) => (s.training.lora = { rank: 8 })),
+    field: /spec\.training\.lora.*give model\.from/,
+  },
+  {
+    name: "LoRA of an unknown matrix",
+    make: tj((s) => {
+      s.model = { from: { uri: "base.gguf" } };
+      s.training.lora = { targets: ["wq", "lm_head"] };
+    }),
+    field: /spec\.training\.lora\.targets(\[1\]|\.1)/,
+  },
+  {
     name: "pretrained model of an unknown format",
     make: tj((s) => (s.model = { from: { uri: "base.gguf", format: "onnx" } })),
     field: /spec\.model\.from\.format/,

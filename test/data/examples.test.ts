@@ -193,17 +193,3 @@ test("a training step learns from exactly the loader's rows: masked targets, pac
   );
   assert.ok(Math.abs(got.loss - Math.log(V)) < 1.0, "an untrained model's loss is near ln V");
 });
-
-test("the cuda backend refuses instruction examples with a clear message", async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), "herd-examples-"));
-  await writeExamples(dir, [5]);
-  assert.throws(
-    () =>
-      engine.createTrainer({
-        ...trainerOptions(),
-        backend: "cuda",
-        source: { kind: "examples", folder: dir, seed: 0 },
-      }),
-    /instruction examples .* train on the cpu backend only/,
-  );
-});

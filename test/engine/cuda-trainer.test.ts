@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { readTrainingJob } from "../../crds/manifest.ts";
+import { writeShard } from "../../native/data.ts";
 import { herdTrain, tinyJobManifest, trainerOptions } from "./fixtures.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -69,6 +70,36 @@ test("a checkpoint of a cuda trainer resumes exactly: setTensors and setState re
   assert.ok(flat(resumed.tensors("params")).equals(flat(straight.tensors("params"))));
   assert.ok(flat(resumed.tensors("v")).equals(flat(straight.tensors("v"))));
   assert.equal(resumed.state().adamStep, 5);
+});
+
+test("instruction examples (positions, ignored targets) train on cuda as on the CPU", async () => {
+  // Examples of 3 to 40 tokens, the first third of each a prompt (not learned).
+  const folder = mkdtempSync(path.join(work, "examples-"));
+  const ids: number[] = [],
+    learn: number[] = [],
+    starts = [0];
+  for (let e = 0; e < 60; e++) {
+    const n = 3 + ((e * 17) % 38);
+    for (let i = 0; i < n; i++) {
+      ids.push((e * 31 + i * 7) % 256);
+      learn.push(i >= n / 3 ? 1 : 0);
+    }
+    starts.push(ids.length);
+  }
+  await writeShard(
+    path.join(folder, "shard-00000.bin"),
+    Int32Array.from(ids),
+    starts,
+    256,
+    Uint8Array.from(learn),
+  );
+  const source = { kind: "examples" as const, folder, seed: 5 };
+  const cpu = engine.createTrainer(options({ source }));
+  const cuda = engine.createTrainer(options({ source, backend: "cuda", precision: "fp32" }));
+  for (let i = 0; i < 4; i++)
+    assert.deepEqual(await cuda.step(), await cpu.step(), `step ${i + 1}`);
+  for (const set of ["params", "m", "v"] as const)
+    assert.ok(flat(cuda.tensors(set)).equals(flat(cpu.tensors(set))), set);
 });
 
 test("cuda errors name the problem: unknown backend, missing device, CPU-only calls", async () => {

@@ -142,3 +142,48 @@ test("ranks that resumed from different checkpoints refuse to train", async () =
   }
   assert.ok(!existsSync(path.join(behind, "LATEST")), "nothing trained, nothing written");
 });
+
+test("LoRA: world size 2 averages the adapters' gradients and follows world size 1", async () => {
+  // Fine-tunes the first test's model (its step-20 checkpoint) with adapters on every matrix.
+  const file = tinyJobManifest(work, "dp-lora", {
+    steps: 6,
+    globalBatchTokens: 512,
+    warmupSteps: 2,
+    seed: 11,
+    checkpoint: { intervalSteps: 6 },
+    extra: "  parallelism: { workers: 2 }\n",
+  });
+  writeFileSync(
+    file,
+    readFileSync(file, "utf8")
+      .replace("model: { preset: llama-tiny }", `model: { from: { uri: ${single}, format: herd } }`)
+      .replace(
+        "    seed: 11\n",
+        "    seed: 11\n    lora: { rank: 4, targets: [wq, wk, wv, wo, w1, w2, w3] }\n",
+      ),
+  );
+  const one = await trainerRank(file, path.join(work, "lora-w1")).done;
+  assert.equal(one.code, 0, one.stderr);
+  const [r0, r1] = await Promise.all(
+    (await rankGroup(file, path.join(work, "lora-w2"))).map((r) => r.done),
+  );
+  assert.equal(r0!.code, 0, r0!.stderr);
+  assert.deepEqual(r0!.losses, r1!.losses);
+  for (const [i, l] of one.losses.entries())
+    assert.ok(Math.abs(r0!.losses[i]! - l) / l < 1e-4, `step ${i + 1}: ${r0!.losses[i]} vs ${l}`);
+  // What training changed (W − W0) is the same, not only the mostly frozen weights.
+  const base = checkpointTensors(single, 20);
+  const delta = (dir: string) =>
+    new Map(
+      [...checkpointTensors(dir, 6)].map(([name, t]) => [
+        name,
+        { ...t, data: t.data.map((x, i) => x - base.get(name)!.data[i]!) },
+      ]),
+    );
+  const d1 = delta(path.join(work, "lora-w1")),
+    d2 = delta(path.join(work, "lora-w2"));
+  const moved = [...d1.values()].reduce((n, t) => n + t.data.filter((x) => x !== 0).length, 0);
+  assert.ok(moved > 0, "the adapters changed the weights");
+  const relative = relativeL2(d1, d2);
+  assert.ok(relative < 1e-3, `the updates differ by ${relative} (relative L2)`);
+});

@@ -11,6 +11,7 @@ import path from "node:path";
 import { createExampleLoader } from "../../native/data.ts";
 import { engine } from "../../native/engine.ts";
 import { readGguf, readHerd } from "../../workers/model/formats.ts";
+import { readSafetensorsLayout } from "../../workers/trainer/engine-checkpoint.ts";
 import { llamaCppBin, smollm2Path } from "../../workers/model/smollm2.ts";
 import { dataDir, llamaModel } from "../data/files.ts";
 import { herdBin, optimizerOptions } from "./fixtures.ts";
@@ -46,7 +47,7 @@ before(() => {
 after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
 /** A fine-tuning job: 2 rows of 64 tokens a step, a checkpoint every step. */
-function job(name: string, model: string, extra = ""): string {
+function job(name: string, model: string, extra = "", training = ""): string {
   const file = path.join(dir, `${name}.yaml`);
   writeFileSync(
     file,
@@ -65,6 +66,7 @@ ${model}
     microBatch: 1
     optimizer: { peakLr: 0.0001, warmupSteps: 1 }
     seed: 7
+${training}
   checkpoint: { uri: ${path.join(dir, name)}, intervalSteps: 1 }
 ${extra}`,
   );
@@ -148,6 +150,46 @@ test("a resume reads only herd's checkpoint, never the initial model, and is exa
     copyFileSync(moved, base);
   }
 });
+
+test(
+  "LoRA: step 1 is the pretrained model's, only the targets move, a resume is exact",
+  skip,
+  () => {
+    const lora = "    lora: { rank: 8, alpha: 16, targets: [q_proj, v_proj, wo] }";
+    const whole = train(job("lora-whole", fromGguf(base), "", lora));
+    assert.equal(whole.status, 0, whole.stderr);
+    assert.ok(Math.abs(whole.losses[0]! - firstLoss) < 1e-4, "B = 0: the base model's loss");
+    const file = job("lora-cut", fromGguf(base), "", lora);
+    assert.equal(train(file, "--steps", "2").status, 0);
+    const rest = train(file);
+    assert.equal(rest.status, 0, rest.stderr);
+    assert.deepEqual(rest.losses, whole.losses.slice(2));
+    const a = readHerd(path.join(dir, "lora-whole")),
+      b = readHerd(path.join(dir, "lora-cut"));
+    assert.equal(b.step, 3);
+    const pretrained = readGguf(base).tensors;
+    let moved = 0;
+    for (const [name, t] of Object.entries(a.tensors)) {
+      assert.deepEqual(b.tensors[name], t, `${name} differs from the uninterrupted run's`);
+      const same = Buffer.from(t.buffer).equals(Buffer.from(pretrained[name]!.buffer));
+      if (/attention\.(wq|wv|wo)\.weight$/.test(name)) moved += Number(!same);
+      else assert.ok(same, `${name} is frozen but changed`);
+    }
+    assert.equal(moved, 3 * 30, "every adapted matrix of the 30 blocks moved");
+    // AdamW's state is the adapters' alone: 3 matrices × 30 blocks × (A, B) × (m, v).
+    const step = path.join(dir, "lora-cut", "step-000000003");
+    const opt = readSafetensorsLayout(path.join(step, "optimizer.safetensors"), "optimizer");
+    assert.equal(opt.entries.length, 3 * 30 * 2 * 2);
+    assert.ok(opt.entries.every((e) => /\.lora_[AB]\.weight$/.test(e.name)));
+    // Another LoRA on the same checkpoints is refused, naming the field.
+    const other = train(job("lora-cut", fromGguf(base), "", lora.replace("rank: 8", "rank: 4")));
+    assert.equal(other.status, 64);
+    assert.match(
+      other.stderr,
+      /spec\.training\.lora: the checkpoint trained with LoRA .*"rank":8.* the job asks for .*"rank":4/,
+    );
+  },
+);
 
 test("from Hugging Face safetensors and from a herd checkpoint", skip, () => {
   const hf = path.join(dir, "hf");

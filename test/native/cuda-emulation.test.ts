@@ -34,12 +34,13 @@ const root = path.resolve(native, "..");
 const work = mkdtempSync(path.join(tmpdir(), "herd-cuda-emulation-"));
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
-// Kernel checks per storage type (matmul 4, embedding 3, rmsnorm 4, rope 2, swiglu 3,
-// cross-entropy 2) + attention (3 shapes × 5 outputs: fp32 once, bf16 on tensor cores and on
-// CUDA cores) + AdamW 4 + 4 training steps × (loss, grads, grad norm, update against the CPU's
-// step, update from the GPU's own gradients, resume).
-// With NCCL, two more bf16 steps (all-reduce buckets, sharded) of 5 (no resume).
-const expectedChecks = 2 * 18 + 3 * 3 * 5 + 4 + 4 * 6 + 2 * 5;
+// Kernel checks per storage type (matmul 4, embedding 3, rmsnorm 4, rope 4 — plain and with
+// packed examples' positions —, swiglu 3, cross-entropy 2) + attention (4 shapes, one of them
+// packed examples, × 5 outputs: fp32 once, bf16 on tensor cores and on CUDA cores) + AdamW 4
+// + 4 training steps × (loss, grads, grad norm, update against the CPU's step, update from
+// the GPU's own gradients, resume) + 2 steps on packed examples with ignored targets × 5 (no
+// resume). With NCCL, two more bf16 steps (all-reduce buckets, sharded) of 5 (no resume).
+const expectedChecks = 2 * 20 + 3 * 4 * 5 + 4 + 4 * 6 + 2 * 5 + 2 * 5;
 
 /** The emulated libherd_cuda.so and libnccl, and bench/gpu's driver linked against them. */
 async function buildEmulation() {
@@ -125,30 +126,42 @@ test(
 );
 
 // llama-tiny made 128 wide with two heads on one kv head: head dim 64, as the CUDA kernels
-// need; 8 sequences of 64 bytes per step, 2 ranks × micro-batches of 2 × 2.
-function emulatedJob(name: string, shard: boolean): string {
+// need; 8 sequences of 64 bytes per step, 2 ranks × micro-batches of 2 × 2. The LoRA job
+// fine-tunes the CPU ranks' model of the first job (their step-6 checkpoint).
+type Variant = "buckets" | "sharded" | "lora";
+function emulatedJob(name: Variant): string {
   const job = readTrainingJob(
     tinyJobManifest(work, name, { steps: 6, globalBatchTokens: 512, seed: 4 }),
   );
   Object.assign(job.spec.model, { dim: 128, nHeads: 2, nKvHeads: 1 });
-  job.spec.training.shardOptimizerState = shard;
+  job.spec.training.shardOptimizerState = name === "sharded";
+  if (name === "lora") {
+    job.spec.model = { from: { uri: path.join(work, "cpu-buckets"), format: "herd" } };
+    job.spec.training.lora = { rank: 4, alpha: 8, targets: ["wq", "wv", "w1", "w2"] };
+  }
   const file = path.join(work, `${name}.json`);
   writeFileSync(file, JSON.stringify(job));
   return file;
 }
 
-for (const shard of [false, true])
+const described = {
+  buckets: "",
+  sharded: ", optimizer state sharded",
+  lora: ", LoRA adapters trained on the host",
+};
+for (const variant of ["buckets", "sharded", "lora"] as const)
   test(
-    `herd train on the emulated backend, two ranks through NCCL${shard ? ", optimizer state sharded" : ""}, follows two CPU ranks across a stop and a resume`,
+    `herd train on the emulated backend, two ranks through NCCL${described[variant]}, follows two CPU ranks across a stop and a resume`,
     { timeout: 600_000 },
     async () => {
       const { so, nccl } = await built;
-      const job = emulatedJob(shard ? "sharded" : "buckets", shard);
-      const cpuOut = path.join(work, `cpu-${shard}`);
+      const shard = variant === "sharded";
+      const job = emulatedJob(variant);
+      const cpuOut = path.join(work, `cpu-${variant}`);
       const cpu = await Promise.all((await rankGroup(job, cpuOut)).map((r) => r.done));
       for (const r of cpu) assert.equal(r.code, 0, r.stderr);
 
-      const gpuOut = path.join(work, `gpu-${shard}`);
+      const gpuOut = path.join(work, `gpu-${variant}`);
       const env = { HERD_CUDA_LIBRARY: so, HERD_EMULATED_NCCL: nccl };
       const cuda = ["--backend", "cuda"];
       const first = await Promise.all(
@@ -172,15 +185,14 @@ for (const shard of [false, true])
       assert.equal(losses.length, 6);
       for (const [i, l] of cpu[0]!.losses.entries())
         assert.ok(Math.abs(losses[i]! - l) / l < 1e-4, `step ${i + 1}: ${losses[i]} vs ${l}`);
-      for (const file of ["model.safetensors", "optimizer.safetensors"]) {
+      const files = ["model.safetensors", "optimizer.safetensors"];
+      for (const file of variant === "lora" ? [...files, "lora.safetensors"] : files) {
         const r = relativeL2(
           checkpointTensors(gpuOut, 6, file),
           checkpointTensors(cpuOut, 6, file),
         );
         assert.ok(r < 1e-4, `${file}: relative L2 difference ${r}`);
-        console.log(
-          `# ${shard ? "sharded" : "buckets"} ${file}: relative L2 ${r.toExponential(2)}`,
-        );
+        console.log(`# ${variant} ${file}: relative L2 ${r.toExponential(2)}`);
       }
     },
   );

@@ -6,7 +6,7 @@
 // models from about 270M parameters passed.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import path from "node:path";
-import type { TensorLayout, Trainer } from "../../native/engine.ts";
+import type { StateSet, Trainer } from "../../native/engine.ts";
 import {
   CheckpointError,
   chunkBytes,
@@ -21,12 +21,32 @@ import {
 } from "./safetensors.ts";
 
 /** Tensor sets of a safetensors file, each under a name prefix: "m." and "v." in optimizer.safetensors. */
-export type FileSets = { set: "params" | "m" | "v"; prefix: string }[];
+export type FileSets = { set: StateSet; prefix: string }[];
 export const modelSets: FileSets = [{ set: "params", prefix: "" }];
 export const optimizerSets: FileSets = [
   { set: "m", prefix: "m." },
   { set: "v", prefix: "v." },
 ];
+/** LoRA's lora.safetensors: the adapters, and the frozen weights they adapt under "base.". */
+export const loraSets: FileSets = [
+  { set: "lora", prefix: "" },
+  { set: "base", prefix: "base." },
+];
+
+/**
+ * A trainer's checkpoint files of tensors: model.safetensors (the weights, merged with LoRA's
+ * update: what evaluators and converters read) and optimizer.safetensors; with LoRA, m and v
+ * are the adapters' and lora.safetensors is added.
+ */
+export function checkpointTensorFiles(trainer: Pick<Trainer, "lora">): TensorFile[] {
+  return [
+    { name: "model.safetensors", kind: "model", sets: modelSets },
+    { name: "optimizer.safetensors", kind: "adamw", sets: optimizerSets },
+    ...(trainer.lora() ? [{ name: "lora.safetensors", kind: "lora", sets: loraSets }] : []),
+  ];
+}
+/** kind: the file's metadata "kind" (model, adamw, lora). */
+export type TensorFile = { name: string; kind: string; sets: FileSets };
 
 /**
  * A safetensors file of the engine's sets, streamed: the header, then each set's buffer (which
@@ -38,21 +58,22 @@ export function engineSafetensors(
   metadata: Record<string, string>,
   chunkElements = chunkBytes / 4,
 ): StreamedFile {
-  const layout = trainer.layout();
-  const total = layout.reduce((n, t) => n + t.size, 0);
+  const laidOut = sets.map((s) => ({ ...s, layout: trainer.layout(s.set) }));
   return {
     *chunks() {
       yield safetensorsHeader(
-        sets.flatMap((s) => layout.map((t) => ({ name: s.prefix + t.name, shape: t.shape }))),
+        laidOut.flatMap((s) => s.layout.map((t) => ({ name: s.prefix + t.name, shape: t.shape }))),
         metadata,
       );
       const chunk = new Float32Array(chunkElements);
-      for (const { set } of sets)
+      for (const { set, layout } of laidOut) {
+        const total = layout.reduce((n, t) => n + t.size, 0);
         for (let at = 0; at < total; at += chunk.length) {
           const part = chunk.subarray(0, Math.min(chunk.length, total - at));
           trainer.readSet(set, at, part);
           yield new Uint8Array(part.buffer, 0, part.byteLength);
         }
+      }
     },
   };
 }
@@ -72,17 +93,17 @@ export function readSafetensorsLayout(file: string, name: string): SafetensorsLa
   }
 }
 
-/** Where each tensor of `sets` lies in a file of that header, checked against the model. */
+/** Where each tensor of `sets` lies in a file of that header, checked against the trainer's layouts. */
 export function tensorPlaces(
   header: SafetensorsLayout,
   name: string,
-  layout: TensorLayout[],
+  trainer: Pick<Trainer, "layout">,
   sets: FileSets,
 ) {
   const byName = new Map(header.entries.map((e) => [e.name, e]));
   return sets.map(({ set, prefix }) => ({
     set,
-    tensors: layout.map((t) => {
+    tensors: trainer.layout(set).map((t) => {
       const e = byName.get(prefix + t.name);
       if (!e) throw new CheckpointError(`${name}: tensor ${prefix}${t.name} is missing`);
       if (e.shape.join(",") !== t.shape.join(","))
@@ -124,8 +145,8 @@ export function streamIn(
 }
 
 /**
- * Checks a verified checkpoint's model.safetensors and optimizer.safetensors against the
- * trainer's model (headers only: every tensor there, with its shape; throws CheckpointError or
+ * Checks a verified checkpoint's tensor files (checkpointTensorFiles) against the trainer's
+ * sets (headers only: every tensor there, with its shape; throws CheckpointError or
  * SafetensorsError naming what is wrong), and returns the function that streams them in.
  */
 export function engineCheckpointReader(
@@ -133,15 +154,9 @@ export function engineCheckpointReader(
   trainer: Trainer,
   chunkElements = chunkBytes / 4,
 ): () => void {
-  const layout = trainer.layout();
-  const reads = (
-    [
-      ["model.safetensors", modelSets],
-      ["optimizer.safetensors", optimizerSets],
-    ] as const
-  ).map(([name, sets]) => {
+  const reads = checkpointTensorFiles(trainer).map(({ name, sets }) => {
     const file = files.path(name);
-    return { file, places: tensorPlaces(readSafetensorsLayout(file, name), name, layout, sets) };
+    return { file, places: tensorPlaces(readSafetensorsLayout(file, name), name, trainer, sets) };
   });
   return () => {
     for (const r of reads) streamIn(trainer, r.file, r.places, chunkElements);

@@ -10,7 +10,12 @@ import path from "node:path";
 import { ManifestError, readTrainingJob } from "../../crds/manifest.ts";
 import { parameterCount, resolveModel, type ModelConfig } from "../../crds/model.ts";
 import { presets } from "../../crds/presets.ts";
-import { dataParallelWidth, jobTokenizer, type TrainingJob } from "../../crds/trainingjob.ts";
+import {
+  dataParallelWidth,
+  jobTokenizer,
+  loraTargets,
+  type TrainingJob,
+} from "../../crds/trainingjob.ts";
 import {
   createExampleLoader,
   createMixtureLoader,
@@ -19,6 +24,7 @@ import {
 import {
   engine,
   type Group,
+  type LoraOptions,
   type SourceOptions,
   type Trainer,
   type TrainerOptions,
@@ -34,10 +40,9 @@ import {
   type VerifiedFiles,
 } from "./checkpoint.ts";
 import {
+  checkpointTensorFiles,
   engineCheckpointReader,
   engineSafetensors,
-  modelSets,
-  optimizerSets,
 } from "./engine-checkpoint.ts";
 import {
   folderStore,
@@ -153,8 +158,6 @@ export interface Plan {
   /** spec.model.from: the initial weights, when the job fine-tunes a pretrained model. */
   pretrained?: Pretrained;
 }
-
-const checkpointFiles = ["model.safetensors", "optimizer.safetensors", "trainer.json"];
 
 // A storage URI from the manifest as a local path: relative to the manifest's folder.
 function localPath(uri: string, base: string, field: string): string {
@@ -334,6 +337,10 @@ export function plan(
     warnings.push(
       "spec.training.shardOptimizerState: shards only across several CUDA ranks; every rank keeps the whole state here",
     );
+  else if (spec.training.shardOptimizerState && spec.training.lora)
+    warnings.push(
+      "spec.training.shardOptimizerState: with LoRA, AdamW's state is the adapters' and is not sharded",
+    );
   const t = spec.training;
   const seqLen = spec.data.seqLen;
   if (seqLen > model.maxSeqLen)
@@ -384,8 +391,11 @@ export function plan(
         precision: spec.training.precision,
         recompute: spec.training.activationCheckpointing,
         deterministic: spec.training.deterministic,
-        shardOptimizer: spec.training.shardOptimizerState,
+        shardOptimizer: spec.training.shardOptimizerState && !t.lora,
         ...(options.device !== undefined && { device: options.device }),
+      }),
+      ...(t.lora && {
+        lora: { rank: t.lora.rank, alpha: t.lora.alpha, targets: loraTargets(t.lora) },
       }),
     },
     data,
@@ -413,6 +423,8 @@ export interface TrainerStateFile {
   rng: { algorithm: string; seed: number };
   schedule: TrainerOptions["optimizer"] & { nextLr: number };
   model: ModelConfig;
+  /** LoRA's settings when only adapters trained (lora.safetensors holds them). */
+  lora?: LoraOptions;
   /** accumSteps per rank; world: ranks (absent before data parallelism: 1). */
   batch: {
     seqLen: number;
@@ -451,6 +463,7 @@ export function checkpointContents(trainer: Trainer, p: Plan): Record<string, Fi
     },
     schedule: { ...p.trainer.optimizer, nextLr: s.lr },
     model: p.model,
+    ...(p.trainer.lora && { lora: p.trainer.lora }),
     batch: {
       seqLen: p.trainer.seqLen,
       microBatch: p.trainer.microBatch,
@@ -460,11 +473,12 @@ export function checkpointContents(trainer: Trainer, p: Plan): Record<string, Fi
     },
   };
   return {
-    "model.safetensors": engineSafetensors(trainer, modelSets, { format: "herd", kind: "model" }),
-    "optimizer.safetensors": engineSafetensors(trainer, optimizerSets, {
-      format: "herd",
-      kind: "adamw",
-    }),
+    ...Object.fromEntries(
+      checkpointTensorFiles(trainer).map(({ name, kind, sets }) => [
+        name,
+        engineSafetensors(trainer, sets, { format: "herd", kind }),
+      ]),
+    ),
     "trainer.json": JSON.stringify(state, null, 2) + "\n",
   };
 }
@@ -494,6 +508,11 @@ function openCheckpoint(files: VerifiedFiles, trainer: Trainer, p: Plan): Restor
   if (JSON.stringify(state.model) !== JSON.stringify(p.model))
     throw new UserError(
       `the checkpoint's model ${JSON.stringify(state.model)} differs from the job's ${JSON.stringify(p.model)}`,
+    );
+  const lora = (x?: LoraOptions) => (x ? JSON.stringify(x) : "none");
+  if (lora(state.lora) !== lora(p.trainer.lora))
+    throw new UserError(
+      `spec.training.lora: the checkpoint trained with LoRA ${lora(state.lora)}, the job asks for ${lora(p.trainer.lora)}`,
     );
   // The global batch must be the same; how many ranks shared it may differ (the data of a
   // step is the same rows either way).
@@ -751,7 +770,7 @@ async function createAndResume(
   await store.prepareResume((msg) => log.warn(msg));
   const loaded = loadCheckpoint(
     store.localDir,
-    checkpointFiles,
+    [...checkpointTensorFiles(trainer).map((f) => f.name), "trainer.json"],
     (files) => openCheckpoint(files, trainer, p),
     (msg) => log.warn(msg),
   );

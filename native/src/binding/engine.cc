@@ -7,127 +7,15 @@
 #include <memory>
 #include <optional>
 
-#include "binding/data.h"
 #include "binding/dist.h"
 #include "binding/registry.h"
-#include "engine/text_source.h"
-#include "data/examples.h"
+#include "binding/trainer_options.h"
 #include "engine/trainer.h"
 
 namespace {
 
 using herd::Trainer;
-
-// ---- reading options -------------------------------------------------------------------------
-
-Napi::Object objectField(const Napi::Object& o, const char* key, const std::string& where) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsObject())
-    throw Napi::TypeError::New(o.Env(), where + "." + key + " must be an object");
-  return v.As<Napi::Object>();
-}
-
-double numberField(const Napi::Object& o, const char* key, const std::string& where,
-                   std::optional<double> fallback = std::nullopt) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() && fallback) return *fallback;
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), where + "." + key + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-int intField(const Napi::Object& o, const char* key, const std::string& where,
-             std::optional<int> fallback = std::nullopt) {
-  double x = numberField(o, key, where, fallback ? std::optional<double>(*fallback) : std::nullopt);
-  if (x != double(int64_t(x)) || x < 0 || x > 2147483647.0)
-    throw Napi::RangeError::New(o.Env(), where + "." + key + " must be a non-negative integer");
-  return int(x);
-}
-
-// Seeds are any integer JavaScript represents exactly (0 ≤ seed < 2^53).
-uint64_t seedField(const Napi::Object& o, const char* key, const std::string& where) {
-  double x = numberField(o, key, where, 0.0);
-  if (x != double(int64_t(x)) || x < 0 || x > 9007199254740991.0)
-    throw Napi::RangeError::New(o.Env(), where + "." + key + " must be an integer in [0, 2^53)");
-  return uint64_t(x);
-}
-
-herd::TrainerConfig readConfig(const Napi::Object& o) {
-  herd::TrainerConfig c;
-  Napi::Object m = objectField(o, "model", "options");
-  c.model.dim = intField(m, "dim", "model");
-  c.model.n_layers = intField(m, "nLayers", "model");
-  c.model.n_heads = intField(m, "nHeads", "model");
-  c.model.n_kv_heads = intField(m, "nKvHeads", "model");
-  c.model.ffn_hidden = intField(m, "ffnHidden", "model");
-  c.model.vocab_size = intField(m, "vocabSize", "model");
-  c.model.max_seq_len = intField(m, "maxSeqLen", "model");
-  c.model.norm_eps = numberField(m, "normEps", "model", 1e-5);
-  c.model.rope_theta = numberField(m, "ropeTheta", "model", 10000.0);
-  c.model.tied_embeddings = m.Get("tiedEmbeddings").ToBoolean();
-  Napi::Object op = objectField(o, "optimizer", "options");
-  c.optimizer.peak_lr = numberField(op, "peakLr", "optimizer");
-  c.optimizer.min_lr_ratio = numberField(op, "minLrRatio", "optimizer", 0.1);
-  c.optimizer.warmup_steps = intField(op, "warmupSteps", "optimizer", 2000);
-  c.optimizer.total_steps = intField(op, "totalSteps", "optimizer");
-  c.optimizer.beta1 = numberField(op, "beta1", "optimizer", 0.9);
-  c.optimizer.beta2 = numberField(op, "beta2", "optimizer", 0.95);
-  c.optimizer.eps = numberField(op, "eps", "optimizer", 1e-8);
-  c.optimizer.weight_decay = numberField(op, "weightDecay", "optimizer", 0.1);
-  c.optimizer.grad_clip = numberField(op, "gradClip", "optimizer", 1.0);
-  c.seq_len = intField(o, "seqLen", "options");
-  c.micro_batch = intField(o, "microBatch", "options", 1);
-  c.accum_steps = intField(o, "accumSteps", "options", 1);
-  c.seed = seedField(o, "seed", "options");
-  c.threads = intField(o, "threads", "options", 1);
-  Napi::Value backend = o.Get("backend");
-  if (!backend.IsUndefined()) {
-    if (!backend.IsString()) throw Napi::TypeError::New(o.Env(), "options.backend must be a string");
-    c.backend = backend.As<Napi::String>().Utf8Value();
-  }
-  c.cuda.device = intField(o, "device", "options", 0);
-  Napi::Value precision = o.Get("precision");
-  const std::string p = precision.IsUndefined() ? "bf16" : precision.ToString().Utf8Value();
-  if (p != "bf16" && p != "fp32")
-    throw Napi::TypeError::New(o.Env(), "options.precision must be bf16 or fp32, not " + p);
-  c.cuda.bf16 = p == "bf16";
-  c.cuda.recompute = o.Get("recompute").ToBoolean();
-  c.cuda.deterministic = o.Get("deterministic").ToBoolean();
-  c.shard_optimizer = o.Get("shardOptimizer").ToBoolean();
-  return c;
-}
-
-// The TokenSource named by options.source: a text's bytes, a mixture of token shards, or
-// instruction examples (shards with learn masks).
-std::shared_ptr<herd::TokenSource> readSource(const Napi::Object& o) {
-  Napi::Object s = objectField(o, "source", "options");
-  std::string kind = s.Get("kind").ToString();
-  if (kind == "text-bytes") {
-    Napi::Value text = s.Get("text");
-    if (!text.IsTypedArray() || text.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-      throw Napi::TypeError::New(o.Env(), "source.text must be a Uint8Array");
-    auto bytes = text.As<Napi::Uint8Array>();
-    std::vector<uint8_t> copy(bytes.Data(), bytes.Data() + bytes.ElementLength());
-    return std::make_unique<herd::ByteTextSource>(std::move(copy), seedField(s, "seed", "source"));
-  }
-  if (kind == "mixture") {
-    herd::data::MixtureOptions options = herd::read_mixture_options(s, "source");
-    try {
-      return std::make_shared<herd::data::MixtureLoader>(std::move(options));
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(o.Env(), e.what());  // a missing or damaged shard, named
-    }
-  }
-  if (kind == "examples") {
-    herd::data::ExampleOptions options = herd::read_example_options(s, "source");
-    try {
-      return std::make_shared<herd::data::ExampleLoader>(std::move(options));
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(o.Env(), e.what());
-    }
-  }
-  throw Napi::TypeError::New(o.Env(),
-                             "source.kind '" + kind + "' is not known (text-bytes, mixture, examples)");
-}
+using namespace herd::binding;
 
 // ---- the Trainer object ----------------------------------------------------------------------
 
@@ -146,6 +34,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                         InstanceMethod("readSet", &TrainerWrap::ReadSet),
                         InstanceMethod("writeSet", &TrainerWrap::WriteSet),
                         InstanceMethod("state", &TrainerWrap::State),
+                        InstanceMethod("lora", &TrainerWrap::LoraOptions),
                         InstanceMethod("setState", &TrainerWrap::SetState)});
   }
 
@@ -154,11 +43,11 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     if (info.Length() != 1 || !info[0].IsObject())
       throw Napi::TypeError::New(env, "createTrainer(options: TrainerOptions)");
     Napi::Object o = info[0].As<Napi::Object>();
-    herd::TrainerConfig config = readConfig(o);
+    herd::TrainerConfig config = read_trainer_config(o);
     std::shared_ptr<herd::Collective> group;
     if (!o.Get("group").IsUndefined()) group = herd::collective_of(o.Get("group"), "options.group");
     try {
-      trainer_ = std::make_unique<Trainer>(config, readSource(o), group);
+      trainer_ = std::make_unique<Trainer>(config, read_token_source(o), group);
     } catch (const std::bad_alloc&) {
       throw Napi::Error::New(env, "not enough memory for this model and batch (weights, gradients and "
                                   "AdamW's two moments are 16 bytes per parameter, plus activations)");
@@ -214,7 +103,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     onDevice(env, [&] { trainer_->sync_host(); });
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
-    for (const auto& t : trainer_->model().tensors()) {
+    for (const auto& t : layoutOf(info[0])) {
       Napi::Object o = describe(env, t);
       auto data = Napi::Float32Array::New(env, t.size);
       std::memcpy(data.Data(), buffer.data() + t.offset, t.size * sizeof(float));
@@ -232,7 +121,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     if (info.Length() < 2 || !info[1].IsObject())
       throw Napi::TypeError::New(env, "setTensors(which, tensors: Record<string, Float32Array>)");
     Napi::Object map = info[1].As<Napi::Object>();
-    const auto& tensors = trainer_->model().tensors();
+    const auto& tensors = layoutOf(info[0]);
     // validate everything before changing anything
     for (const auto& t : tensors) {
       Napi::Value v = map.Get(t.name);
@@ -248,18 +137,20 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       auto a = map.Get(t.name).As<Napi::Float32Array>();
       std::memcpy(buffer.data() + t.offset, a.Data(), t.size * sizeof(float));
     }
-    trainer_->host_changed();
+    wrote(info[0]);
     return env.Undefined();
   }
 
-  // layout(): [{ name, shape, offset, size }], where each tensor lies (in elements) in every
-  // set's buffer. The tensors follow each other without gaps, in this order, so a set's
-  // buffer is the data section of its safetensors file as it is.
+  // layout(which = "params"): [{ name, shape, offset, size }], where each tensor lies (in
+  // elements) in that set's buffer. The tensors follow each other without gaps, in this order,
+  // so a set's buffer is the data section of its safetensors file as it is. params and grads
+  // are the model's; with LoRA, m and v are the adapters' (as lora), and base the targets'.
   Napi::Value Layout(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
-    for (const auto& t : trainer_->model().tensors()) {
+    const Napi::Value which = info.Length() > 0 ? info[0] : Napi::String::New(env, "params");
+    for (const auto& t : layoutOf(which)) {
       Napi::Object o = describe(env, t);
       o.Set("offset", double(t.offset));
       o.Set("size", double(t.size));
@@ -290,7 +181,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     auto [offset, chunk] = rangeOf(info, buffer.size(), "writeSet(which, offset, from: Float32Array)");
     onDevice(env, [&] { trainer_->sync_host(); });  // the rest of the mirror stays current
     std::memcpy(buffer.data() + offset, chunk.Data(), chunk.ElementLength() * sizeof(float));
-    trainer_->host_changed();
+    wrote(info[0]);
     return env.Undefined();
   }
 
@@ -304,7 +195,22 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     o.Set("adamStep", double(trainer_->optimizer().step_count));
     o.Set("sourceState", trainer_->source().save_state());
     o.Set("numParameters", double(trainer_->model().num_parameters()));
+    o.Set("trainableParameters", double(trainer_->optimizer().m.size()));
     o.Set("lr", herd::learning_rate(trainer_->config().optimizer, trainer_->steps_done));
+    return o;
+  }
+
+  // lora(): { rank, alpha, targets } as given, or undefined without LoRA.
+  Napi::Value LoraOptions(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!trainer_->lora()) return env.Undefined();
+    const herd::LoraConfig& c = trainer_->config().lora;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("rank", c.rank);
+    o.Set("alpha", c.alpha);
+    Napi::Array targets = Napi::Array::New(env);
+    for (uint32_t i = 0; i < c.targets.size(); i++) targets.Set(i, c.targets[i]);
+    o.Set("targets", targets);
     return o;
   }
 
@@ -359,14 +265,41 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     return {size_t(at), chunk};
   }
 
+  // The sets: params, grads (the model's), m, v (AdamW's), and with LoRA lora, lora_grads (the
+  // adapters) and base (the targets' frozen weights).
   std::vector<float>& bufferNamed(Napi::Env env, const Napi::Value& which, bool allow_grads) {
-    std::string w = which.IsString() ? which.As<Napi::String>().Utf8Value() : "";
+    const std::string w = setName(which);
+    herd::Lora* lora = trainer_->lora();
     if (w == "params") return trainer_->model().params;
     if (w == "m") return trainer_->optimizer().m;
     if (w == "v") return trainer_->optimizer().v;
     if (w == "grads" && allow_grads) return trainer_->model().grads;
+    if (lora && w == "lora") return lora->params;
+    if (lora && w == "base") return lora->base;
+    if (lora && w == "lora_grads" && allow_grads) return lora->grads;
     throw Napi::TypeError::New(env, std::string("tensor set must be one of params, m, v") +
-                                        (allow_grads ? ", grads" : ""));
+                                        (allow_grads ? ", grads" : "") +
+                                        (lora ? (allow_grads ? ", lora, lora_grads, base" : ", lora, base") : ""));
+  }
+
+  const std::vector<herd::TensorInfo>& layoutOf(const Napi::Value& which) {
+    bufferNamed(which.Env(), which, true);  // a known set
+    const std::string w = setName(which);
+    herd::Lora* lora = trainer_->lora();
+    if (w == "base") return lora->base_tensors();
+    if (lora && (w == "lora" || w == "lora_grads" || w == "m" || w == "v")) return lora->tensors();
+    return trainer_->model().tensors();
+  }
+
+  static std::string setName(const Napi::Value& which) {
+    return which.IsString() ? which.As<Napi::String>().Utf8Value() : "";
+  }
+
+  // After a set was written: the device takes the host's state before its next step, and LoRA
+  // has its frozen weights once they came from a checkpoint.
+  void wrote(const Napi::Value& which) {
+    if (setName(which) == "base") trainer_->lora()->has_base = true;
+    trainer_->host_changed();
   }
 
   std::unique_ptr<Trainer> trainer_;

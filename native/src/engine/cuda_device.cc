@@ -33,6 +33,8 @@ struct CudaApi {
   decltype(&herd_cuda_get_params) get_params;
   decltype(&herd_cuda_set_params) set_params;
   decltype(&herd_cuda_get_grads) get_grads;
+  decltype(&herd_cuda_get_grads_range) get_grads_range;
+  decltype(&herd_cuda_set_params_range) set_params_range;
   decltype(&herd_cuda_get_optimizer_state) get_state;
   decltype(&herd_cuda_set_optimizer_state) set_state;
   decltype(&herd_cuda_model_bytes) bytes;
@@ -76,6 +78,8 @@ const CudaApi* cuda_api(std::string* why) {
     sym(api.get_params, "herd_cuda_get_params");
     sym(api.set_params, "herd_cuda_set_params");
     sym(api.get_grads, "herd_cuda_get_grads");
+    sym(api.get_grads_range, "herd_cuda_get_grads_range");
+    sym(api.set_params_range, "herd_cuda_set_params_range");
     sym(api.get_state, "herd_cuda_get_optimizer_state");
     sym(api.set_state, "herd_cuda_set_optimizer_state");
     sym(api.bytes, "herd_cuda_model_bytes");
@@ -130,9 +134,10 @@ DeviceModel::~DeviceModel() {
   if (model_) api().destroy(model_);
 }
 
-double DeviceModel::forward(const int32_t* tokens, const int32_t* targets, int B, int T) {
+double DeviceModel::forward(const int32_t* tokens, const int32_t* targets,
+                            const int32_t* positions, int B, int T) {
   double loss = 0;
-  check(api().forward(model_, tokens, targets, B, T, &loss), "forward");
+  check(api().forward(model_, tokens, targets, positions, B, T, &loss), "forward");
   return loss;
 }
 
@@ -151,6 +156,12 @@ double DeviceModel::step(const herd_cuda_adamw& c) {
 void DeviceModel::get_params(float* out) { check(api().get_params(model_, out), "reading the weights"); }
 void DeviceModel::set_params(const float* p) { check(api().set_params(model_, p), "writing the weights"); }
 void DeviceModel::get_grads(float* out) { check(api().get_grads(model_, out), "reading the gradients"); }
+void DeviceModel::get_grads_range(size_t offset, size_t n, float* out) {
+  check(api().get_grads_range(model_, offset, n, out), "reading gradients");
+}
+void DeviceModel::set_params_range(size_t offset, size_t n, const float* params) {
+  check(api().set_params_range(model_, offset, n, params), "writing weights");
+}
 
 void DeviceModel::get_optimizer_state(float* m, float* v, int64_t* steps) {
   check(api().get_state(model_, m, v, steps), "reading AdamW's state");

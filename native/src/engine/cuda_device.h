@@ -46,7 +46,9 @@ class DeviceModel {
   DeviceModel(const DeviceModel&) = delete;
   DeviceModel& operator=(const DeviceModel&) = delete;
 
-  double forward(const int32_t* tokens, const int32_t* targets, int B, int T);
+  // Mean loss over the learned targets (≥ 0); positions as Model::forward (optional).
+  double forward(const int32_t* tokens, const int32_t* targets, const int32_t* positions, int B,
+                 int T);
   void backward(float dloss, bool last_micro_batch);
   void zero_grad();
   // Clip and one AdamW step; returns the gradient norm before clipping.
@@ -54,6 +56,9 @@ class DeviceModel {
   void get_params(float* out);
   void set_params(const float* params);
   void get_grads(float* out);
+  // Elements [offset, offset + n) of the gradients, or of the weights (LoRA's targets).
+  void get_grads_range(size_t offset, size_t n, float* out);
+  void set_params_range(size_t offset, size_t n, const float* params);
   void get_optimizer_state(float* m, float* v, int64_t* steps);
   void set_optimizer_state(const float* m, const float* v, int64_t steps);
   // Joins the ranks' NCCL communicator (id from rank 0); gradients are then averaged in

@@ -227,7 +227,8 @@ void Model<T>::backward(T dloss) {
     ops::rmsnorm_backward(act_.dx.data(), grad(L.attn_norm), act_.dxn.data(), A.x.data(),
                           param(L.attn_norm), A.rstd1.data(), N, d);
   }
-  ops::embedding_backward(grad(tok_embeddings_), act_.dx.data(), act_.tokens.data(), N, d);
+  if (T* dtable = grad(tok_embeddings_))
+    ops::embedding_backward(dtable, act_.dx.data(), act_.tokens.data(), N, d);
 }
 
 template class Model<float>;

@@ -4,6 +4,7 @@
 // their gradients each live in one flat buffer; `tensors` names the pieces with the Meta
 // checkpoint names (tok_embeddings.weight, layers.0.attention.wq.weight, ...).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -66,6 +67,11 @@ class Model {
 
   void zero_grad();
 
+  // Only these tensors (by their offset) get gradients from backward; the others are frozen
+  // and their gradients stay 0, which saves their weight-gradient products (LoRA trains
+  // adapters from its targets' gradients alone). Empty: every tensor trains (the default).
+  void train_only(std::vector<size_t> offsets) { trained_ = std::move(offsets); }
+
   const T* logits() const { return act_.logits.data(); }  // [B·T, vocab] after forward
   const T* losses() const { return act_.losses.data(); }  // [B·T]
 
@@ -88,7 +94,13 @@ class Model {
 
   void ensure_activations(int B, int seq);
   T* param(size_t offset) { return params.data() + offset; }
-  T* grad(size_t offset) { return grads.data() + offset; }
+  // A tensor's gradient, or null when it is frozen (train_only).
+  T* grad(size_t offset) {
+    if (!trained_.empty() && std::find(trained_.begin(), trained_.end(), offset) == trained_.end())
+      return nullptr;
+    return grads.data() + offset;
+  }
+  std::vector<size_t> trained_;
 
   ModelConfig config_;
   std::vector<TensorInfo> tensors_;

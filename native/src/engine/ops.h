@@ -83,12 +83,13 @@ void linear_forward(T* out, const T* in, const T* w, int N, int C, int OC) {
   gemm(false, true, N, OC, C, T(1), in, C, w, C, T(0), out, OC);
 }
 
-// din[N,C] += dout[N,OC] · W[OC,C];  dW[OC,C] += dout[N,OC]ᵀ · in[N,C]
+// din[N,C] += dout[N,OC] · W[OC,C];  dW[OC,C] += dout[N,OC]ᵀ · in[N,C]  (no dW when null:
+// a frozen weight)
 template <class T>
 void linear_backward(T* din, T* dw, const T* dout, const T* in, const T* w, int N, int C,
                      int OC) {
   if (din) gemm(false, false, N, C, OC, T(1), dout, OC, w, C, T(1), din, C);
-  gemm(true, false, OC, C, N, T(1), dout, OC, in, C, T(1), dw, C);
+  if (dw) gemm(true, false, OC, C, N, T(1), dout, OC, in, C, T(1), dw, C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ void rmsnorm_forward(T* out, T* rstd, const T* in, const T* g, int N, int C, T e
   }
 }
 
-// With u = dy·g:  dx = r·u − x·r³·mean(u·x);  dg += Σₙ dy·x·r.
+// With u = dy·g:  dx = r·u − x·r³·mean(u·x);  dg += Σₙ dy·x·r  (no dg when null).
 template <class T>
 void rmsnorm_backward(T* din, T* dg, const T* dout, const T* in, const T* g, const T* rstd, int N,
                       int C) {
@@ -146,6 +147,7 @@ void rmsnorm_backward(T* din, T* dg, const T* dout, const T* in, const T* g, con
     for (int i = 0; i < C; i++) dx[i] += r * dy[i] * g[i] - x[i] * coef;
   }
   // The gain's gradient sums over rows; each thread owns a slice of columns, rows in order.
+  if (!dg) return;
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < C; i++) {
     T sum = 0;

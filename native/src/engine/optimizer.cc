@@ -13,9 +13,11 @@ double learning_rate(const OptimizerConfig& c, int64_t step) {
   return min_lr + 0.5 * (c.peak_lr - min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
-double grad_norm(const std::vector<float>& grads) {
+double grad_norm(const std::vector<float>& grads) { return grad_norm(grads.data(), grads.size()); }
+
+double grad_norm(const float* grads, size_t n) {
   constexpr int kChunks = 256;
-  const size_t n = grads.size(), per = (n + kChunks - 1) / kChunks;
+  const size_t per = (n + kChunks - 1) / kChunks;
   double partial[kChunks];
 #pragma omp parallel for schedule(static)
   for (int c = 0; c < kChunks; c++) {
@@ -29,12 +31,15 @@ double grad_norm(const std::vector<float>& grads) {
   return std::sqrt(total);
 }
 
-void scale(std::vector<float>& grads, float factor) {
+void scale(std::vector<float>& grads, float factor) { scale(grads.data(), grads.size(), factor); }
+
+void scale(float* grads, size_t n, float factor) {
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < grads.size(); i++) grads[i] *= factor;
+  for (size_t i = 0; i < n; i++) grads[i] *= factor;
 }
 
-void AdamW::update(Model<float>& model, const OptimizerConfig& c, double lr) {
+void AdamW::update(float* p, const float* g, const std::vector<TensorInfo>& tensors,
+                   const OptimizerConfig& c, double lr) {
   step_count++;
   const float beta1 = float(c.beta1), beta2 = float(c.beta2), eps = float(c.eps);
   const double bias1 = 1.0 - std::pow(c.beta1, double(step_count));
@@ -42,9 +47,7 @@ void AdamW::update(Model<float>& model, const OptimizerConfig& c, double lr) {
   const float step_size = float(lr / bias1);
   const float bias2_sqrt = float(std::sqrt(bias2));
   const float decay = float(1.0 - lr * c.weight_decay);
-  float* p = model.params.data();
-  const float* g = model.grads.data();
-  for (const TensorInfo& t : model.tensors()) {
+  for (const TensorInfo& t : tensors) {
     const bool decayed = t.decay && c.weight_decay != 0.0;
 #pragma omp parallel for schedule(static)
     for (size_t i = t.offset; i < t.offset + t.size; i++) {

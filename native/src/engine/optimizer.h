@@ -26,7 +26,9 @@ double learning_rate(const OptimizerConfig& c, int64_t step);
 // √(Σ g²) over all gradients, summed in double over a fixed partition (independent of the
 // thread count) and combined in order.
 double grad_norm(const std::vector<float>& grads);
+double grad_norm(const float* grads, size_t n);
 void scale(std::vector<float>& grads, float factor);
+void scale(float* grads, size_t n, float factor);
 
 class AdamW {
  public:
@@ -34,7 +36,12 @@ class AdamW {
 
   // One update with PyTorch's AdamW arithmetic: p ← p·(1 − lr·wd) for decayed tensors, then
   // p ← p − lr/(1−β1ᵗ) · m / (√v / √(1−β2ᵗ) + ε), with t = step_count (1-based, after this).
-  void update(Model<float>& model, const OptimizerConfig& c, double lr);
+  void update(Model<float>& model, const OptimizerConfig& c, double lr) {
+    update(model.params.data(), model.grads.data(), model.tensors(), c, lr);
+  }
+  // The same over any parameters laid out as `tensors` (LoRA's adapters).
+  void update(float* params, const float* grads, const std::vector<TensorInfo>& tensors,
+              const OptimizerConfig& c, double lr);
 
   std::vector<float> m, v;  // first and second moments, laid out like the parameters
   int64_t step_count = 0;

@@ -18,7 +18,7 @@ void use_threads(int threads) {
 Trainer::Trainer(const TrainerConfig& config, std::shared_ptr<TokenSource> source,
                  std::shared_ptr<Collective> collective)
     : config_(config), source_(std::move(source)), collective_(std::move(collective)),
-      model_(config.model), adamw_(model_.num_parameters()) {
+      model_(config.model), adamw_(0) {
   if (!source_) throw std::invalid_argument("trainer: no token source");
   if (collective_) {
     config_.rank = collective_->rank();
@@ -40,10 +40,17 @@ Trainer::Trainer(const TrainerConfig& config, std::shared_ptr<TokenSource> sourc
                                 std::to_string(config_.model.vocab_size) + ")");
   use_threads(config_.threads);
   model_.init_weights(config_.seed);
-  if (config_.backend == "cuda" && source_->packs_examples())
-    throw std::invalid_argument(
-        "trainer: instruction examples (loss masks, packed examples) train on the cpu backend "
-        "only in this release; the cuda kernels do not take example positions yet");
+  if (config_.lora.rank > 0) {
+    lora_ = std::make_unique<Lora>(config_.lora, model_.tensors());
+    lora_->init_adapters(config_.seed);
+    std::vector<size_t> targets;
+    for (auto [offset, n] : lora_->target_ranges()) targets.push_back(offset);
+    model_.train_only(targets);  // the backward skips the frozen weights' gradients
+    if (config_.shard_optimizer)
+      throw std::invalid_argument("trainer: LoRA keeps AdamW's state for the adapters only; "
+                                  "shardOptimizer does not apply to it");
+  }
+  adamw_ = AdamW(lora_ ? lora_->params.size() : model_.num_parameters());
   if (config_.backend == "cuda") {
     device_ = std::make_unique<DeviceModel>(config_.model, config_.cuda, config_.micro_batch,
                                             config_.seq_len, model_.params.data());
@@ -65,18 +72,20 @@ void Trainer::join_nccl() {
   device_->attach_nccl(id, config_.rank, config_.world, config_.shard_optimizer);
 }
 
+// With LoRA the host holds the adapters and their AdamW state, and the device only the
+// model's weights (which the host merges) and gradients.
 void Trainer::sync_host() {
   if (!device_ || !host_stale_) return;
   device_->get_params(model_.params.data());
   device_->get_grads(model_.grads.data());
-  device_->get_optimizer_state(adamw_.m.data(), adamw_.v.data(), &adamw_.step_count);
+  if (!lora_) device_->get_optimizer_state(adamw_.m.data(), adamw_.v.data(), &adamw_.step_count);
   host_stale_ = false;
 }
 
 void Trainer::sync_device() {
   if (!device_stale_) return;
   device_->set_params(model_.params.data());
-  device_->set_optimizer_state(adamw_.m.data(), adamw_.v.data(), adamw_.step_count);
+  if (!lora_) device_->set_optimizer_state(adamw_.m.data(), adamw_.v.data(), adamw_.step_count);
   device_stale_ = false;
 }
 
@@ -125,12 +134,17 @@ StepResult Trainer::step(bool stop_requested) {
   // Without examples every target is learned and this is 1 / (rows · T) per rank.
   const float dloss = learned > 0 ? float(config_.world / learned) : 0.0f;
   double loss = 0;
+  if (lora_ && !lora_->has_base) lora_->take_base(model_.params.data());  // before step 1
   if (device_) {
     sync_device();
     device_->zero_grad();
     for (int k = 0; k < K; k++) {
       const size_t off = size_t(k) * B * T;
-      loss += device_->forward(inputs_.data() + off, targets_.data() + off, B, T) * B * T;
+      const double mean = device_->forward(inputs_.data() + off, targets_.data() + off,
+                                           positions ? positions + off : nullptr, B, T);
+      size_t learned_here = 0;
+      for (size_t n = off; n < off + size_t(B) * T; n++) learned_here += targets_[n] >= 0;
+      loss += mean * double(learned_here);
       device_->backward(dloss, k == K - 1);  // the last one all-reduces
     }
   } else {
@@ -142,7 +156,7 @@ StepResult Trainer::step(bool stop_requested) {
       loss += mean * double(model_.learned_targets());
       model_.backward(dloss);
     }
-    if (collective_) average_grads_over_ranks();
+    if (collective_ && !lora_) average_grads_over_ranks();  // LoRA averages its adapters'
   }
   loss = learned > 0 ? loss * config_.world / learned : 0.0;  // this rank's share, × world
 
@@ -174,6 +188,11 @@ void Trainer::agree_over_ranks(double& loss, bool& stop) {
 StepResult Trainer::update(double loss) {
   use_threads(config_.threads);
   const double lr = learning_rate(config_.optimizer, steps_done);
+  if (lora_) {
+    StepResult result{loss, update_adapters(lr), lr};
+    steps_done++;
+    return result;
+  }
   if (device_) {
     const OptimizerConfig& o = config_.optimizer;
     const herd_cuda_adamw c{lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.grad_clip};
@@ -192,6 +211,28 @@ StepResult Trainer::update(double loss) {
   adamw_.update(model_, config_.optimizer, lr);
   steps_done++;
   return result;
+}
+
+double Trainer::update_adapters(double lr) {
+  if (!lora_->has_base) lora_->take_base(model_.params.data());
+  const auto targets = lora_->target_ranges();
+  if (device_) {
+    for (auto [offset, n] : targets) device_->get_grads_range(offset, n, model_.grads.data() + offset);
+    host_stale_ = true;  // the other gradients are still on the device only
+  }
+  lora_->project_grads(model_.grads.data());
+  if (collective_ && !device_) {  // (NCCL averaged the device's gradients during backward)
+    collective_->all_reduce_sum(lora_->grads.data(), lora_->grads.size());
+    scale(lora_->grads, 1.0f / float(collective_->world()));
+  }
+  const double norm = grad_norm(lora_->grads);
+  const double clip = config_.optimizer.grad_clip;
+  if (clip > 0 && clip / (norm + 1e-6) < 1.0) scale(lora_->grads, float(clip / (norm + 1e-6)));
+  adamw_.update(lora_->params.data(), lora_->grads.data(), lora_->tensors(), config_.optimizer, lr);
+  lora_->merge(model_.params.data());
+  if (device_)
+    for (auto [offset, n] : targets) device_->set_params_range(offset, n, model_.params.data() + offset);
+  return norm;
 }
 
 }  // namespace herd

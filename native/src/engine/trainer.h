@@ -9,6 +9,7 @@
 
 #include "dist/collective.h"
 #include "engine/cuda_device.h"
+#include "engine/lora.h"
 #include "engine/model.h"
 #include "engine/optimizer.h"
 #include "engine/token_source.h"
@@ -29,6 +30,7 @@ struct TrainerConfig {
   std::string backend = "cpu";
   CudaRunOptions cuda;
   bool shard_optimizer = false;  // cuda with several ranks: ZeRO-1 (reduce-scatter, all-gather)
+  LoraConfig lora;               // rank > 0: only LoRA adapters train (engine/lora.h)
 };
 
 struct StepResult {
@@ -67,7 +69,9 @@ class Trainer {
   void host_changed() { device_stale_ = device_ != nullptr; }
 
   Model<float>& model() { return model_; }
+  // With LoRA, AdamW's state is the adapters' (laid out as lora()->tensors()), not the model's.
   AdamW& optimizer() { return adamw_; }
+  Lora* lora() { return lora_.get(); }
   TokenSource& source() { return *source_; }
   const TrainerConfig& config() const { return config_; }
 
@@ -86,10 +90,15 @@ class Trainer {
   double draw_rows();
   // Joins the ranks' NCCL communicator: rank 0's id reaches the others over the collective.
   void join_nccl();
+  // LoRA's update in place of AdamW on the model: the adapters' gradients from the targets'
+  // (read from the device when there is one), averaged over CPU ranks, clipped; AdamW on the
+  // adapters; the merged targets written back. Returns the gradient norm before clipping.
+  double update_adapters(double lr);
 
   std::shared_ptr<TokenSource> source_;
   std::shared_ptr<Collective> collective_;
   Model<float> model_;
+  std::unique_ptr<Lora> lora_;
   AdamW adamw_;
   std::unique_ptr<DeviceModel> device_;
   bool host_stale_ = false;    // the device stepped since the mirror was copied
