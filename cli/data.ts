@@ -20,7 +20,7 @@ import { expandInputs } from "./tokenizer.ts";
 
 const usage = `Usage:
   herd data prepare --input <file|dir>... --tokenizer <model> --out <dir> [options]
-  herd data prepare --instruct --input <jsonl>... --tokenizer <model.gguf|.model> --out <dir>
+  herd data prepare --instruct --input <jsonl>... --tokenizer <model.gguf|hf-folder|.model> --out <dir>
       [--holdout F] [--chat-template FILE] [--shard-tokens N] [--force]
   herd data verify <shard|dir>...
 

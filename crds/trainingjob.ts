@@ -107,21 +107,23 @@ export const modelSpecChecked = immutable(
 export const tokenizerSpec = z
   .object({
     type: z
-      .enum(["sentencepiece", "bytes", "gguf"])
+      .enum(["sentencepiece", "bytes", "gguf", "huggingface"])
       .default("sentencepiece")
       .describe(
-        "sentencepiece: a SentencePiece model file; bytes: raw UTF-8 bytes, vocabulary 256 (demos and tests); gguf: the tokenizer inside a GGUF model file (SentencePiece-style or GPT-2 byte-level BPE).",
+        "sentencepiece: a SentencePiece model file; bytes: raw UTF-8 bytes, vocabulary 256 (demos and tests); gguf: the tokenizer inside a GGUF model file (SentencePiece-style or GPT-2 byte-level BPE); huggingface: a model folder's tokenizer.json (byte-level BPE).",
       ),
     uri: storageUri
       .optional()
-      .describe("The SentencePiece model file, or the GGUF file; required unless type is bytes."),
+      .describe(
+        "The SentencePiece model file, the GGUF file, or the Hugging Face folder (or its tokenizer.json); required unless type is bytes.",
+      ),
   })
   .describe("How text becomes token ids.");
 
 export const tokenizerSpecChecked = validated(tokenizerSpec, [
   {
     rule: "self.type == 'bytes' || has(self.uri)",
-    message: "tokenizer.uri is required when tokenizer.type is sentencepiece or gguf",
+    message: "tokenizer.uri is required unless tokenizer.type is bytes",
     fieldPath: ".uri",
     reason: "FieldValueRequired",
     check: (t) => t.type === "bytes" || t.uri !== undefined,
@@ -375,7 +377,7 @@ const trainingJobSpecFields = z
     tokenizer: immutable(tokenizerSpecChecked, "spec.tokenizer")
       .optional()
       .describe(
-        "How text becomes token ids. Without it, a GGUF model.from's own tokenizer. Immutable.",
+        "How text becomes token ids. Without it, model.from's own (a GGUF's, or a Hugging Face folder's tokenizer.json). Immutable.",
       ),
     data: immutable(dataSpec, "spec.data"),
     training: immutable(trainingSpecChecked, "spec.training"),
@@ -427,15 +429,16 @@ export const trainingJobSpec = validated(trainingJobSpecFields, [
 
 /**
  * The tokenizer a job trains (and its checkpoints are evaluated) with: spec.tokenizer, or
- * the one inside a GGUF spec.model.from. Undefined when neither gives one (a Hugging Face or
- * herd model.from without spec.tokenizer: the trainer says so).
+ * spec.model.from's own — inside a GGUF, or a Hugging Face folder's tokenizer.json (an
+ * `auto` folder is taken for one; the trainer says so when it has no tokenizer.json).
+ * Undefined for a herd checkpoint without spec.tokenizer (the trainer says so too).
  */
 export function jobTokenizer(spec: TrainingJobSpec): TokenizerSpec | undefined {
   if (spec.tokenizer) return spec.tokenizer;
   const from = spec.model.from;
-  if (!from) return undefined;
+  if (!from || from.format === "herd") return undefined;
   const gguf = from.format === "gguf" || (from.format === "auto" && /\.gguf$/i.test(from.uri));
-  return gguf ? { type: "gguf", uri: from.uri } : undefined;
+  return { type: gguf ? "gguf" : "huggingface", uri: from.uri };
 }
 
 export const trainingJobPhase = z.enum(["Pending", "Running", "Suspended", "Succeeded", "Failed"]);

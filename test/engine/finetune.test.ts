@@ -47,7 +47,7 @@ before(() => {
 after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
 /** A fine-tuning job: 2 rows of 64 tokens a step, a checkpoint every step. */
-function job(name: string, model: string, extra = "", training = ""): string {
+function job(name: string, model: string, extra = "", training = "", data = shards): string {
   const file = path.join(dir, `${name}.yaml`);
   writeFileSync(
     file,
@@ -58,7 +58,7 @@ spec:
   model:
 ${model}
   data:
-    sources: [{ name: oasst1, uri: ${shards}, format: examples }]
+    sources: [{ name: oasst1, uri: ${data}, format: examples }]
     seqLen: ${seqLen}
   training:
     steps: 3
@@ -195,7 +195,7 @@ test("from Hugging Face safetensors and from a herd checkpoint", skip, () => {
   const hf = path.join(dir, "hf");
   const c = herd("convert", "--from", base, "--to", hf, "--to-format", "safetensors");
   assert.equal(c.status, 0, c.stderr);
-  // A Hugging Face folder carries no tokenizer herd reads: the job names the GGUF's.
+  // The job may name the GGUF's tokenizer, with which the shards were made ...
   const r = train(
     job("hf", `    from: { uri: ${hf} }`, `  tokenizer: { type: gguf, uri: ${base} }`),
     "--steps",
@@ -203,6 +203,22 @@ test("from Hugging Face safetensors and from a herd checkpoint", skip, () => {
   );
   assert.equal(r.status, 0, r.stderr);
   assert.ok(Math.abs(r.losses[0]! - firstLoss) < 1e-4, "the same weights give the same loss");
+  // ... or take the folder's own tokenizer.json (herd convert wrote it), with shards made
+  // from it: the same tokens, so the same loss.
+  const hfShards = path.join(dir, "oasst-hf");
+  const p = herd(
+    ...["data", "prepare", "--instruct", "--tokenizer", hf, "--out", hfShards],
+    ...[
+      "--input",
+      path.join(dataDir, "instruct/oasst1-en-validation.jsonl.gz"),
+      "--holdout",
+      "0.1",
+    ],
+  );
+  assert.equal(p.status, 0, p.stderr);
+  const own = train(job("hf-own", `    from: { uri: ${hf} }`, "", "", hfShards), "--steps", "1");
+  assert.equal(own.status, 0, own.stderr);
+  assert.ok(Math.abs(own.losses[0]! - firstLoss) < 1e-4, "tokenizer.json gives the GGUF's tokens");
   // Nor does a herd checkpoint: a fine-tuned model fine-tuned again names its tokenizer too.
   const h = train(
     job(
@@ -226,9 +242,14 @@ test("a job that does not match its pretrained model or data fails naming the fi
     ],
     [fromGguf(base) + "\n    preset: llama-tiny", "", /model\.from brings its own architecture/],
     [
+      `    from: { uri: ${path.join(dir, "whole")}, format: herd }`,
+      "",
+      /spec\.tokenizer: required: spec\.model\.from is a herd checkpoint, which carries no tokenizer/,
+    ],
+    [
       `    from: { uri: ${path.join(dir, "hf")} }`,
       "",
-      /spec\.tokenizer: required: the model in spec\.model\.from is not a GGUF file/,
+      /spec\.model\.from\.uri: .*tokenizer\.json .* is not the tokenizer the shards were made with/,
     ],
     [
       fromGguf(base),
@@ -263,7 +284,7 @@ test(
       "gguf",
     );
     assert.notEqual(bare.status, 0);
-    assert.match(bare.stderr, /carries no tokenizer; give the GGUF file/);
+    assert.match(bare.stderr, /carries no tokenizer; give --tokenizer, the GGUF file/);
     const c = herd(
       ...["convert", "--from", path.join(dir, "whole"), "--to", out, "--to-format", "gguf"],
       ...["--type", "f16", "--tokenizer", base],

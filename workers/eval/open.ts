@@ -6,6 +6,7 @@ import os from "node:os";
 import { inference as binding, type Inference } from "../../native/inference.ts";
 import { readModel, type LoadedModel, type ModelFormat } from "../model/formats.ts";
 import { parseGguf } from "../model/gguf.ts";
+import { readHfTokenizer } from "../model/hf-tokenizer.ts";
 import {
   bytesTokenizer,
   ggufTokenizer,
@@ -18,6 +19,8 @@ export type TokenizerChoice =
   | { type: "sentencepiece"; uri: string }
   /** The tokenizer inside a GGUF model file (a fine-tuned herd checkpoint's base model's). */
   | { type: "gguf"; uri: string }
+  /** A Hugging Face folder's tokenizer.json (or the file). */
+  | { type: "huggingface"; uri: string }
   | { type: "bytes" };
 
 export interface OpenedModel extends EvalModel {
@@ -58,6 +61,8 @@ export function openModel(options: {
     tokenizer = ggufTokenizer(
       parseGguf(readFileSync(options.tokenizer.uri), options.tokenizer.uri),
     );
+  else if (options.tokenizer?.type === "huggingface")
+    tokenizer = readHfTokenizer(options.tokenizer.uri).tokenizer;
   else tokenizer = loaded.tokenizer;
   if (!tokenizer)
     throw new OpenError(
@@ -76,7 +81,8 @@ export function openModel(options: {
   const tokenizerFile =
     options.tokenizer && options.tokenizer.type !== "bytes"
       ? options.tokenizer.uri
-      : !options.tokenizer && loaded.format === "gguf"
+      : !options.tokenizer &&
+          (loaded.format === "gguf" || (loaded.format === "hf" && loaded.tokenizer))
         ? options.path
         : undefined;
   return { loaded, inference: inf, tokenizer, maxSeqLen, ...(tokenizerFile && { tokenizerFile }) };

@@ -149,7 +149,7 @@ async function evaluate(
   if (spec.tokenizer?.type === "bytes") tokenizer = { type: "bytes" };
   else if (spec.tokenizer?.uri)
     tokenizer = {
-      type: spec.tokenizer.type === "gguf" ? "gguf" : "sentencepiece",
+      type: spec.tokenizer.type,
       uri: await fetchInput(spec.tokenizer.uri, base, "spec.tokenizer.uri", staging),
     };
   const ckpt = await fetchInput(uri, base, "spec.checkpoint.uri", staging);

@@ -12,6 +12,7 @@ import { loadTokenizer } from "../../native/tokenizer.ts";
 import { createDecompressedStream } from "../compressed.ts";
 import { sha256File } from "../file-hash.ts";
 import { metaNumbers, metaStrings, parseGguf } from "./gguf.ts";
+import { hfTokenizerFile, isHfTokenizer, readHfTokenizer } from "./hf-tokenizer.ts";
 import { ggufTokenizer, sentencePieceTokenizer, type TextTokenizer } from "./tokenizers.ts";
 
 export type Role = "system" | "user" | "assistant";
@@ -166,11 +167,27 @@ export interface ChatTokenizer {
 }
 
 /**
- * The tokenizer of a GGUF model file (with its chat template and control tokens) or of a
- * SentencePiece .model file (with the default template). `template` overrides the model's.
+ * The tokenizer of a GGUF model file (with its chat template and control tokens), of a
+ * Hugging Face folder or tokenizer.json (with tokenizer_config.json's template and the special
+ * added tokens) or of a SentencePiece .model file (with the default template). `template`
+ * overrides the model's. `file` becomes the tokenizer file itself (a folder's tokenizer.json).
  */
-export function chatTokenizer(file: string, template?: string): ChatTokenizer {
+export function chatTokenizer(uri: string, template?: string): ChatTokenizer {
+  const hf = isHfTokenizer(uri);
+  const file = hf ? hfTokenizerFile(uri) : uri;
   const sha256 = sha256File(file);
+  if (hf) {
+    const t = readHfTokenizer(file);
+    return {
+      tokenizer: t.tokenizer,
+      template: template ?? t.chatTemplate ?? defaultChatTemplate,
+      specials: t.specials,
+      bosToken: t.bosToken,
+      eosToken: t.eosToken,
+      file,
+      sha256,
+    };
+  }
   if (file.endsWith(".gguf")) {
     const g = parseGguf(readFileSync(file), file);
     const tokenizer = ggufTokenizer(g);

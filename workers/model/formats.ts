@@ -36,6 +36,7 @@ import {
   quantize,
 } from "./gguf.ts";
 import { ggufTokenizer, type TextTokenizer } from "./tokenizers.ts";
+import { readHfTokenizer } from "./hf-tokenizer.ts";
 
 export class ModelFormatError extends Error {
   override name = "ModelFormatError";
@@ -46,7 +47,7 @@ export type ModelFormat = "herd" | "hf" | "gguf" | "llama2c";
 export interface LoadedModel {
   config: ModelConfig;
   tensors: Record<string, Float32Array>;
-  /** The tokenizer the file carries (GGUF), if any. */
+  /** The tokenizer the file carries (GGUF; tokenizer.json beside Hugging Face weights), if any. */
   tokenizer?: TextTokenizer;
   format: ModelFormat;
   /** Training step and tokens, for herd checkpoints. */
@@ -409,10 +410,21 @@ export function readHf(dir: string): LoadedModel {
       tensors[t.name] = unpermuteRows(got.data, config.nKvHeads, config.nKvHeads * hd, config.dim);
     else tensors[t.name] = got.data;
   }
-  return { config, tensors, format: "hf" };
+  // The folder's own tokenizer (tokenizer.json), when it has one herd reads.
+  const tokenizer = existsSync(path.join(dir, "tokenizer.json"))
+    ? readHfTokenizer(dir).tokenizer
+    : undefined;
+  return { config, tensors, format: "hf", ...(tokenizer && { tokenizer }) };
 }
 
-export function writeHf(dir: string, m: LoadedModel): void {
+/** A Hugging Face folder: config.json, model.safetensors, and the tokenizer files when given (hfTokenizerFiles). */
+export function writeHf(
+  dir: string,
+  m: LoadedModel,
+  tokenizerFiles: Record<string, string> = {},
+): void {
+  for (const [name, text] of Object.entries(tokenizerFiles))
+    writeFileSync(path.join(dir, name), text);
   const c = m.config,
     hd = c.dim / c.nHeads;
   const out = tensorShapes(c).map((t) => {

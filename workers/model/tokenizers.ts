@@ -65,7 +65,8 @@ export function byteToUnicode(): string[] {
 
 // llama.cpp's pre-tokenizer expressions, applied one after the other to the pieces the
 // previous one left (both the matches and the text between them are kept).
-const gpt2Regex = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+export const gpt2Regex =
+  /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 export const preTokenizers: Record<string, RegExp[]> = {
   gpt2: [gpt2Regex],
   // starcoder, smollm, refact, ...: every digit alone first

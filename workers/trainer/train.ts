@@ -30,6 +30,7 @@ import {
   type TrainerOptions,
 } from "../../native/engine.ts";
 import { readDecompressed } from "../compressed.ts";
+import { hfTokenizerFile } from "../model/hf-tokenizer.ts";
 import { localPathFrom } from "../s3.ts";
 import { resolveMixture, s3ObjectClient } from "../shard-store.ts";
 import {
@@ -215,7 +216,7 @@ export async function resolveData(
   const tokenizer = jobTokenizer(spec);
   if (!tokenizer)
     throw new UserError(
-      "spec.tokenizer: required: the model in spec.model.from is not a GGUF file, so it carries no tokenizer",
+      "spec.tokenizer: required: spec.model.from is a herd checkpoint, which carries no tokenizer",
     );
   if (tokenizer.type === "bytes") {
     if (sources.length !== 1 || sources[0]!.format !== "text")
@@ -270,12 +271,17 @@ export async function resolveData(
   const check = !(implied && resuming);
   if (check && resolved.tokenizerSha256 && tokenizer.uri && !tokenizer.uri.startsWith("s3://")) {
     const field = implied ? "spec.model.from.uri" : "spec.tokenizer.uri";
-    const file = localPath(tokenizer.uri, manifestDir, field);
+    let file = localPath(tokenizer.uri, manifestDir, field);
     let sha: string;
     try {
+      if (tokenizer.type === "huggingface") file = hfTokenizerFile(file);
       sha = createHash("sha256").update(readFileSync(file)).digest("hex");
     } catch (err) {
-      throw new UserError(`${field}: cannot read ${file}: ${(err as Error).message}`);
+      const hint =
+        implied && tokenizer.type === "huggingface"
+          ? " (a Hugging Face model.from brings its tokenizer.json; otherwise give spec.tokenizer)"
+          : "";
+      throw new UserError(`${field}: cannot read ${file}: ${(err as Error).message}${hint}`);
     }
     if (sha !== resolved.tokenizerSha256)
       throw new UserError(
