@@ -6,7 +6,10 @@
 // with one fsync (the best of one run before and two after the checkpoint, so none pays
 // alone for a cold disk), SHA-256 of bytes in memory (the hash's own speed, which bounds
 // verification), and reading the checkpoint's files back (as cached as the load's reads).
-// Also the process's memory growth while saving, which streaming keeps to the chunk.
+// Also the process's memory growth while saving, which streaming keeps to the chunk, and the
+// training stall of an asynchronous checkpoint (Trainer.snapshot(): the state copied in memory,
+// written while training goes on) against an in-memory copy of as many bytes (Buffer.copy of
+// 256 MiB, scaled) and against the synchronous save.
 //
 //   node --import tsx bench/checkpoint-stream.ts [--millions 150] [--dir /tmp]
 import { createHash } from "node:crypto";
@@ -102,6 +105,21 @@ try {
   t0 = process.hrtime.bigint();
   engineCheckpointReader(files, trainer)();
   const load = seconds(t0);
+  // The first snapshot also allocates its copies; later ones reuse them (the trainer keeps them).
+  t0 = process.hrtime.bigint();
+  trainer.snapshot();
+  const firstStall = seconds(t0);
+  trainer.releaseSnapshot();
+  t0 = process.hrtime.bigint();
+  trainer.snapshot();
+  const stall = seconds(t0);
+  trainer.releaseSnapshot();
+  const from = Buffer.alloc(256 << 20, 5),
+    to = Buffer.alloc(256 << 20);
+  from.copy(to); // first touch
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < 4; i++) from.copy(to);
+  const copy = (seconds(t0) / 4) * (bytes / from.length);
 
   const gb = bytes / 1e9;
   const rate = (s: number) => `${(gb / s).toFixed(2)} GB/s`;
@@ -118,6 +136,13 @@ try {
   );
   line("read files (baseline)", read);
   line("stream into engine", load, `  ${(read / load).toFixed(2)} of the read rate`);
+  line("in-memory copy (baseline)", copy);
+  line("async stall, first", firstStall, "  (allocates the snapshot)");
+  line(
+    "async stall (snapshot)",
+    stall,
+    `  ${(stall / copy).toFixed(2)}× the copy's time, ${(stall / save).toFixed(3)} of the synchronous save's`,
+  );
   console.log(
     `memory growth saving:   ${(rssGrowth / 2 ** 20).toFixed(0)} MiB (files ${(bytes / 2 ** 20).toFixed(0)} MiB)`,
   );

@@ -343,6 +343,12 @@ export const checkpointSpec = z
       .positive()
       .default(3)
       .describe("Durable checkpoints to keep; older ones are pruned after a newer one is durable."),
+    asynchronous: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Write periodic checkpoints in the background from an in-memory copy of the state while training goes on (the copy costs as much host memory as the state); false writes them with training paused. The last checkpoint, and one on SIGTERM, are always written before the trainer exits.",
+      ),
   })
   .describe("Durable checkpoints: see docs/formats.md.");
 

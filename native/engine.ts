@@ -187,6 +187,14 @@ export interface Trainer {
   /** Copies `from` into a set's buffer at element `offset` (the device takes it before its next step). */
   writeSet(set: StateSet, offset: number, from: Float32Array): void;
   state(): TrainerState;
+  /**
+   * Copies the state sets (params, m, v; with LoRA lora and base) so a checkpoint can be
+   * written from them while training goes on; returns the bytes copied. One at a time.
+   */
+  snapshot(): number;
+  /** readSet on the snapshot; allowed while a step runs. */
+  readSnapshot(set: StateSet, offset: number, into: Float32Array): void;
+  releaseSnapshot(): void;
   /** The LoRA options it trains with, or undefined when every weight trains. */
   lora(): LoraOptions | undefined;
   setState(state: Pick<TrainerState, "step" | "tokens" | "adamStep" | "sourceState">): void;

@@ -64,6 +64,33 @@ test("N steps, stop, resume, N more gives the same checkpoint bits as 2N straigh
   assert.deepEqual(hashes(split, 12), hashes(straight, 12));
 });
 
+test("asynchronous checkpoints (the default) write the bits that training paused for writes", () => {
+  const paused = path.join(work, "paused");
+  const file = manifest("paused");
+  writeFileSync(
+    file,
+    readFileSync(file, "utf8").replace("keep: 10 }", "keep: 10, asynchronous: false }"),
+  );
+  const r = train(file, paused, 12);
+  assert.equal(r.status, 0, r.stderr);
+  for (let step = 2; step <= 12; step += 2)
+    assert.deepEqual(hashes(paused, step), hashes(straight, step), `step ${step}`);
+  const events = (out: string) =>
+    out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { event: string; step: number; stallSeconds?: number })
+      .filter((e) => e.event === "checkpoint");
+  assert.ok(events(r.stdout).every((e) => e.stallSeconds === undefined));
+  // The straight run (asynchronous) wrote steps 2…10 from a snapshot, the last in the foreground.
+  const straightRun = train(job, path.join(work, "straight-again"), 12);
+  const written = events(straightRun.stdout);
+  assert.deepEqual(
+    written.map((e) => [e.step, e.stallSeconds !== undefined]),
+    [2, 4, 6, 8, 10, 12].map((s) => [s, s < 12]),
+  );
+});
+
 test("SIGTERM in the middle of a step: checkpoint, exit 75, and the resumed run is exact", async () => {
   const out = path.join(work, "sigterm");
   // Longer steps, so the signal lands inside one.

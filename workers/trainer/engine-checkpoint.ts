@@ -20,6 +20,15 @@ import {
   type SafetensorsLayout,
 } from "./safetensors.ts";
 
+/** Where a checkpoint's tensors are read from: the trainer, or its snapshot (snapshotSource). */
+export type TensorSource = Pick<Trainer, "layout" | "readSet">;
+
+/** A trainer's snapshot (Trainer.snapshot()) as a TensorSource, readable while it trains. */
+export const snapshotSource = (trainer: Trainer): TensorSource => ({
+  layout: (set) => trainer.layout(set),
+  readSet: (set, offset, into) => trainer.readSnapshot(set as StateSet, offset, into),
+});
+
 /** Tensor sets of a safetensors file, each under a name prefix: "m." and "v." in optimizer.safetensors. */
 export type FileSets = { set: StateSet; prefix: string }[];
 export const modelSets: FileSets = [{ set: "params", prefix: "" }];
@@ -53,7 +62,7 @@ export type TensorFile = { name: string; kind: string; sets: FileSets };
  * is the file's data section, layout() says) copied out of the engine a chunk at a time.
  */
 export function engineSafetensors(
-  trainer: Trainer,
+  trainer: TensorSource,
   sets: FileSets,
   metadata: Record<string, string>,
   chunkElements = chunkBytes / 4,

@@ -44,6 +44,8 @@ import {
   checkpointTensorFiles,
   engineCheckpointReader,
   engineSafetensors,
+  snapshotSource,
+  type TensorSource,
 } from "./engine-checkpoint.ts";
 import {
   folderStore,
@@ -152,6 +154,8 @@ export interface Plan {
   checkpointUri: string;
   intervalSteps: number;
   keep: number;
+  /** Periodic checkpoints are written from a snapshot while training goes on. */
+  asynchronous: boolean;
   /** Ranks training together (1: this process alone). */
   world: number;
   /** Settings this trainer does not apply, said once at start. */
@@ -411,6 +415,7 @@ export function plan(
     checkpointUri: jobCheckpointUri(job, manifestDir, options),
     intervalSteps: spec.checkpoint.intervalSteps,
     keep: spec.checkpoint.keep,
+    asynchronous: spec.checkpoint.asynchronous,
     world,
     warnings,
   };
@@ -452,8 +457,16 @@ function sourceStateForFile(state: string): unknown {
 }
 const sourceStateFromFile = (x: unknown) => (typeof x === "string" ? x : JSON.stringify(x));
 
-export function checkpointContents(trainer: Trainer, p: Plan): Record<string, FileContent> {
-  const s = trainer.state();
+/**
+ * A checkpoint's files: trainer.json from `s`, the tensor files streamed from `source` (the
+ * trainer, or its snapshot) when the store writes them.
+ */
+export function checkpointContents(
+  trainer: Trainer,
+  p: Plan,
+  source: TensorSource = trainer,
+  s = trainer.state(),
+): Record<string, FileContent> {
   const state: TrainerStateFile = {
     format: "herd-trainer-state",
     version: 1,
@@ -482,7 +495,7 @@ export function checkpointContents(trainer: Trainer, p: Plan): Record<string, Fi
     ...Object.fromEntries(
       checkpointTensorFiles(trainer).map(({ name, kind, sets }) => [
         name,
-        engineSafetensors(trainer, sets, { format: "herd", kind }),
+        engineSafetensors(source, sets, { format: "herd", kind }),
       ]),
     ),
     "trainer.json": JSON.stringify(state, null, 2) + "\n",
@@ -631,7 +644,12 @@ async function run(
     const metrics = writesCheckpoints
       ? MetricsLog.open(store.localDir, step, (msg) => log.warn(msg))
       : undefined;
-    const save = async (): Promise<void> => {
+    // A periodic checkpoint (`background`) is written from a snapshot of the state while the
+    // next steps run: the stall is the snapshot's copy. One is written at a time, in order; a
+    // failure (a newer attempt owns the folder, a full disk) surfaces at the next step.
+    let writing: Promise<void> | undefined;
+    let writeFailed: unknown;
+    const save = async (background: boolean): Promise<void> => {
       lastSaved = step;
       if (!writesCheckpoints) {
         // Sharded, the device's state is gathered from every rank: the others take part too
@@ -639,15 +657,41 @@ async function run(
         if (shardsState(p)) trainer.syncHost();
         return;
       }
+      await writing;
+      if (writeFailed) throw writeFailed;
       metrics?.sync(); // the log covers every step of the checkpoint before it is published
-      const where = await store.save(step, checkpointContents(trainer, p), p.keep);
-      log.info(`checkpoint ${stepName(step)} written`, { event: "checkpoint", step, path: where });
+      const at = step;
+      const t0 = performance.now();
+      const snapshot = background && p.asynchronous ? takeSnapshot(trainer, log) : false;
+      const stallSeconds = (performance.now() - t0) / 1000;
+      const contents = checkpointContents(trainer, p, snapshot ? snapshotSource(trainer) : trainer);
+      const write = async () => {
+        if (snapshot) await new Promise(setImmediate); // the next step starts first
+        try {
+          const where = await store.save(at, contents, p.keep);
+          const seconds = (performance.now() - t0) / 1000;
+          log.info(`checkpoint ${stepName(at)} written`, {
+            event: "checkpoint",
+            step: at,
+            path: where,
+            seconds,
+            ...(snapshot && { stallSeconds }),
+          });
+        } finally {
+          if (snapshot) trainer.releaseSnapshot();
+        }
+      };
+      if (!snapshot) return write();
+      writing = write().catch((err: unknown) => {
+        writeFailed = err;
+      });
     };
     const started = performance.now();
     const startStep = step;
     if (step === 0) lastSaved = -1; // a fresh run always ends with a checkpoint
     let agreedToStop = false;
     while (step < p.stopAt && !agreedToStop) {
+      if (writeFailed) throw writeFailed;
       if (stopSignal && !group) break;
       inFlight = step + 1;
       const r = await trainer.step(stopSignal !== undefined);
@@ -660,9 +704,11 @@ async function run(
       log.step({ ...done, tokensPerSecond, etaSeconds: perStep * (p.stopAt - step) });
       const { tokens } = trainer.state();
       metrics?.append({ ...done, tokens, tokensPerSecond, time: new Date().toISOString() });
-      if (step % p.intervalSteps === 0) await save();
+      if (step % p.intervalSteps === 0) await save(step < p.stopAt && !agreedToStop && !stopSignal);
     }
-    if (lastSaved !== step) await save();
+    if (lastSaved !== step) await save(false);
+    await writing;
+    if (writeFailed) throw writeFailed;
     await store.flush(); // the last checkpoint is published before the exit code says done
     metrics?.close();
     log.end();
@@ -679,6 +725,18 @@ async function run(
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
+  }
+}
+
+// A snapshot of the trainer's state for a background checkpoint; false (write in the
+// foreground) when the host has no memory for the copy.
+function takeSnapshot(trainer: Trainer, log: Logger): boolean {
+  try {
+    trainer.snapshot();
+    return true;
+  } catch (err) {
+    log.warn(`checkpoint written with training paused: ${(err as Error).message}`);
+    return false;
   }
 }
 

@@ -4,6 +4,7 @@
 // copies, named as in the checkpoint (docs/formats.md, "Checkpoints").
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -35,6 +36,9 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                         InstanceMethod("writeSet", &TrainerWrap::WriteSet),
                         InstanceMethod("state", &TrainerWrap::State),
                         InstanceMethod("lora", &TrainerWrap::LoraOptions),
+                        InstanceMethod("snapshot", &TrainerWrap::Snapshot),
+                        InstanceMethod("readSnapshot", &TrainerWrap::ReadSnapshot),
+                        InstanceMethod("releaseSnapshot", &TrainerWrap::ReleaseSnapshot),
                         InstanceMethod("setState", &TrainerWrap::SetState)});
   }
 
@@ -200,6 +204,51 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     return o;
   }
 
+  // snapshot(): copies of the state sets (params, m, v; lora and base with LoRA), so that a
+  // checkpoint is written from them while training goes on; returns the bytes copied.
+  // readSnapshot(set, offset, into) reads them, also while a step runs (nothing else touches
+  // them); releaseSnapshot() ends the snapshot. One at a time. The copies' memory is kept for
+  // the next snapshot: allocating (and first touching) gigabytes anew each time would cost
+  // several times the copy itself.
+  Napi::Value Snapshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    if (snapshot_held_)
+      throw Napi::Error::New(env, "a snapshot is still held: releaseSnapshot() first");
+    onDevice(env, [&] { trainer_->sync_host(); });
+    size_t bytes = 0;
+    try {
+      for (const char* set : {"params", "m", "v", "lora", "base"}) {
+        if (!trainer_->lora() && (set == std::string("lora") || set == std::string("base"))) continue;
+        const auto& from = bufferNamed(env, Napi::String::New(env, set), false);
+        snapshot_[set].assign(from.begin(), from.end());
+        bytes += from.size() * sizeof(float);
+      }
+    } catch (const std::bad_alloc&) {
+      snapshot_.clear();
+      throw Napi::Error::New(env, "not enough memory for a snapshot of the training state (" +
+                                      std::to_string(bytes >> 20) + " MiB copied when it ran out)");
+    }
+    snapshot_held_ = true;
+    return Napi::Number::New(env, double(bytes));
+  }
+
+  Napi::Value ReadSnapshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto it = snapshot_.find(setName(info[0]));
+    if (!snapshot_held_ || it == snapshot_.end())
+      throw Napi::TypeError::New(env, "readSnapshot: no snapshot of set '" + setName(info[0]) +
+                                          "' (take one with snapshot())");
+    auto [offset, chunk] = rangeOf(info, it->second.size(), "readSnapshot(which, offset, into: Float32Array)");
+    std::memcpy(chunk.Data(), it->second.data() + offset, chunk.ElementLength() * sizeof(float));
+    return env.Undefined();
+  }
+
+  Napi::Value ReleaseSnapshot(const Napi::CallbackInfo& info) {
+    snapshot_held_ = false;
+    return info.Env().Undefined();
+  }
+
   // lora(): { rank, alpha, targets } as given, or undefined without LoRA.
   Napi::Value LoraOptions(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -303,6 +352,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   }
 
   std::unique_ptr<Trainer> trainer_;
+  std::map<std::string, std::vector<float>> snapshot_;
+  bool snapshot_held_ = false;
 };
 
 // ---- asynchronous calls -------------------------------------------------------------------------
