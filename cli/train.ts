@@ -47,7 +47,8 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`herd train: ${(err as Error).message}`);
     return 64;
   }
-  const { train, distributedFromEnv } = await import("../workers/trainer/train.ts");
+  const { train } = await import("../workers/trainer/train.ts");
+  const { distributedFromEnv } = await import("../workers/trainer/options.ts");
   const { ownerFromEnv } = await import("../workers/trainer/checkpoint-store.ts");
   let distributed;
   try {

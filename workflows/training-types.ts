@@ -3,7 +3,7 @@
 import type { ObjectRef, WorkflowInput, Condition, SpecChanged } from "./types.ts";
 import type { GoodputState } from "./goodput.ts";
 
-/** Exit codes of the trainer (workers/trainer/train.ts exitCodes; docs/engine.md). */
+/** Exit codes of the trainer (workers/trainer/options.ts exitCodes; docs/engine.md). */
 export const trainerExit = { ok: 0, failure: 1, userError: 64, preempted: 75 } as const;
 
 /** Label keys on an attempt's pods and Service. */

@@ -4,7 +4,7 @@
 // the training tokens its checkpoint had seen — the data of the LLaMA paper's Figures 1 and 2.
 import type { ResultsFile } from "../eval/run.ts";
 import { metricsFile, type StepMetrics } from "../trainer/metrics-log.ts";
-import type { TrainerStateFile } from "../trainer/train.ts";
+import type { TrainerStateFile } from "../trainer/resume.ts";
 import type { CheckpointFolder } from "../checkpoint-folder.ts";
 import type { GoodputData } from "./goodput.ts";
 
