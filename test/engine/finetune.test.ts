@@ -27,22 +27,23 @@ const seqLen = 64,
 const herd = (...args: string[]) =>
   spawnSync(process.execPath, [herdBin, ...args], { encoding: "utf8" });
 
+/** oasst1's examples made with a tokenizer (a GGUF, or a Hugging Face folder) into `out`. */
+function prepareOasst(tokenizer: string, out: string) {
+  const r = herd(
+    ...["data", "prepare", "--instruct", "--tokenizer", tokenizer, "--out", out],
+    ...["--input", path.join(dataDir, "instruct/oasst1-en-validation.jsonl.gz")],
+    ...["--holdout", "0.1"],
+  );
+  assert.equal(r.status, 0, r.stderr);
+}
+
 before(() => {
   if (!smol) return;
   dir = mkdtempSync(path.join(tmpdir(), "herd-finetune-"));
   base = path.join(dir, "base.gguf"); // a copy: the resume test deletes it
   copyFileSync(smol, base);
   shards = path.join(dir, "oasst");
-  const r = herd(
-    ...["data", "prepare", "--instruct", "--tokenizer", base, "--out", shards],
-    ...[
-      "--input",
-      path.join(dataDir, "instruct/oasst1-en-validation.jsonl.gz"),
-      "--holdout",
-      "0.1",
-    ],
-  );
-  assert.equal(r.status, 0, r.stderr);
+  prepareOasst(base, shards);
 });
 after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
@@ -206,16 +207,7 @@ test("from Hugging Face safetensors and from a herd checkpoint", skip, () => {
   // ... or take the folder's own tokenizer.json (herd convert wrote it), with shards made
   // from it: the same tokens, so the same loss.
   const hfShards = path.join(dir, "oasst-hf");
-  const p = herd(
-    ...["data", "prepare", "--instruct", "--tokenizer", hf, "--out", hfShards],
-    ...[
-      "--input",
-      path.join(dataDir, "instruct/oasst1-en-validation.jsonl.gz"),
-      "--holdout",
-      "0.1",
-    ],
-  );
-  assert.equal(p.status, 0, p.stderr);
+  prepareOasst(hf, hfShards);
   const own = train(job("hf-own", `    from: { uri: ${hf} }`, "", "", hfShards), "--steps", "1");
   assert.equal(own.status, 0, own.stderr);
   assert.ok(Math.abs(own.losses[0]! - firstLoss) < 1e-4, "tokenizer.json gives the GGUF's tokens");

@@ -15,6 +15,12 @@ const work = mkdtempSync(path.join(tmpdir(), "herd-train-"));
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
 const manifest = (name: string, extra = "") => tinyJobManifest(work, name, extra);
+/** The small job with one text replaced in its manifest. */
+function editedManifest(name: string, from: string, to: string): string {
+  const file = manifest(name);
+  writeFileSync(file, readFileSync(file, "utf8").replace(from, to));
+  return file;
+}
 /** The small job with longer steps: 16 sequences of 128 tokens, 8 steps. */
 function slowManifest(name: string): string {
   const file = manifest(name);
@@ -66,11 +72,7 @@ test("N steps, stop, resume, N more gives the same checkpoint bits as 2N straigh
 
 test("asynchronous checkpoints (the default) write the bits that training paused for writes", () => {
   const paused = path.join(work, "paused");
-  const file = manifest("paused");
-  writeFileSync(
-    file,
-    readFileSync(file, "utf8").replace("keep: 10 }", "keep: 10, asynchronous: false }"),
-  );
+  const file = editedManifest("paused", "keep: 10 }", "keep: 10, asynchronous: false }");
   const r = train(file, paused, 12);
   assert.equal(r.status, 0, r.stderr);
   for (let step = 2; step <= 12; step += 2)
@@ -184,11 +186,7 @@ test("a malformed manifest or tensor file in the only checkpoint is a clear erro
 test("resuming a checkpoint of a different model exits 64 and keeps the checkpoint", () => {
   const out = path.join(work, "other-model");
   assert.equal(train(job, out, 2).status, 0);
-  const wider = manifest("wider");
-  writeFileSync(
-    wider,
-    readFileSync(wider, "utf8").replace("preset: llama-tiny }", "preset: llama-tiny, nLayers: 3 }"),
-  );
+  const wider = editedManifest("wider", "preset: llama-tiny }", "preset: llama-tiny, nLayers: 3 }");
   const r = train(wider, out, 4);
   assert.equal(r.status, 64, r.stderr);
   assert.match(r.stderr, /the checkpoint's model .* differs from the job's/);

@@ -14,6 +14,7 @@
 import {
   closeSync,
   existsSync,
+  fstatSync,
   openSync,
   readFileSync,
   readSync,
@@ -23,7 +24,7 @@ import {
 import path from "node:path";
 import type { ModelConfig } from "../../crds/model.ts";
 import { loadCheckpoint, saveCheckpoint, type VerifiedFiles } from "../trainer/checkpoint.ts";
-import { decodeSafetensors, encodeSafetensors } from "../trainer/safetensors.ts";
+import { encodeSafetensors } from "../trainer/safetensors.ts";
 import {
   dequantize,
   encodeGguf,
@@ -141,7 +142,7 @@ function expectShape(name: string, got: number[], want: number[], source: string
 /** A herd checkpoint: `dir` is a step-NNNNNNNNN folder or a run folder with LATEST. */
 export function readHerd(dir: string, warn: (m: string) => void = () => {}): LoadedModel {
   const required = ["model.safetensors", "trainer.json"];
-  const open = (files: Pick<VerifiedFiles, "get">, step: number): LoadedModel => {
+  const open = (files: Pick<VerifiedFiles, "get" | "path">, step: number): LoadedModel => {
     let state: { model?: ModelConfig; tokens?: number };
     try {
       state = JSON.parse(files.get("trainer.json").toString("utf8")) as typeof state;
@@ -155,8 +156,8 @@ export function readHerd(dir: string, warn: (m: string) => void = () => {}): Loa
     if (state.tokens !== undefined && !(Number.isSafeInteger(state.tokens) && state.tokens >= 0))
       throw new ModelFormatError(`${dir}: trainer.json tokens is not a token count`);
     const config = checkConfig(state.model, `${dir}/trainer.json`);
-    const { tensors } = decodeSafetensors(
-      files.get("model.safetensors"),
+    const tensors = readSafetensorsFile(
+      files.path("model.safetensors"),
       `${dir}/model.safetensors`,
     );
     expectTensorCount(config, tensors.size, `${dir}/model.safetensors`);
@@ -173,13 +174,10 @@ export function readHerd(dir: string, warn: (m: string) => void = () => {}): Loa
   const m = /^step-(\d{9})$/.exec(base);
   // a single step folder: open it through its parent's protocol, pinned to that step
   if (m) {
-    const files = new Map<string, Buffer>();
-    for (const f of required) {
-      const p = path.join(dir, f);
-      if (!existsSync(p)) throw new ModelFormatError(`${dir}: ${f} is missing`);
-      files.set(f, readFileSync(p));
-    }
-    return open({ get: (name) => files.get(name)! }, Number(m[1]));
+    for (const f of required)
+      if (!existsSync(path.join(dir, f))) throw new ModelFormatError(`${dir}: ${f} is missing`);
+    const at = (name: string) => path.join(dir, name);
+    return open({ path: at, get: (name) => readFileSync(at(name)) }, Number(m[1]));
   }
   const loaded = loadCheckpoint(dir, required, open, warn);
   if (!loaded) throw new ModelFormatError(`${dir}: no herd checkpoint (step-NNNNNNNNN/) found`);
@@ -218,19 +216,49 @@ interface RawTensor {
 
 const dtypeBytes: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
 
-/** A safetensors file of F32, F16 or BF16 tensors, converted to fp32; every bound checked. */
+/**
+ * A safetensors file of F32, F16 or BF16 tensors, converted to fp32; every bound checked. The
+ * file is read tensor by tensor (a positioned read each), never whole: model files past
+ * 2 GiB, which one Node Buffer cannot hold, load as long as each tensor is smaller.
+ */
+export function readSafetensorsFile(file: string, source = file): Map<string, RawTensor> {
+  const fd = openSync(file, "r");
+  try {
+    return decodeSafetensorsAny(fstatSync(fd).size, source, (at, n) => {
+      const b = Buffer.alloc(n);
+      for (let got = 0; got < n;) {
+        const r = readSync(fd, b, got, n - got, at + got);
+        if (r === 0) throw new ModelFormatError(`${source}: ends at byte ${at + got}`);
+        got += r;
+      }
+      return b;
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The same from bytes in memory. */
 export function readSafetensorsAny(bytes: Buffer, source: string): Map<string, RawTensor> {
+  return decodeSafetensorsAny(bytes.length, source, (at, n) => bytes.subarray(at, at + n));
+}
+
+// A safetensors file of `size` bytes, read through `read(at, n)` (only inside the file).
+function decodeSafetensorsAny(
+  size: number,
+  source: string,
+  read: (at: number, n: number) => Buffer,
+): Map<string, RawTensor> {
   const fail = (msg: string): never => {
     throw new ModelFormatError(`${source}: ${msg}`);
   };
-  if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the header length`);
-  const n = bytes.readBigUInt64LE(0);
-  if (n > BigInt(Math.min(bytes.length - 8, 100_000_000)))
-    fail(`header length ${n} exceeds the file`);
+  if (size < 8) fail(`file is ${size} bytes, shorter than the header length`);
+  const n = read(0, 8).readBigUInt64LE(0);
+  if (n > BigInt(Math.min(size - 8, 100_000_000))) fail(`header length ${n} exceeds the file`);
   const start = 8 + Number(n);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(bytes.subarray(8, start).toString("utf8")) as Record<string, unknown>;
+    header = JSON.parse(read(8, Number(n)).toString("utf8")) as Record<string, unknown>;
   } catch (err) {
     return fail(`header is not valid JSON (${(err as Error).message})`);
   }
@@ -240,11 +268,11 @@ export function readSafetensorsAny(bytes: Buffer, source: string): Map<string, R
   for (const [name, v] of Object.entries(header)) {
     if (name === "__metadata__") continue;
     const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const size =
+    const width =
       typeof e?.dtype === "string" && Object.hasOwn(dtypeBytes, e.dtype)
         ? dtypeBytes[e.dtype]
         : undefined;
-    if (!size)
+    if (!width)
       fail(`tensor ${name}: dtype ${JSON.stringify(e?.dtype)} is not supported (F32, F16, BF16)`);
     if (!Array.isArray(e.shape) || !e.shape.every((x) => Number.isSafeInteger(x) && x >= 0))
       fail(`tensor ${name}: bad shape`);
@@ -255,36 +283,43 @@ export function readSafetensorsAny(bytes: Buffer, source: string): Map<string, R
       !Number.isSafeInteger(en) ||
       b! < 0 ||
       en! < b! ||
-      start + en! > bytes.length
+      start + en! > size
     )
       fail(`tensor ${name}: data_offsets lie outside the file`);
-    if (en! - b! !== count * size!)
+    if (en! - b! !== count * width!)
       fail(`tensor ${name}: ${en! - b!} bytes for ${count} elements of ${String(e.dtype)}`);
-    const data = new Float32Array(count);
-    const at = start + b!;
-    if (e.dtype === "F32") for (let i = 0; i < count; i++) data[i] = bytes.readFloatLE(at + 4 * i);
-    else if (e.dtype === "BF16") {
-      const u = new Uint32Array(data.buffer);
-      for (let i = 0; i < count; i++) u[i] = bytes.readUInt16LE(at + 2 * i) << 16;
-    } else {
-      for (let i = 0; i < count; i++) {
-        const h = bytes.readUInt16LE(at + 2 * i);
-        const s = h & 0x8000 ? -1 : 1,
-          ex = (h >> 10) & 31,
-          mant = h & 1023;
-        data[i] =
-          ex === 0
-            ? s * mant * 2 ** -24
-            : ex === 31
-              ? mant
-                ? NaN
-                : s * Infinity
-              : s * (1 + mant / 1024) * 2 ** (ex - 15);
-      }
-    }
-    out.set(name, { shape: e.shape as number[], data });
+    out.set(name, {
+      shape: e.shape as number[],
+      data: toFloat32(read(start + b!, en! - b!), e.dtype as string, count),
+    });
   }
   return out;
+}
+
+/** Little-endian F32, BF16 or F16 values as fp32. */
+function toFloat32(bytes: Buffer, dtype: string, count: number): Float32Array {
+  const data = new Float32Array(count);
+  if (dtype === "F32") for (let i = 0; i < count; i++) data[i] = bytes.readFloatLE(4 * i);
+  else if (dtype === "BF16") {
+    const u = new Uint32Array(data.buffer);
+    for (let i = 0; i < count; i++) u[i] = bytes.readUInt16LE(2 * i) << 16;
+  } else {
+    for (let i = 0; i < count; i++) {
+      const h = bytes.readUInt16LE(2 * i);
+      const s = h & 0x8000 ? -1 : 1,
+        ex = (h >> 10) & 31,
+        mant = h & 1023;
+      data[i] =
+        ex === 0
+          ? s * mant * 2 ** -24
+          : ex === 31
+            ? mant
+              ? NaN
+              : s * Infinity
+            : s * (1 + mant / 1024) * 2 ** (ex - 15);
+    }
+  }
+  return data;
 }
 
 // Hugging Face's conversion permutes the rows of wq and wk so that rotary embedding rotates
@@ -394,7 +429,7 @@ export function readHf(dir: string): LoadedModel {
     const p = path.join(dir, path.basename(f));
     if (!existsSync(p) || !statSync(p).isFile())
       throw new ModelFormatError(`${dir}: ${f} is missing or not a file`);
-    for (const [k, v] of readSafetensorsAny(readFileSync(p), p)) all.set(k, v);
+    for (const [k, v] of readSafetensorsFile(p)) all.set(k, v);
   }
   expectTensorCount(config, all.size, dir);
   const hd = config.dim / config.nHeads;
