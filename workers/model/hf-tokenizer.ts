@@ -131,7 +131,10 @@ export function readHfTokenizer(uri: string): HfTokenizer {
   const regexes = regexesOf(json.pre_tokenizer, file);
 
   const added = json.added_tokens ?? [];
-  const size = Math.max(...Object.values(m.vocab), ...added.map((t) => t.id)) + 1;
+  // (a loop, not Math.max(...ids): a spread of 128k arguments overflows the stack)
+  let size = 0;
+  for (const id of [...Object.values(m.vocab), ...added.map((t) => t.id)])
+    size = Math.max(size, id + 1);
   const tokens: string[] = new Array<string>(size).fill("");
   for (const [text, id] of Object.entries(m.vocab)) tokens[id] = text;
   for (const t of added) tokens[t.id] = t.content;
